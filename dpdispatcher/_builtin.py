@@ -1,0 +1,27 @@
+"""Import every built-in batch type and context so that they register themselves.
+
+Each module imports its heavy dependencies (paramiko, requests, oss2) lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+BUILTIN_MODULES = (
+    "dpdispatcher.machines.shell",
+    "dpdispatcher.machines.slurm",
+    "dpdispatcher.machines.pbs",
+    "dpdispatcher.machines.lsf",
+    "dpdispatcher.machines.dp_cloud_server",
+    "dpdispatcher.contexts.local_context",
+    "dpdispatcher.contexts.lazy_local_context",
+    "dpdispatcher.contexts.ssh_context",
+    "dpdispatcher.contexts.dp_cloud_server_context",
+)
+
+for _name in BUILTIN_MODULES:
+    try:
+        importlib.import_module(_name)
+    except ModuleNotFoundError as _err:  # a backend still being written
+        if _err.name != _name:
+            raise

@@ -1,0 +1,92 @@
+"""Which files move where: pure planning shared by every context.
+
+Globs in forward files are expanded against the local work base; a pattern matching
+nothing is an error raised before anything is uploaded or submitted.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dpdispatcher._script import names
+from dpdispatcher.errors import MissingInputError
+
+if TYPE_CHECKING:
+    from dpdispatcher.submission import Submission
+
+
+def has_magic(pattern: str) -> bool:
+    """Whether ``pattern`` contains glob characters."""
+    return glob.has_magic(pattern)
+
+
+def expand_local(base: str, patterns: list[str], key: str) -> list[str]:
+    """Expand ``patterns`` under ``base`` into sorted relative paths; missing ones raise."""
+    found: list[str] = []
+    for pattern in patterns:
+        full = os.path.join(base, pattern)
+        if has_magic(pattern):
+            matches = sorted(os.path.relpath(m, base) for m in glob.glob(full))
+        else:
+            matches = [os.path.normpath(pattern)] if os.path.lexists(full) else []
+        if not matches:
+            raise MissingInputError(f"{key}: {pattern!r} not found in {base}")
+        found.extend(m for m in matches if m not in found)
+    return found
+
+
+def forward_files(submission: Submission, local_work_base: str) -> list[str]:
+    """Every forward and forward-common file, relative to the work base, deduplicated."""
+    out = expand_local(local_work_base, submission.forward_common_files,
+                       "submission/forward_common_files")
+    for task in submission.belonging_tasks:
+        task_dir = os.path.join(local_work_base, task.task_work_path)
+        for rel in expand_local(task_dir, task.forward_files,
+                                f"task {task.task_work_path!r}/forward_files"):
+            path = os.path.normpath(os.path.join(task.task_work_path, rel))
+            if path not in out:
+                out.append(path)
+    return out
+
+
+def task_dirs(submission: Submission) -> list[str]:
+    """Every task directory, normalised, relative to the work base."""
+    seen: list[str] = []
+    for task in submission.belonging_tasks:
+        path = os.path.normpath(task.task_work_path)
+        if path not in seen:
+            seen.append(path)
+    return seen
+
+
+@dataclass(frozen=True)
+class BackwardRequest:
+    """One backward pattern to fetch: ``directory`` relative to job root and work base."""
+
+    directory: str
+    pattern: str
+    optional: bool = False  # error* files requested by back_error may be absent
+
+
+def backward_requests(submission: Submission, back_error: bool) -> Iterator[BackwardRequest]:
+    """Every backward pattern of the submission's jobs, then the common ones."""
+    for job in submission.belonging_jobs:
+        for task in job.job_task_list:
+            directory = os.path.normpath(task.task_work_path)
+            for pattern in task.backward_files:
+                yield BackwardRequest(directory, pattern)
+            if back_error:
+                yield BackwardRequest(directory, "error*", optional=True)
+    for pattern in submission.backward_common_files:
+        yield BackwardRequest(".", pattern)
+
+
+def mark_missing(local_dir: str, pattern: str) -> None:
+    """Write the empty marker telling that ``pattern`` could not be downloaded."""
+    os.makedirs(local_dir, exist_ok=True)
+    with open(os.path.join(local_dir, names.download_failure_marker(pattern)), "w"):
+        pass

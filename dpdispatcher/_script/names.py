@@ -1,0 +1,55 @@
+"""Every file name the dispatcher creates, each produced by exactly one function.
+
+Job-level files live in the job root; the task tag lives in the task directory.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNSAFE_PATTERN_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def script_file(job_hash: str) -> str:
+    """The job script submitted to the scheduler."""
+    return f".{job_hash}.sub"
+
+
+def run_file(job_hash: str) -> str:
+    """The per-task body ``source``-d by the job script."""
+    return f".{job_hash}.sub.run"
+
+
+def job_id_file(job_hash: str) -> str:
+    """Raw output of the last submit command, written by the submit command itself."""
+    return f"{job_hash}_job_id"
+
+
+def fail_flag_file(job_hash: str) -> str:
+    """Holds 0 while every task of the job succeeded, 1 once one failed."""
+    return f"{job_hash}_flag_if_job_task_fail"
+
+
+def job_tag_file(job_hash: str) -> str:
+    """Touched by the job script when all its tasks succeeded."""
+    return f"{job_hash}_job_tag_finished"
+
+
+def last_err_file(job_hash: str) -> str:
+    """Exit code and tail of the error log of the last failing task."""
+    return f"{job_hash}_last_err_file"
+
+
+def task_tag_file(task_hash: str) -> str:
+    """Touched in the task directory when the task's command succeeded."""
+    return f"{task_hash}_task_tag_finished"
+
+
+def state_file(submission_hash: str) -> str:
+    """The persisted submission state in the job root."""
+    return f"{submission_hash}.json"
+
+
+def download_failure_marker(pattern: str) -> str:
+    """Empty marker written locally when a backward file is missing and marked as failed."""
+    return "tag_failure_download_" + _UNSAFE_PATTERN_CHARS.sub("_", pattern)

@@ -1,0 +1,66 @@
+"""The one place where values are made safe for a shell or a scheduler directive.
+
+Values (paths, file names, queue and job names, module names, job ids) go through
+these helpers. Raw-shell fields (``command``, ``custom_flags``, ``prepend_script``,
+``append_script``) are inserted verbatim by contract and never pass through here.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from dpdispatcher.errors import ConfigurationError, SchedulerError
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_JOB_ID = re.compile(r"^[A-Za-z0-9_.:\[\]@-]{1,128}$")
+# ``$NAME`` or ``${`` may expand inside an env value; every other ``$`` is literal.
+_DOLLAR_NOT_EXPANDING = re.compile(r"\$(?![A-Za-z_{])")
+
+
+def sh(value: str) -> str:
+    """Quote ``value`` as one shell word (single quotes; nothing inside expands)."""
+    return shlex.quote(str(value))
+
+
+def env_name(name: str) -> str:
+    """Validate an environment variable name."""
+    if not _ENV_NAME.match(name):
+        raise ConfigurationError(
+            f"resources/envs: {name!r} is not a valid environment variable name "
+            "(letters, digits and '_', not starting with a digit)"
+        )
+    return name
+
+
+def env_value(value: object) -> str:
+    """Quote an env value in double quotes.
+
+    ``$NAME`` and ``${NAME}`` still expand (users write ``"PATH": "/opt/bin:$PATH"``),
+    but command substitution, backticks, quotes and backslashes are literal.
+    """
+    text = str(value)
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
+    text = _DOLLAR_NOT_EXPANDING.sub(lambda _m: "\\$", text)
+    return f'"{text}"'
+
+
+def directive_value(value: str, key: str) -> str:
+    """Check a value bound for a scheduler directive line (``#SBATCH --partition Q``).
+
+    Directive lines cannot be quoted, so a value that could start a new line or a new
+    option is refused.
+    """
+    if any(ch in value for ch in "\n\r\0") or value != value.strip() or " " in value:
+        raise ConfigurationError(
+            f"{key}: {value!r} cannot be used in a scheduler directive "
+            "(no spaces, line breaks or NUL allowed)"
+        )
+    return value
+
+
+def job_id(value: str) -> str:
+    """Validate a job id read back from a scheduler or a state file."""
+    if not _JOB_ID.match(value):
+        raise SchedulerError(f"refusing job id {value!r}: it is not a plain scheduler job id")
+    return value

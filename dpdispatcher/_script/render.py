@@ -1,0 +1,153 @@
+"""Pure renderers for the job script and its ``.run`` body (SPEC §5).
+
+Nothing here does I/O or mutates its inputs: rendering twice gives the same text.
+The header comes from the batch type (a list of lines); the rest is common.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from dpdispatcher._script import names
+from dpdispatcher._script.quoting import env_name, env_value, sh
+from dpdispatcher.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from dpdispatcher.resources import Resources
+    from dpdispatcher.task import Task
+
+ROOT = '"$REMOTE_ROOT"'
+
+
+def root_file(name: str) -> str:
+    """A path to ``name`` inside the job root, for use in the rendered script."""
+    return f"{ROOT}/{sh(name)}"
+
+
+def render_env(job_hash: str, job_root: str, resources: Resources) -> str:
+    """The env section: job root, fail flag, modules, sources, exports, prepend_script."""
+    lines = [
+        f"REMOTE_ROOT=$(readlink -f {sh(job_root)})",
+        f"echo 0 > {root_file(names.fail_flag_file(job_hash))}",
+    ]
+    if resources.module_purge:
+        lines.append("module purge")
+    lines += [f"module unload {sh(m)}" for m in resources.module_unload_list]
+    lines += [f"module load {sh(m)}" for m in resources.module_list]
+    lines += [f"source {sh(s)}" for s in resources.source_list]
+    lines += [
+        f"export DPDISPATCHER_NUMBER_NODE={resources.number_node}",
+        f"export DPDISPATCHER_CPU_PER_NODE={resources.cpu_per_node}",
+        f"export DPDISPATCHER_GPU_PER_NODE={resources.gpu_per_node}",
+        f"export DPDISPATCHER_QUEUE_NAME={sh(resources.queue_name)}",
+        f"export DPDISPATCHER_GROUP_SIZE={resources.group_size}",
+    ]
+    for key, value in resources.envs.items():
+        values = value if isinstance(value, list) else [value]
+        lines += [f"export {env_name(key)}={env_value(v)}" for v in values]
+    lines += list(resources.prepend_script)
+    return "\n".join(lines) + "\n"
+
+
+def render_run_line(job_hash: str) -> str:
+    """The line of the job script that runs the per-task body."""
+    return f"source {root_file(names.run_file(job_hash))}\n"
+
+
+def render_end(job_hash: str, resources: Resources) -> str:
+    """Wait for every task, then touch the job tag only if none failed."""
+    flag = root_file(names.fail_flag_file(job_hash))
+    lines = [
+        'cd "$REMOTE_ROOT"',
+        "wait",
+        f'if test "$(cat {flag})" -eq 0; then',
+        f"  touch {root_file(names.job_tag_file(job_hash))}",
+        "else",
+        "  exit 1",
+        "fi",
+        *resources.append_script,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _redirects(task: Task) -> str:
+    parts = []
+    if task.outlog is not None:
+        parts.append(f"1>>{sh(task.outlog)}")
+    if task.errlog is not None:
+        parts.append(f"2>>{sh(task.errlog)}")
+    return " ".join(parts)
+
+
+def render_task_block(task: Task, job_hash: str, cuda_device: int | None) -> str:
+    """One task: enter its directory, run it unless its tag exists, record the outcome."""
+    tag = sh(names.task_tag_file(task.task_hash))
+    log = task.errlog if task.errlog is not None else task.outlog
+    tail = f"tail -c 4000 {sh(log)} 2>/dev/null; " if log is not None else ""
+    cuda = f"  export CUDA_VISIBLE_DEVICES={cuda_device};\n" if cuda_device is not None else ""
+    return (
+        'cd "$REMOTE_ROOT"\n'
+        f"cd {sh(task.task_work_path)} || exit 1\n"
+        f"if [ ! -f {tag} ]; then\n"
+        f"{cuda}"
+        "  (\n"
+        f"{task.command}\n"
+        f"  ) {_redirects(task)}\n"
+        "  rc=$?\n"
+        f"  if test $rc -eq 0; then touch {tag}; else\n"
+        f"    echo 1 > {root_file(names.fail_flag_file(job_hash))}\n"
+        f"    {{ printf 'task %s failed with exit code %s\\n' {sh(task.task_work_path)} \"$rc\"; "
+        f"{tail}}} > {root_file(names.last_err_file(job_hash))}\n"
+        "  fi\n"
+        "fi &\n"
+    )
+
+
+def cuda_device_for(index: int, resources: Resources) -> int | None:
+    """The CUDA device of the ``index``-th task, or None without ``if_cuda_multi_devices``."""
+    if not resources.strategy.get("if_cuda_multi_devices", False):
+        return None
+    if resources.gpu_per_node < 1 or resources.number_node != 1:
+        raise ConfigurationError(
+            "resources/strategy/if_cuda_multi_devices needs gpu_per_node >= 1 and "
+            f"number_node == 1 (got gpu_per_node={resources.gpu_per_node}, "
+            f"number_node={resources.number_node})"
+        )
+    return (index // resources.para_deg) % resources.gpu_per_node
+
+
+def wait_period(resources: Resources) -> int:
+    """How many task blocks run in the background before a ``wait``."""
+    if resources.strategy.get("if_cuda_multi_devices", False):
+        return resources.gpu_per_node * resources.para_deg
+    return resources.para_deg
+
+
+def render_run_body(job_hash: str, tasks: Sequence[Task], resources: Resources) -> str:
+    """The ``.run`` file: every task block, with a ``wait`` after each batch."""
+    period = wait_period(resources)
+    chunks = []
+    for index, task in enumerate(tasks):
+        chunks.append(render_task_block(task, job_hash, cuda_device_for(index, resources)))
+        if (index + 1) % period == 0:
+            chunks.append("wait\n")
+    return "".join(chunks)
+
+
+def render_script(
+    header: str, job_hash: str, job_root: str, resources: Resources, run_line: str | None = None
+) -> str:
+    """Assemble header, custom flags, env, run line and end into the job script."""
+    flags = "".join(f"{flag}\n" for flag in resources.custom_flags)
+    parts = [
+        header.rstrip("\n") + "\n",
+        flags,
+        "\n",
+        render_env(job_hash, job_root, resources),
+        "\n",
+        run_line if run_line is not None else render_run_line(job_hash),
+        "\n",
+        render_end(job_hash, resources),
+    ]
+    return "".join(parts)

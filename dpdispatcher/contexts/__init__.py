@@ -1,0 +1,1 @@
+"""Contexts: how files and commands reach the execution side."""

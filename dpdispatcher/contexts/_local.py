@@ -1,0 +1,70 @@
+"""Shared primitives of the contexts that run on this machine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+from dpdispatcher.base_context import BaseContext, CommandResult
+from dpdispatcher.errors import ContextError
+
+
+def atomic_write(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a unique temporary file and a rename."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp.", suffix="." + os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def remove_path(path: str) -> None:
+    """Remove a file, link or directory tree if it exists."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+class LocalShellContext(BaseContext):
+    """Runs commands with a local bash and reads/writes files directly."""
+
+    _abstract = True
+
+    def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
+        """Run ``cmd`` with bash in the job root (or the current directory before binding)."""
+        cwd = self.remote_root if os.path.isdir(self.remote_root) else None
+        try:
+            proc = subprocess.run(
+                ["bash", "-c", cmd], cwd=cwd, capture_output=True, text=True,
+                timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise ContextError(f"could not run {cmd!r}: {err}") from err
+        return CommandResult(proc.returncode, proc.stdout, proc.stderr, cmd)
+
+    def _abs(self, fname: str) -> str:
+        return os.path.join(self.remote_root, fname)
+
+    def write_file(self, fname: str, write_str: str) -> str:
+        """Write a file in the job root atomically; return its path."""
+        path = self._abs(fname)
+        atomic_write(path, write_str)
+        return path
+
+    def read_file(self, fname: str) -> str:
+        """Read a file from the job root."""
+        with open(self._abs(fname), encoding="utf-8") as fh:
+            return fh.read()
+
+    def check_file_exists(self, fname: str) -> bool:
+        """Whether a file exists in the job root."""
+        return os.path.lexists(self._abs(fname))

@@ -1,0 +1,112 @@
+"""LocalContext: run jobs in a separate directory on this machine."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import threading
+from typing import TYPE_CHECKING, Any
+
+from dpdispatcher import _files
+from dpdispatcher.contexts._local import LocalShellContext, remove_path
+from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import RemoteFileNotFoundError
+
+if TYPE_CHECKING:
+    from dpdispatcher.submission import Submission
+
+
+class LocalContext(LocalShellContext):
+    """Jobs run in ``remote_root/<submission_hash>`` on this machine.
+
+    Forward files are symlinked there (copied with ``remote_profile.symlink = false``),
+    results are moved back to the work base, and ``clean`` removes the job root.
+    """
+
+    @classmethod
+    def machine_subfields(cls) -> list[Any]:
+        """``remote_profile.symlink``."""
+        from dargs import Argument
+
+        return [Argument("remote_profile", dict, [
+            Argument("symlink", bool, optional=True, default=True,
+                     doc="Symlink forward files into the job root; false copies them."),
+        ], optional=True, default={}, doc="Options of LocalContext.")]
+
+    def upload(self, submission: Submission) -> None:
+        """Link or copy every forward and common file into the job root."""
+        os.makedirs(self.remote_root, exist_ok=True)
+        for directory in _files.task_dirs(submission):
+            os.makedirs(os.path.join(self.remote_root, directory), exist_ok=True)
+        symlink = self.remote_profile.get("symlink", True)
+        for rel in _files.forward_files(submission, self.local_root):
+            src = os.path.join(self.local_root, rel)
+            dst = os.path.join(self.remote_root, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            _place(os.path.abspath(src), dst, symlink)
+
+    def download(
+        self,
+        submission: Submission,
+        check_exists: bool = False,
+        mark_failure: bool = True,
+        back_error: bool = False,
+    ) -> None:
+        """Move every backward file back; report all missing ones at the end."""
+        missing: list[str] = []
+        for req in _files.backward_requests(submission, back_error):
+            remote_dir = os.path.join(self.remote_root, req.directory)
+            local_dir = os.path.join(self.local_root, req.directory)
+            matches = _glob_rel(remote_dir, req.pattern)
+            if not matches:
+                if req.optional:
+                    continue
+                if check_exists:
+                    if mark_failure:
+                        _files.mark_missing(local_dir, req.pattern)
+                    continue
+                missing.append(os.path.join(req.directory, req.pattern))
+                continue
+            for rel in matches:
+                _move_back(os.path.join(remote_dir, rel), os.path.join(local_dir, rel))
+        if missing:
+            raise RemoteFileNotFoundError(
+                f"backward files not found in {self.remote_root}: {', '.join(missing)} "
+                "(set check_exists=True to tolerate missing files)"
+            )
+
+    def clean(self) -> None:
+        """Remove the job root (in a background thread with clean_asynchronously)."""
+        root = self.remote_root
+        if self.clean_asynchronously:
+            threading.Thread(target=shutil.rmtree, args=(root, True), daemon=True).start()
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _place(src: str, dst: str, symlink: bool) -> None:
+    if os.path.lexists(dst):
+        if symlink and os.path.islink(dst) and os.readlink(dst) == src:
+            return
+        remove_path(dst)
+    if symlink:
+        os.symlink(src, dst)
+    elif os.path.isdir(src):
+        shutil.copytree(src, dst, symlinks=True)
+    else:
+        shutil.copy2(src, dst)
+
+
+def _glob_rel(directory: str, pattern: str) -> list[str]:
+    if _files.has_magic(pattern):
+        return sorted(os.path.relpath(p, directory) for p in glob.glob(os.path.join(directory, pattern)))
+    return [pattern] if os.path.lexists(os.path.join(directory, pattern)) else []
+
+
+def _move_back(src: str, dst: str) -> None:
+    if os.path.lexists(dst):
+        dlog.debug("%s already present locally; keeping it", dst)
+        return
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    shutil.move(src, dst)

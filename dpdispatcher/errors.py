@@ -1,0 +1,67 @@
+"""One exception hierarchy for the whole package.
+
+Every error derives from :class:`DPDispatcherError` and, where the original
+dpdispatcher raised a builtin, also from that builtin, so ``except RuntimeError``
+or ``except FileNotFoundError`` clauses written against the original still work.
+"""
+
+from __future__ import annotations
+
+
+class DPDispatcherError(Exception):
+    """Base class of every error raised by dpdispatcher."""
+
+
+class ConfigurationError(DPDispatcherError, ValueError):
+    """A machine, resources, task or submission description is invalid."""
+
+
+class UnknownNameError(ConfigurationError, KeyError):
+    """A batch type or context type name is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ContextError(DPDispatcherError, RuntimeError):
+    """The transport (local shell, SSH, HTTP) failed to run a command or move a file."""
+
+
+class CommandError(ContextError):
+    """A command run through a context exited with a non-zero status."""
+
+    def __init__(self, cmd: str, exit_code: int, stderr: str) -> None:
+        self.cmd = cmd
+        self.exit_code = exit_code
+        self.stderr = stderr
+        super().__init__(
+            f"command {cmd!r} failed with exit code {exit_code}: {stderr.strip()[-2000:]}"
+        )
+
+
+class RemoteFileNotFoundError(ContextError, FileNotFoundError):
+    """A file expected on the execution side (e.g. a backward file) does not exist."""
+
+
+class UnsafeArchiveError(ContextError):
+    """An archive received from a remote holds an entry that would escape its target."""
+
+
+class SchedulerError(DPDispatcherError, RuntimeError):
+    """The batch scheduler rejected a command or answered something unexpected."""
+
+
+class TransientSchedulerError(SchedulerError):
+    """The scheduler is temporarily unreachable; the operation is retried later."""
+
+
+class JobFailedError(DPDispatcherError, RuntimeError):
+    """A job kept failing after ``retry_count`` resubmissions."""
+
+
+class RecoveryError(DPDispatcherError, RuntimeError):
+    """Persisted submission state exists but does not match this submission."""
+
+
+class MissingInputError(ConfigurationError, FileNotFoundError):
+    """A forward or common file named in the submission does not exist locally."""

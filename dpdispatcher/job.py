@@ -1,0 +1,121 @@
+"""Job: a group of tasks submitted together as one scheduler job."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from dpdispatcher._script import names
+from dpdispatcher.errors import ConfigurationError, JobFailedError
+from dpdispatcher.resources import Resources
+from dpdispatcher.task import Task
+from dpdispatcher.utils.job_status import JobStatus
+
+if TYPE_CHECKING:
+    from dpdispatcher.machine import Machine
+
+_RUNTIME_KEYS = ("job_state", "job_id", "fail_count")
+
+
+class Job:
+    """Tasks sharing one job script, one scheduler job id and one copy of the resources.
+
+    Jobs are made by :meth:`Submission.generate_jobs`; users rarely build them.
+    """
+
+    def __init__(
+        self, job_task_list: list[Task], *, resources: Resources, machine: Machine | None = None
+    ) -> None:
+        self.job_task_list = list(job_task_list)
+        self.resources = resources
+        self.machine = machine
+        self.job_state: JobStatus = JobStatus.unsubmitted
+        self.job_id = ""
+        self.fail_count = 0
+        self.job_hash = self.get_hash()
+        self.script_file_name = names.script_file(self.job_hash)
+        # runtime bookkeeping, not persisted
+        self.not_before = 0.0
+        self.unknown_since: float | None = None
+
+    def __repr__(self) -> str:
+        return (f"Job(hash={self.job_hash[:10]}, id={self.job_id!r}, "
+                f"state={self.job_state.name}, tasks={len(self.job_task_list)})")
+
+    def get_hash(self) -> str:
+        """sha1 of the JSON of the tasks and resources."""
+        static = {
+            "job_task_list": [t.serialize() for t in self.job_task_list],
+            "resources": self.resources.serialize(),
+        }
+        return hashlib.sha1(json.dumps(static).encode("utf-8")).hexdigest()
+
+    def serialize(self, if_static: bool = False) -> dict[str, Any]:
+        """``{job_hash: {...}}``; runtime fields (state, id, fail count) unless ``if_static``."""
+        body: dict[str, Any] = {
+            "job_task_list": [t.serialize() for t in self.job_task_list],
+            "resources": self.resources.serialize(),
+        }
+        if not if_static:
+            body.update(job_state=int(self.job_state), job_id=self.job_id,
+                        fail_count=self.fail_count)
+        return {self.job_hash: body}
+
+    @classmethod
+    def deserialize(cls, job_dict: dict[str, Any], machine: Machine | None = None) -> Job:
+        """Inverse of :meth:`serialize`."""
+        if not isinstance(job_dict, dict) or len(job_dict) != 1:
+            raise ConfigurationError("job: expected a dict with exactly one job hash key")
+        ((job_hash, body),) = job_dict.items()
+        job = cls(
+            [Task.deserialize(t) for t in body["job_task_list"]],
+            resources=Resources.deserialize(body["resources"]),
+            machine=machine,
+        )
+        if job.job_hash != job_hash:
+            raise ConfigurationError(f"job {job_hash}: its content does not match its hash")
+        job.job_state = JobStatus(body.get("job_state", JobStatus.unsubmitted))
+        job.job_id = str(body.get("job_id", "") or "")
+        job.fail_count = int(body.get("fail_count", 0))
+        return job
+
+    def adopt(self, other: Job) -> None:
+        """Take over the runtime state of a recovered copy of this job."""
+        self.job_state, self.job_id, self.fail_count = other.job_state, other.job_id, other.fail_count
+
+    def job_to_json(self) -> str:
+        """The serialized job as JSON text."""
+        return json.dumps(self.serialize())
+
+    def register_job_id(self, job_id: str) -> None:
+        """Record the scheduler's id of this job."""
+        self.job_id = job_id
+
+    def _machine(self) -> Machine:
+        if self.machine is None:
+            raise ConfigurationError(f"job {self.job_hash} is not bound to a machine")
+        return self.machine
+
+    def get_job_state(self) -> JobStatus:
+        """Ask the machine for this job's state (does not submit anything)."""
+        self.job_state = self._machine().check_status(self)
+        return self.job_state
+
+    def submit_job(self) -> None:
+        """Write the job's files and submit it."""
+        self.register_job_id(self._machine().do_submit(self))
+        self.job_state = JobStatus.waiting
+
+    def handle_unexpected_job_state(self) -> None:
+        """Submit an unsubmitted job, resubmit a terminated one within the retry budget."""
+        if self.job_state == JobStatus.terminated:
+            self.fail_count += 1
+            if self.fail_count > self._machine().retry_count:
+                raise JobFailedError(
+                    f"job {self.job_hash} failed {self.fail_count} times "
+                    f"(retry_count={self._machine().retry_count})"
+                )
+            self.submit_job()
+        elif self.job_state == JobStatus.unsubmitted:
+            self.submit_job()

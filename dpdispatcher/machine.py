@@ -1,0 +1,351 @@
+"""Machine: the batch system a job is submitted to, and the one script renderer.
+
+Each batch type is a subclass that supplies only pure hooks: its header lines, the
+submit / status / kill commands, parsers of their output and a state map. Submitting,
+polling (one status command for all jobs), killing and the finish-tag rule live here,
+written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dpdispatcher._loaders import load_json, load_yaml
+from dpdispatcher._registry import Registered
+from dpdispatcher._script import names, quoting, render
+from dpdispatcher.base_context import BaseContext, CommandResult
+from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import ConfigurationError, SchedulerError, TransientSchedulerError
+from dpdispatcher.utils.job_status import JobStatus
+
+if TYPE_CHECKING:
+    from dpdispatcher.resources import Resources
+    from dpdispatcher.submission import Job, Submission
+
+#: scheduler answers meaning "the job has ended: judge it by its finish tag"
+ENDED = (JobStatus.finished, JobStatus.terminated)
+
+
+def wrap_submit(submit_cmd: str, id_file: str) -> str:
+    """Make the submit command record its own output in ``id_file`` when it succeeds.
+
+    The record is written by the remote shell in the same command, so a dispatcher killed
+    right after the scheduler accepted the job still finds the job id on restart.
+    """
+    tmp = quoting.sh(id_file + ".tmp")
+    return (
+        f"out=$({submit_cmd}); rc=$?; "
+        f"if [ $rc -eq 0 ]; then printf '%s\\n' \"$out\" > {tmp} && mv {tmp} "
+        f"{quoting.sh(id_file)}; fi; printf '%s\\n' \"$out\"; exit $rc"
+    )
+
+
+class Machine(Registered):
+    """A batch system reached through a context.
+
+    ``Machine(batch_type="Slurm", context_type="SSHContext", local_root=..., ...)`` or
+    :meth:`load_from_dict` build the registered subclass (names are case-insensitive).
+
+    Examples
+    --------
+    >>> m = Machine.load_from_dict({"batch_type": "shell", "context_type": "local",
+    ...                             "local_root": ".", "remote_root": "/tmp/dpd"})
+    >>> type(m).__name__, type(m.context).__name__
+    ('Shell', 'LocalContext')
+    """
+
+    subclasses_dict: ClassVar[dict[str, type[Any]]] = {}
+    _canonical: ClassVar[dict[str, type[Any]]] = {}
+    _registry_kind = "batch_type"
+    _abstract = True
+
+    #: raw scheduler state -> JobStatus (finished/terminated mean "ended: check the tag")
+    state_map: ClassVar[dict[str, JobStatus]] = {}
+    #: substrings of scheduler errors that mean "try again later"
+    transient_patterns: ClassVar[tuple[str, ...]] = ()
+
+    context: BaseContext
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Machine:
+        if cls is Machine:
+            name = kwargs.get("batch_type")
+            if name is None:
+                raise ConfigurationError("machine/batch_type is required")
+            cls = cls.get_class(name)
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        batch_type: str | None = None,
+        context_type: str | None = None,
+        local_root: str | None = None,
+        remote_root: str | None = None,
+        remote_profile: dict[str, Any] | None = None,
+        *,
+        context: BaseContext | None = None,
+        retry_count: int = 3,
+        clean_asynchronously: bool = False,
+        create_remote_root: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise ConfigurationError(f"machine: unknown keys {sorted(kwargs)}")
+        if context is None:
+            if context_type is None or local_root is None:
+                raise ConfigurationError(
+                    "machine: give either context=... or context_type and local_root"
+                )
+            context = BaseContext.load_from_dict({
+                "context_type": context_type, "local_root": local_root,
+                "remote_root": remote_root, "remote_profile": remote_profile or {},
+                "clean_asynchronously": clean_asynchronously,
+                "create_remote_root": create_remote_root,
+            })
+        if not isinstance(retry_count, int) or retry_count < 0:
+            raise ConfigurationError(f"machine/retry_count: expected an int >= 0, got {retry_count!r}")
+        self.retry_count = retry_count
+        self.bind_context(context)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(context={type(self.context).__name__})"
+
+    def bind_context(self, context: BaseContext) -> None:
+        """Attach the context through which this machine runs commands."""
+        self.context = context
+
+    # -- construction -------------------------------------------------------------
+    @staticmethod
+    def arginfo() -> Any:
+        """The dargs ``Argument`` describing a machine dictionary."""
+        from dpdispatcher.arginfo import machine_dargs
+
+        return machine_dargs()
+
+    @classmethod
+    def resources_subfields(cls) -> list[Any]:
+        """dargs fields this batch type accepts in ``resources.kwargs``."""
+        return []
+
+    @classmethod
+    def load_from_dict(cls, machine_dict: dict[str, Any]) -> Machine:
+        """Build a machine (and its context) from a dictionary, validated strictly."""
+        from dpdispatcher.arginfo import machine_dargs, normalize
+
+        if not isinstance(machine_dict, dict):
+            raise ConfigurationError(f"machine: expected a dict, got {type(machine_dict).__name__}")
+        data = dict(machine_dict)
+        for key, registry in (("batch_type", Machine), ("context_type", BaseContext)):
+            if key not in data:
+                raise ConfigurationError(f"machine/{key} is required")
+            data[key] = registry.resolve_name(data[key])
+        data = normalize(machine_dargs(), data, "machine")
+        return Machine(**data)
+
+    @classmethod
+    def load_from_json(cls, json_path: str | Path) -> Machine:
+        """Build a machine from a JSON file."""
+        return cls.load_from_dict(load_json(json_path))
+
+    @classmethod
+    def load_from_yaml(cls, yaml_path: str | Path) -> Machine:
+        """Build a machine from a YAML file."""
+        return cls.load_from_dict(load_yaml(yaml_path))
+
+    def serialize(self, if_empty_remote_profile: bool = False) -> dict[str, Any]:
+        """The machine as a dictionary; secrets are left out (it is persisted and hashed)."""
+        ctx = self.context
+        out: dict[str, Any] = {
+            "batch_type": type(self).__name__,
+            "context_type": type(ctx).__name__,
+            "local_root": ctx.init_local_root,
+            "remote_root": ctx.init_remote_root,
+            "remote_profile": {} if if_empty_remote_profile else ctx.public_profile(),
+        }
+        return out
+
+    @classmethod
+    def deserialize(cls, machine_dict: dict[str, Any]) -> Machine:
+        """Inverse of :meth:`serialize`."""
+        return cls.load_from_dict(machine_dict)
+
+    # -- rendering ----------------------------------------------------------------
+    def header_lines(self, job: Job) -> list[str]:
+        """The scheduler directives of ``job`` (hook; the first line is the shebang)."""
+        return ["#!/bin/bash -l"]
+
+    def gen_script_header(self, job: Job) -> str:
+        """The header: the template file if the resources name one, else the hook."""
+        res = job.resources
+        template = res.strategy.get("customized_script_header_template_file")
+        if template:
+            try:
+                text = Path(template).read_text(encoding="utf-8")
+            except OSError as err:
+                raise ConfigurationError(
+                    f"resources/strategy/customized_script_header_template_file: cannot read "
+                    f"{template!r}: {err}"
+                ) from err
+            try:
+                return text.format(**res.serialize())
+            except (KeyError, IndexError, ValueError) as err:
+                raise ConfigurationError(
+                    f"customized_script_header_template_file {template!r}: cannot format "
+                    f"with the resources fields: {err!r}"
+                ) from err
+        return "\n".join(self.header_lines(job)) + "\n"
+
+    def gen_script(self, job: Job) -> str:
+        """The whole job script."""
+        return render.render_script(
+            self.gen_script_header(job), job.job_hash, self.context.remote_root, job.resources
+        )
+
+    def gen_run_body(self, job: Job) -> str:
+        """The ``.run`` file sourced by the script (per-task blocks)."""
+        return render.render_run_body(job.job_hash, job.job_task_list, job.resources)
+
+    def gen_script_custom_flags_lines(self, job: Job) -> str:
+        """The custom flag lines, verbatim."""
+        return "".join(f"{flag}\n" for flag in job.resources.custom_flags)
+
+    def gen_script_env(self, job: Job) -> str:
+        """The env section of the script."""
+        return render.render_env(job.job_hash, self.context.remote_root, job.resources)
+
+    def gen_script_command(self, job: Job) -> str:
+        """The per-task body (what the original inlined in the script)."""
+        return self.gen_run_body(job)
+
+    def gen_script_end(self, job: Job) -> str:
+        """The end section of the script."""
+        return render.render_end(job.job_hash, job.resources)
+
+    @staticmethod
+    def gen_script_wait(resources: Resources) -> str:
+        """A ``wait`` line."""
+        return "wait\n"
+
+    def job_files(self, job: Job) -> dict[str, str]:
+        """The files to write in the job root before submitting ``job``."""
+        return {
+            names.script_file(job.job_hash): self.gen_script(job),
+            names.run_file(job.job_hash): self.gen_run_body(job),
+        }
+
+    # -- hooks of the scheduler ---------------------------------------------------
+    def submit_command(self, job: Job, script: str) -> str:
+        """Shell command that submits ``script`` (run in the job root)."""
+        raise NotImplementedError
+
+    def parse_submit_output(self, stdout: str) -> str:
+        """The job id in the submit command's output."""
+        raise NotImplementedError
+
+    def status_command(self, jobs: Sequence[Job]) -> str:
+        """One shell command reporting the state of all ``jobs``."""
+        raise NotImplementedError
+
+    def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
+        """Raw state per job id; a job id absent from the answer has left the scheduler."""
+        raise NotImplementedError
+
+    def kill_command(self, job_id: str) -> str:
+        """Shell command that cancels a job."""
+        raise NotImplementedError
+
+    # -- written once for every scheduler -----------------------------------------
+    def is_transient(self, result: CommandResult) -> bool:
+        """Whether a failed command's output says the scheduler is only briefly away."""
+        text = result.stdout + result.stderr
+        return any(pattern in text for pattern in self.transient_patterns)
+
+    def do_submit(self, job: Job) -> str:
+        """Write the job's files and submit it; return the job id."""
+        self.context.write_files(self.job_files(job))
+        return self.submit_prepared(job)
+
+    def submit_prepared(self, job: Job) -> str:
+        """Submit a job whose files are already in the job root; return the job id."""
+        script = names.script_file(job.job_hash)
+        cmd = wrap_submit(self.submit_command(job, script), names.job_id_file(job.job_hash))
+        result = self.context.run(cmd)
+        if not result.ok:
+            message = (result.stderr or result.stdout).strip()
+            if self.is_transient(result):
+                raise TransientSchedulerError(f"submit of job {job.job_hash} deferred: {message}")
+            raise SchedulerError(
+                f"{type(self).__name__} refused job {job.job_hash} "
+                f"(exit code {result.exit_code}): {message}"
+            )
+        return quoting.job_id(self.parse_submit_output(result.stdout))
+
+    def recorded_job_id(self, raw_output: str) -> str | None:
+        """The job id in a ``<job_hash>_job_id`` record, or None if it cannot be parsed."""
+        try:
+            return quoting.job_id(self.parse_submit_output(raw_output))
+        except (SchedulerError, ValueError, IndexError):
+            return None
+
+    def map_state(self, raw: str) -> JobStatus:
+        """Map a raw scheduler state; an unmapped one is logged and reported unknown."""
+        status = self.state_map.get(raw)
+        if status is None:
+            dlog.warning("%s: unmapped scheduler state %r; will poll again", type(self).__name__, raw)
+            return JobStatus.unknown
+        return status
+
+    def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """The state of every submitted job, by job hash, with one status command.
+
+        Raises :class:`TransientSchedulerError` when the scheduler is briefly unreachable.
+        """
+        submitted = [job for job in jobs if job.job_id]
+        if not submitted:
+            return {}
+        result = self.context.run(self.status_command(submitted))
+        if not result.ok and self.is_transient(result):
+            raise TransientSchedulerError(
+                f"{type(self).__name__} status query deferred: {result.stderr.strip()}"
+            )
+        raw = self.parse_status_output(result, submitted)
+        states: dict[str, JobStatus] = {}
+        ended = []
+        for job in submitted:
+            code = raw.get(job.job_id)
+            status = JobStatus.finished if code is None else self.map_state(code)
+            if status in ENDED:
+                ended.append(job)
+            else:
+                states[job.job_hash] = status
+        tags = self.context.files_exist([names.job_tag_file(job.job_hash) for job in ended])
+        for job in ended:
+            tagged = names.job_tag_file(job.job_hash) in tags
+            states[job.job_hash] = JobStatus.finished if tagged else JobStatus.terminated
+        return states
+
+    def check_status(self, job: Job) -> JobStatus:
+        """The state of one job (unsubmitted if it has no job id)."""
+        if not job.job_id:
+            return JobStatus.unsubmitted
+        return self.check_status_many([job])[job.job_hash]
+
+    def check_finish_tag(self, job: Job) -> bool:
+        """Whether the job's finish tag exists."""
+        return self.context.check_file_exists(names.job_tag_file(job.job_hash))
+
+    def kill(self, job: Job) -> None:
+        """Cancel a job; a job already gone is not an error."""
+        if not job.job_id:
+            return
+        result = self.context.run(self.kill_command(quoting.job_id(job.job_id)))
+        if not result.ok:
+            dlog.info("kill of job %s: %s", job.job_id, result.stderr.strip())
+
+    def check_if_recover(self, submission: Submission) -> bool:
+        """Whether persisted state of ``submission`` exists in its job root."""
+        return self.context.check_file_exists(names.state_file(submission.submission_hash))
+
+    def default_resources(self, resources: Resources) -> None:
+        """Kept for compatibility; defaults come from the schema."""

@@ -1,0 +1,71 @@
+"""Shell: run each job as a background bash process in its own process group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from dpdispatcher._script import names
+from dpdispatcher._script.quoting import sh
+from dpdispatcher.base_context import CommandResult
+from dpdispatcher.errors import SchedulerError
+from dpdispatcher.machine import Machine
+from dpdispatcher.utils.job_status import JobStatus
+
+if TYPE_CHECKING:
+    from dpdispatcher.submission import Job
+
+
+def parse_ps_output(stdout: str) -> dict[str, tuple[str, str]]:
+    """``ps -o pid=,stat=,args=`` lines as ``{pid: (stat, args)}``."""
+    out: dict[str, tuple[str, str]] = {}
+    for line in stdout.splitlines():
+        fields = line.split(None, 2)
+        if len(fields) >= 2:
+            out[fields[0]] = (fields[1], fields[2] if len(fields) > 2 else "")
+    return out
+
+
+class Shell(Machine):
+    """Runs jobs with ``bash`` on the execution host, without a scheduler.
+
+    The job id is the PID of the job's bash, which leads its own process group, so
+    killing the job kills every task it started.
+    """
+
+    #: first letter of ps STAT: Z (zombie) and X (dead) mean the job has ended
+    state_map = {
+        "R": JobStatus.running, "S": JobStatus.running, "D": JobStatus.running,
+        "T": JobStatus.running, "t": JobStatus.running, "I": JobStatus.running,
+        "W": JobStatus.running, "Z": JobStatus.terminated, "X": JobStatus.terminated,
+    }
+
+    def submit_command(self, job: Job, script: str) -> str:
+        """Start the script detached, in a new session, and print its PID."""
+        return f"setsid nohup bash {sh(script)} </dev/null >/dev/null 2>&1 & echo $!"
+
+    def parse_submit_output(self, stdout: str) -> str:
+        """The PID printed by the submit command."""
+        lines = stdout.strip().splitlines()
+        if not lines or not lines[-1].strip().isdigit():
+            raise SchedulerError(f"Shell: no PID in submit output {stdout!r}")
+        return lines[-1].strip()
+
+    def status_command(self, jobs: Sequence[Job]) -> str:
+        """One ``ps`` for every job's PID."""
+        pids = ",".join(sh(job.job_id) for job in jobs)
+        return f"ps -o pid=,stat=,args= -p {pids}"
+
+    def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
+        """PIDs still running *our* script (a reused PID running something else is gone)."""
+        table = parse_ps_output(result.stdout)
+        out: dict[str, str] = {}
+        for job in jobs:
+            entry = table.get(job.job_id)
+            if entry is not None and names.script_file(job.job_hash) in entry[1]:
+                out[job.job_id] = entry[0][:1]
+        return out
+
+    def kill_command(self, job_id: str) -> str:
+        """Kill the job's whole process group."""
+        return f"kill -9 -- -{sh(job_id)}"

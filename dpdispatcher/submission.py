@@ -1,0 +1,553 @@
+"""Submission: a set of tasks, grouped into jobs, run to completion on a machine.
+
+``Task``, ``Resources`` and ``Job`` are defined in their own modules and re-exported
+here, where the reference manual places them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dpdispatcher import _files
+from dpdispatcher._loaders import check_path_list, load_json
+from dpdispatcher._script import names
+from dpdispatcher.contexts._local import atomic_write
+from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import (
+    ConfigurationError,
+    JobFailedError,
+    RecoveryError,
+    SchedulerError,
+    TransientSchedulerError,
+)
+from dpdispatcher.job import Job
+from dpdispatcher.machine import Machine
+from dpdispatcher.resources import Resources
+from dpdispatcher.task import Task
+from dpdispatcher.utils.job_status import JobStatus
+
+__all__ = ["Job", "Resources", "Submission", "Task", "Timing"]
+
+ProgressCallback = Callable[[dict[str, int]], None]
+
+
+@dataclass
+class Timing:
+    """Polling and retry timing; tests inject a fake clock and sleep."""
+
+    first_interval: float = 0.1
+    growth: float = 1.5
+    resubmit_delay: float = 1.0
+    resubmit_delay_max: float = 300.0
+    unknown_timeout: float = 1800.0
+    clock: Callable[[], float] = field(default=time.monotonic)
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+    def resubmit_after(self, fail_count: int) -> float:
+        """Delay before resubmitting a job that has failed ``fail_count`` times."""
+        return float(min(self.resubmit_delay * 2 ** max(fail_count - 1, 0),
+                         self.resubmit_delay_max))
+
+
+def local_state_dir() -> Path:
+    """Where a copy of every submission's state is kept (``dpdisp submission`` reads it)."""
+    home = os.environ.get("DPDISPATCHER_HOME") or os.path.join(os.path.expanduser("~"),
+                                                              ".dpdispatcher")
+    return Path(home, "submission")
+
+
+class Submission:
+    """Tasks to run on a machine with given resources, and the jobs they become.
+
+    Parameters
+    ----------
+    work_base : str
+        Directory of the tasks, relative to the machine's ``local_root``.
+    machine : Machine
+        Where the jobs run.
+    resources : Resources
+        What each job asks for (also how tasks are grouped: ``group_size``).
+    forward_common_files, backward_common_files : list of str
+        Files of the work base sent before / fetched after all jobs (sorted).
+    task_list : list of Task
+        The tasks.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dpdispatcher import Machine, Resources, Task, Submission
+    >>> base = tempfile.mkdtemp()
+    >>> machine = Machine(batch_type="Shell", context_type="LazyLocalContext", local_root=base)
+    >>> tasks = [Task(command="echo hello", task_work_path=".", outlog="out.txt")]
+    >>> sub = Submission(".", machine, Resources(1, 1, 0, "", 1), task_list=tasks)
+    >>> _ = sub.run_submission()
+    >>> open(os.path.join(base, "out.txt")).read()
+    'hello\\n'
+    """
+
+    def __init__(
+        self,
+        work_base: str,
+        machine: Machine | None = None,
+        resources: Resources | None = None,
+        forward_common_files: list[str] | None = None,
+        backward_common_files: list[str] | None = None,
+        *,
+        task_list: list[Task] | None = None,
+    ) -> None:
+        if not isinstance(work_base, str) or not work_base:
+            raise ConfigurationError(f"submission/work_base: expected a path, got {work_base!r}")
+        self.work_base = work_base
+        self.resources = resources
+        self.forward_common_files = sorted(
+            check_path_list(list(forward_common_files or []), "submission/forward_common_files"))
+        self.backward_common_files = sorted(
+            check_path_list(list(backward_common_files or []), "submission/backward_common_files"))
+        self.belonging_tasks: list[Task] = []
+        self.belonging_jobs: list[Job] = []
+        self.dropped_jobs: list[Job] = []
+        self.submission_hash = ""
+        self.timing = Timing()
+        self.progress: ProgressCallback | None = None
+        self.download_options: dict[str, bool] = {
+            "check_exists": False, "mark_failure": True, "back_error": False}
+        self.machine: Machine | None = None
+        self.register_task_list(list(task_list or []))
+        if machine is not None:
+            self.bind_machine(machine)
+
+    def __repr__(self) -> str:
+        return (f"Submission(work_base={self.work_base!r}, tasks={len(self.belonging_tasks)}, "
+                f"jobs={len(self.belonging_jobs)})")
+
+    # -- building -----------------------------------------------------------------
+    def register_task(self, task: Task) -> None:
+        """Add one task (only before jobs are generated)."""
+        if self.belonging_jobs:
+            raise ConfigurationError("cannot add tasks after the jobs were generated")
+        if not isinstance(task, Task):
+            raise ConfigurationError(f"task_list: expected Task objects, got {type(task).__name__}")
+        self.belonging_tasks.append(task)
+
+    def register_task_list(self, task_list: list[Task]) -> None:
+        """Add tasks (only before jobs are generated)."""
+        for task in task_list:
+            self.register_task(task)
+
+    def bind_machine(self, machine: Machine) -> Submission:
+        """Run this submission on ``machine``."""
+        if not isinstance(machine, Machine):
+            raise ConfigurationError(f"machine: expected a Machine, got {type(machine).__name__}")
+        self.machine = machine
+        for job in self.belonging_jobs:
+            job.machine = machine
+        return self
+
+    def generate_jobs(self) -> None:
+        """Group the tasks into jobs of ``group_size`` after a seeded (42) shuffle.
+
+        The shuffle balances load between jobs and is the same on every run, so a rerun
+        produces the same jobs (and hashes).
+        """
+        if self.belonging_jobs:
+            raise ConfigurationError("the jobs of this submission were already generated")
+        resources = self._resources()
+        if not self.belonging_tasks:
+            raise ConfigurationError("submission has no tasks (task_list is empty)")
+        self._check_task_dirs_unique()
+        tasks = list(self.belonging_tasks)
+        random.Random(42).shuffle(tasks)
+        size = resources.group_size or len(tasks)
+        for start in range(0, len(tasks), size):
+            self.belonging_jobs.append(
+                Job(tasks[start:start + size], resources=resources.copy(), machine=self.machine))
+        self.submission_hash = self.get_hash()
+
+    def _check_task_dirs_unique(self) -> None:
+        seen: dict[str, Task] = {}
+        for task in self.belonging_tasks:
+            if task.task_hash in {t.task_hash for t in seen.values()}:
+                raise ConfigurationError(
+                    f"task_list: the task {task!r} is listed twice (identical tasks would share "
+                    "a finish tag)")
+            seen[task.task_hash] = task
+
+    def _resources(self) -> Resources:
+        if self.resources is None:
+            raise ConfigurationError("submission has no resources")
+        return self.resources
+
+    def _bound_machine(self) -> Machine:
+        if self.machine is None:
+            raise ConfigurationError("submission has no machine")
+        return self.machine
+
+    # -- (de)serialisation ----------------------------------------------------------
+    def serialize(self, if_static: bool = False, if_none_local_root: bool = False) -> dict[str, Any]:
+        """The submission as a dictionary (runtime job fields unless ``if_static``)."""
+        machine = self.machine.serialize() if self.machine is not None else {}
+        if if_none_local_root and machine:
+            machine["local_root"] = None
+        return {
+            "work_base": self.work_base,
+            "machine": machine,
+            "resources": self.resources.serialize() if self.resources else {},
+            "forward_common_files": list(self.forward_common_files),
+            "backward_common_files": list(self.backward_common_files),
+            "belonging_jobs": [job.serialize(if_static=if_static) for job in self.belonging_jobs],
+        }
+
+    def get_hash(self) -> str:
+        """sha1 of the JSON of the static form."""
+        return hashlib.sha1(json.dumps(self.serialize(if_static=True)).encode("utf-8")).hexdigest()
+
+    @classmethod
+    def deserialize(cls, submission_dict: dict[str, Any], machine: Machine | None = None) -> Submission:
+        """Inverse of :meth:`serialize` (the machine is rebuilt unless given)."""
+        if machine is None and submission_dict.get("machine"):
+            machine = Machine.deserialize(submission_dict["machine"])
+        sub = cls(
+            submission_dict["work_base"],
+            machine=machine,
+            resources=Resources.deserialize(submission_dict["resources"]),
+            forward_common_files=submission_dict.get("forward_common_files", []),
+            backward_common_files=submission_dict.get("backward_common_files", []),
+        )
+        sub.belonging_jobs = [Job.deserialize(j, machine) for j in submission_dict["belonging_jobs"]]
+        sub.belonging_tasks = [t for job in sub.belonging_jobs for t in job.job_task_list]
+        sub.submission_hash = sub.get_hash()
+        return sub
+
+    @classmethod
+    def submission_from_json(cls, json_file_name: str = "submission.json") -> Submission:
+        """Load a submission from a state file."""
+        return cls.deserialize(load_json(json_file_name))
+
+    def submission_to_json(self) -> None:
+        """Persist the state atomically in the job root (and a copy in ~/.dpdispatcher)."""
+        text = json.dumps(self.serialize(), indent=2)
+        fname = names.state_file(self.submission_hash)
+        self._bound_machine().context.write_file(fname, text)
+        try:
+            atomic_write(str(local_state_dir() / fname), text)
+        except OSError as err:
+            dlog.debug("could not keep a local copy of the state: %s", err)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def run_submission(
+        self,
+        *,
+        dry_run: bool = False,
+        exit_on_submit: bool = False,
+        clean: bool = True,
+        check_interval: float = 30,
+    ) -> dict[str, Any]:
+        """Run every job to completion and bring the results back.
+
+        Generate jobs, recover state left by an earlier run, upload, submit, poll until
+        every job finished (resubmitting failed ones), download, clean. With ``dry_run``
+        it stops after uploading; with ``exit_on_submit`` it returns once the jobs are
+        submitted (run it again later to wait and download).
+
+        Returns
+        -------
+        dict
+            :meth:`serialize` of the final state.
+        """
+        if check_interval <= 0:
+            raise ConfigurationError(f"check_interval: expected > 0, got {check_interval!r}")
+        self._prepare()
+        self.try_recover_from_json()
+        self._raise_if_given_up()
+        try:
+            self.update_submission_state()
+            if not self.check_all_finished():
+                self.upload_jobs()
+            if dry_run:
+                return self.serialize()
+            self.submission_to_json()
+            if self.handle_unexpected_submission_state():
+                self.submission_to_json()
+            if exit_on_submit:
+                return self.serialize()
+            self._poll_until_done(check_interval)
+        except BaseException:
+            self._save_state_quietly()
+            raise
+        self.download_jobs()
+        self.submission_to_json()
+        if clean:
+            self.clean_jobs()
+        return self.serialize()
+
+    async def async_run_submission(self, **kwargs: Any) -> dict[str, Any]:
+        """:meth:`run_submission` in a worker thread, leaving the event loop free."""
+        return await asyncio.to_thread(self.run_submission, **kwargs)
+
+    def _prepare(self) -> None:
+        machine = self._bound_machine()
+        if not self.belonging_jobs:
+            self.generate_jobs()
+        for job in self.belonging_jobs:
+            job.machine = machine
+        _check_kwargs(machine, self._resources())
+        machine.context.bind_submission(self)
+        if not os.path.isdir(machine.context.local_root):
+            raise ConfigurationError(
+                f"work base {machine.context.local_root} (local_root + work_base) does not exist")
+        _files.forward_files(self, machine.context.local_root)
+        self._job_files = {job.job_hash: machine.job_files(job) for job in self.belonging_jobs}
+
+    def try_recover_from_json(self) -> bool:
+        """Adopt job ids, states and fail counts persisted by an earlier run, if any."""
+        ctx = self._bound_machine().context
+        fname = names.state_file(self.submission_hash)
+        if not ctx.check_file_exists(fname):
+            return False
+        where = os.path.join(ctx.remote_root, fname)
+        try:
+            data = json.loads(ctx.read_file(fname))
+        except json.JSONDecodeError as err:
+            raise RecoveryError(f"{where}: the persisted state is not valid JSON ({err}); "
+                                "move it away to start this submission afresh") from err
+        if _static_form(data) != json.loads(json.dumps(self.serialize(if_static=True))):
+            raise RecoveryError(f"{where} describes a different submission; "
+                                "move it away to start this submission afresh")
+        old = {h: body for j in data["belonging_jobs"] for h, body in j.items()}
+        for job in self.belonging_jobs:
+            body = old[job.job_hash]
+            job.job_state = JobStatus(body.get("job_state", JobStatus.unsubmitted))
+            job.job_id = str(body.get("job_id", "") or "")
+            job.fail_count = int(body.get("fail_count", 0))
+        self._adopt_recorded_job_ids()
+        dlog.info("recovered submission %s from %s", self.submission_hash, where)
+        return True
+
+    def _adopt_recorded_job_ids(self) -> None:
+        """Trust the id each submit command recorded: it is newer than any state file."""
+        machine = self._bound_machine()
+        pending = [j for j in self.belonging_jobs if j.job_state != JobStatus.finished]
+        records = machine.context.read_files([names.job_id_file(j.job_hash) for j in pending])
+        for job in pending:
+            text = records.get(names.job_id_file(job.job_hash))
+            recorded = machine.recorded_job_id(text) if text else None
+            if recorded and recorded != job.job_id:
+                dlog.info("job %s was submitted as %s before the last stop; re-attaching",
+                          job.job_hash, recorded)
+                job.job_id, job.job_state = recorded, JobStatus.unknown
+
+    def _raise_if_given_up(self) -> None:
+        for job in self.belonging_jobs:
+            if job.job_state == JobStatus.terminated and job.fail_count > self._bound_machine().retry_count:
+                raise self._give_up_error(job)
+
+    def _save_state_quietly(self) -> None:
+        if self.submission_hash and any(j.job_id for j in self.belonging_jobs):
+            try:
+                self.submission_to_json()
+            except Exception as err:  # noqa: BLE001 - already failing; keep the first error
+                dlog.warning("could not save the submission state: %s", err)
+
+    def upload_jobs(self) -> None:
+        """Send the files, then write the scripts of every job not yet finished."""
+        ctx = self._bound_machine().context
+        ctx.upload(self)
+        files: dict[str, str] = {}
+        for job in self.belonging_jobs:
+            if job.job_state != JobStatus.finished:
+                files.update(self._job_files[job.job_hash])
+        ctx.write_files(files)
+
+    def download_jobs(self) -> None:
+        """Bring back the results of every job (not of jobs dropped by ratio_unfinished)."""
+        self._bound_machine().context.download(self, **self.download_options)
+
+    def clean_jobs(self) -> None:
+        """Remove the job root on the execution side."""
+        self._bound_machine().context.clean()
+
+    # -- state --------------------------------------------------------------------
+    def update_submission_state(self) -> bool:
+        """Query the state of every submitted, unfinished job; return True on a change."""
+        machine = self._bound_machine()
+        active = [j for j in self.belonging_jobs
+                  if j.job_id and j.job_state != JobStatus.finished]
+        try:
+            states = machine.check_status_many(active)
+        except TransientSchedulerError as err:
+            dlog.warning("%s", err)
+            return False
+        now = self.timing.clock()
+        changed = False
+        for job in active:
+            new = states.get(job.job_hash, job.job_state)
+            changed |= new != job.job_state
+            if new == JobStatus.terminated and job.job_state != JobStatus.terminated:
+                job.fail_count += 1
+                job.not_before = now + self.timing.resubmit_after(job.fail_count)
+                dlog.info("job %s (id %s) terminated without its finish tag (failure %d)",
+                          job.job_hash, job.job_id, job.fail_count)
+            self._track_unknown(job, new, now)
+            job.job_state = new
+        return changed
+
+    def _track_unknown(self, job: Job, state: JobStatus, now: float) -> None:
+        if state != JobStatus.unknown:
+            job.unknown_since = None
+            return
+        if job.unknown_since is None:
+            job.unknown_since = now
+        elif now - job.unknown_since > self.timing.unknown_timeout:
+            raise SchedulerError(
+                f"job {job.job_hash} (id {job.job_id}) has been in an unknown scheduler state "
+                f"for {now - job.unknown_since:.0f} s")
+
+    def get_submission_state(self) -> bool:
+        """Compatibility name of :meth:`update_submission_state`."""
+        return self.update_submission_state()
+
+    def check_all_finished(self) -> bool:
+        """Whether every job finished."""
+        return all(job.job_state == JobStatus.finished for job in self.belonging_jobs)
+
+    def handle_unexpected_submission_state(self) -> bool:
+        """Submit unsubmitted jobs and resubmit terminated ones whose delay has passed.
+
+        Raises :class:`JobFailedError` for a job that failed more than ``retry_count`` times.
+        """
+        machine = self._bound_machine()
+        now = self.timing.clock()
+        changed = False
+        for job in self.belonging_jobs:
+            if job.job_state == JobStatus.terminated and job.fail_count > machine.retry_count:
+                self._save_state_quietly()
+                raise self._give_up_error(job)
+            if job.job_state not in (JobStatus.unsubmitted, JobStatus.terminated):
+                continue
+            if job.not_before > now:
+                continue
+            changed |= self._submit(job)
+        return changed
+
+    def _submit(self, job: Job) -> bool:
+        machine = self._bound_machine()
+        try:
+            job_id = machine.submit_prepared(job)
+        except TransientSchedulerError as err:
+            job.not_before = self.timing.clock() + self.timing.resubmit_after(job.fail_count + 1)
+            dlog.warning("%s; will retry", err)
+            return False
+        job.register_job_id(job_id)
+        job.job_state = JobStatus.waiting
+        dlog.debug("submitted job %s as %s", job.job_hash, job_id)
+        if job.resources.wait_time:
+            self.timing.sleep(job.resources.wait_time)
+        return True
+
+    def _give_up_error(self, job: Job) -> JobFailedError:
+        ctx = self._bound_machine().context
+        err_name = names.last_err_file(job.job_hash)
+        try:
+            last_err = ctx.read_file(err_name).strip() if ctx.check_file_exists(err_name) else ""
+        except OSError:
+            last_err = ""
+        dirs = ", ".join(sorted({t.task_work_path for t in job.job_task_list}))
+        return JobFailedError(
+            f"job {job.job_hash} (job id {job.job_id}) failed {job.fail_count} times, more than "
+            f"retry_count={self._bound_machine().retry_count}; giving up.\n"
+            f"last error: {last_err or '(no error output recorded)'}\n"
+            f"logs: task directories {dirs} under {ctx.remote_root}"
+        )
+
+    # -- waiting ------------------------------------------------------------------
+    def _poll_until_done(self, check_interval: float) -> None:
+        interval = min(self.timing.first_interval, check_interval)
+        last_counts: dict[str, int] = {}
+        while True:
+            changed = self.update_submission_state()
+            changed |= self.handle_unexpected_submission_state()
+            if changed:
+                self.submission_to_json()
+            last_counts = self._report_progress(last_counts)
+            if self.check_all_finished():
+                return
+            if self._ratio_reached():
+                self._drop_unfinished()
+                return
+            self.timing.sleep(interval)
+            interval = min(interval * self.timing.growth, check_interval)
+
+    def _report_progress(self, last: dict[str, int]) -> dict[str, int]:
+        counts = dict(Counter(job.job_state.name for job in self.belonging_jobs))
+        if counts != last:
+            if self.progress is not None:
+                self.progress(counts)
+            dlog.info("jobs: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        return counts
+
+    def _ratio_reached(self) -> bool:
+        ratio = self._resources().strategy.get("ratio_unfinished", 0.0)
+        if not ratio:
+            return False
+        total = sum(len(job.job_task_list) for job in self.belonging_jobs)
+        done = sum(len(job.job_task_list) for job in self.belonging_jobs
+                   if job.job_state == JobStatus.finished)
+        return done >= (1.0 - ratio) * total
+
+    def _drop_unfinished(self) -> None:
+        """Kill the stragglers and leave them out of the download."""
+        machine = self._bound_machine()
+        for job in [j for j in self.belonging_jobs if j.job_state != JobStatus.finished]:
+            machine.kill(job)
+            self.belonging_jobs.remove(job)
+            self.dropped_jobs.append(job)
+            dlog.info("ratio_unfinished: killed job %s and dropped its tasks", job.job_hash)
+
+    def remove_unfinished_tasks(self) -> None:
+        """Compatibility name: kill and drop unfinished jobs."""
+        self._drop_unfinished()
+
+    def clean_all_jobs(self) -> None:
+        """Kill every job that has been submitted and is not finished."""
+        machine = self._bound_machine()
+        for job in self.belonging_jobs:
+            if job.job_id and job.job_state != JobStatus.finished:
+                machine.kill(job)
+
+
+def _static_form(data: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for job in out.get("belonging_jobs", []):
+        for body in job.values():
+            for key in ("job_state", "job_id", "fail_count"):
+                body.pop(key, None)
+    return out
+
+
+def _check_kwargs(machine: Machine, resources: Resources) -> None:
+    import difflib
+
+    allowed: dict[str, str] = {}
+    for arg in machine.resources_subfields():
+        allowed[arg.name] = arg.name
+        for alias in arg.alias:
+            allowed[alias] = arg.name
+    for key in resources.kwargs:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            valid = ", ".join(sorted(set(allowed.values()))) or "none"
+            raise ConfigurationError(
+                f"resources/kwargs/{key} is not an option of batch type "
+                f"{type(machine).__name__} (valid: {valid}).{hint}")
