@@ -166,6 +166,8 @@ def normalize(schema: Argument, data: Any, what: str) -> dict[str, Any]:
         raise ConfigurationError(f"{what}: expected a dict, got {type(data).__name__}")
     try:
         out = schema.normalize_value(data, trim_pattern=TRIM_PATTERN)
+        # a second pass fills the defaults inside sub-dicts that were themselves defaulted
+        out = schema.normalize_value(out, trim_pattern=TRIM_PATTERN)
         schema.check_value(out, strict=True)
     except ArgumentError as err:
         raise ConfigurationError(f"invalid {what}: {err}") from err

@@ -1,0 +1,131 @@
+"""Malformed configurations are rejected with an error naming the problem, before
+anything is submitted and without touching any user file."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from dpdispatcher.dpdisp import main, submission_from_dict
+from dpdispatcher.errors import ConfigurationError
+
+
+def base(tmp_path: Path) -> dict[str, Any]:
+    work = tmp_path / "local" / "work"
+    for i in range(2):
+        (work / f"t{i}").mkdir(parents=True, exist_ok=True)
+        (work / f"t{i}" / "in.txt").write_text(f"input {i}\n")
+    (work / "common.txt").write_text("common\n")
+    return {
+        "work_base": "work",
+        "machine": {"batch_type": "Shell", "context_type": "LocalContext",
+                    "local_root": str(tmp_path / "local"), "remote_root": str(tmp_path / "remote")},
+        "resources": {"group_size": 1},
+        "forward_common_files": ["common.txt"],
+        "task_list": [{"command": "cat in.txt > out.txt", "task_work_path": f"t{i}/",
+                       "forward_files": ["in.txt"], "backward_files": ["out.txt"]}
+                      for i in range(2)],
+    }
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def apply(d: dict[str, Any]) -> None:
+        keys = path.split("/")
+        target: Any = d
+        for key in keys[:-1]:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        target[keys[-1]] = value
+    return apply
+
+
+def _del(path: str) -> Callable[[dict[str, Any]], None]:
+    def apply(d: dict[str, Any]) -> None:
+        keys = path.split("/")
+        target: Any = d
+        for key in keys[:-1]:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        del target[keys[-1]]
+    return apply
+
+
+CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("missing batch_type", _del("machine/batch_type"), "batch_type"),
+    ("unknown batch_type", _set("machine/batch_type", "Shel"), "Did you mean Shell"),
+    ("unknown context_type", _set("machine/context_type", "LocalContxt"), "LocalContext"),
+    ("machine key typo", _set("machine/remote_rot", "/x"), "remote_rot"),
+    ("remote_profile key typo", _set("machine/remote_profile", {"symlnk": False}), "symlink"),
+    ("LocalContext without remote_root", _del("machine/remote_root"), "remote_root"),
+    ("negative retry_count", _set("machine/retry_count", -1), "retry_count"),
+    ("missing group_size", _del("resources/group_size"), "group_size"),
+    ("cpu_per_node as string", _set("resources/cpu_per_node", "4"), "cpu_per_node"),
+    ("negative group_size", _set("resources/group_size", -2), "group_size"),
+    ("resources key typo", _set("resources/cpu_per_nod", 2), "cpu_per_node"),
+    ("kwargs not of this batch type", _set("resources/kwargs", {"no_such_option": 1}),
+     "no_such_option"),
+    ("bad env name", _set("resources/envs", {"A B": "1"}), "A B"),
+    ("cuda without gpus", _set("resources/strategy", {"if_cuda_multi_devices": True}),
+     "if_cuda_multi_devices"),
+    ("ratio_unfinished out of range", _set("resources/strategy", {"ratio_unfinished": 1.5}),
+     "ratio_unfinished"),
+    ("para_deg zero", _set("resources/para_deg", 0), "para_deg"),
+    ("task without command", _del("task_list/0/command"), "command"),
+    ("absolute task_work_path", _set("task_list/0/task_work_path", "/etc"), "task_work_path"),
+    ("forward file climbing out", _set("task_list/0/forward_files", ["../../x"]), "'..'"),
+    ("forward_files as a string", _set("task_list/0/forward_files", "in.txt"), "forward_files"),
+    ("missing forward file", _set("task_list/1/forward_files", ["nope.txt"]), "nope.txt"),
+    ("missing common file", _set("forward_common_files", ["gone.txt"]), "gone.txt"),
+    ("duplicate task", lambda d: d["task_list"].append(copy.deepcopy(d["task_list"][0])),
+     "listed twice"),
+    ("empty task_list", _set("task_list", []), "no tasks"),
+    ("missing work base", _set("work_base", "no_such_dir"), "does not exist"),
+    ("unknown submission key", _set("task_lists", []), "task_lists"),
+    ("header template missing",
+     _set("resources/strategy", {"customized_script_header_template_file": "/no/such.tpl"}),
+     "customized_script_header_template_file"),
+]
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name,mutate,expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_rejected_before_submission(name, mutate, expected, tmp_path):
+    data = base(tmp_path)
+    mutate(data)
+    before = _snapshot(tmp_path / "local")
+    with pytest.raises(ConfigurationError) as err:
+        submission_from_dict(data).run_submission(check_interval=0.1)
+    assert expected in str(err.value), str(err.value)
+    assert _snapshot(tmp_path / "local") == before
+    remote = tmp_path / "remote"
+    assert not remote.exists() or not any(remote.rglob("*_job_id"))
+
+
+def test_valid_base_runs(tmp_path):
+    data = base(tmp_path)
+    submission_from_dict(data).run_submission(check_interval=0.1)
+    assert (tmp_path / "local/work/t1/out.txt").read_text() == "input 1\n"
+
+
+def test_json_syntax_error_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "sub.json"
+    bad.write_text('{"work_base": "w",\n "machine": {,}}')
+    assert main(["submit", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "line 2" in err
+
+
+def test_cli_reports_configuration_errors(tmp_path, capsys):
+    data = base(tmp_path)
+    data["resources"]["cpu_per_nod"] = 1
+    path = tmp_path / "sub.json"
+    path.write_text(json.dumps(data))
+    assert main(["submit", str(path)]) == 1
+    assert "cpu_per_node" in capsys.readouterr().err
