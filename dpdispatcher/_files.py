@@ -85,6 +85,12 @@ def backward_requests(submission: Submission, back_error: bool) -> Iterator[Back
         yield BackwardRequest(".", pattern)
 
 
+def present_locally(local_dir: str, pattern: str) -> bool:
+    """Whether ``pattern`` already matches something locally (counts as downloaded)."""
+    full = os.path.join(local_dir, pattern)
+    return bool(glob.glob(full)) if has_magic(pattern) else os.path.lexists(full)
+
+
 def mark_missing(local_dir: str, pattern: str) -> None:
     """Write the empty marker telling that ``pattern`` could not be downloaded."""
     os.makedirs(local_dir, exist_ok=True)

@@ -199,7 +199,8 @@ class Machine(Registered):
     def gen_script(self, job: Job) -> str:
         """The whole job script."""
         return render.render_script(
-            self.gen_script_header(job), job.job_hash, self.context.remote_root, job.resources
+            self.gen_script_header(job), job.job_hash, self.context.remote_root, job.resources,
+            end=self.gen_script_end(job),
         )
 
     def gen_run_body(self, job: Job) -> str:
@@ -319,9 +320,10 @@ class Machine(Registered):
                 ended.append(job)
             else:
                 states[job.job_hash] = status
-        tags = self.context.files_exist([names.job_tag_file(job.job_hash) for job in ended])
+        wanted = {job.job_hash: self.finish_tag_files(job) for job in ended}
+        tags = self.context.files_exist(sorted({f for files in wanted.values() for f in files}))
         for job in ended:
-            tagged = names.job_tag_file(job.job_hash) in tags
+            tagged = all(f in tags for f in wanted[job.job_hash])
             states[job.job_hash] = JobStatus.finished if tagged else JobStatus.terminated
         return states
 
@@ -331,9 +333,14 @@ class Machine(Registered):
             return JobStatus.unsubmitted
         return self.check_status_many([job])[job.job_hash]
 
+    def finish_tag_files(self, job: Job) -> list[str]:
+        """Files (relative to the job root) whose existence means ``job`` finished (hook)."""
+        return [names.job_tag_file(job.job_hash)]
+
     def check_finish_tag(self, job: Job) -> bool:
-        """Whether the job's finish tag exists."""
-        return self.context.check_file_exists(names.job_tag_file(job.job_hash))
+        """Whether the job's finish tag(s) exist."""
+        wanted = self.finish_tag_files(job)
+        return len(self.context.files_exist(wanted)) == len(set(wanted))
 
     def kill(self, job: Job) -> None:
         """Cancel a job; a job already gone is not an error."""

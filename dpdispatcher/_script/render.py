@@ -136,9 +136,14 @@ def render_run_body(job_hash: str, tasks: Sequence[Task], resources: Resources) 
 
 
 def render_script(
-    header: str, job_hash: str, job_root: str, resources: Resources, run_line: str | None = None
+    header: str, job_hash: str, job_root: str, resources: Resources, run_line: str | None = None,
+    end: str | None = None,
 ) -> str:
-    """Assemble header, custom flags, env, run line and end into the job script."""
+    """Assemble header, custom flags, env, run line and end into the job script.
+
+    ``run_line`` and ``end`` replace the default sections (a batch type with its own
+    notion of "all tasks done", such as job arrays, renders its own end).
+    """
     flags = "".join(f"{flag}\n" for flag in resources.custom_flags)
     parts = [
         header.rstrip("\n") + "\n",
@@ -148,6 +153,6 @@ def render_script(
         "\n",
         run_line if run_line is not None else render_run_line(job_hash),
         "\n",
-        render_end(job_hash, resources),
+        end if end is not None else render_end(job_hash, resources),
     ]
     return "".join(parts)

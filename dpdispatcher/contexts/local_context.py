@@ -60,7 +60,7 @@ class LocalContext(LocalShellContext):
             local_dir = os.path.join(self.local_root, req.directory)
             matches = _glob_rel(remote_dir, req.pattern)
             if not matches:
-                if req.optional:
+                if req.optional or _files.present_locally(local_dir, req.pattern):
                     continue
                 if check_exists:
                     if mark_failure:
