@@ -6,7 +6,6 @@ import argparse
 import copy
 import json
 import logging
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,6 @@ from dpdispatcher.utils.job_status import JobStatus
 
 SUBMISSION_KEYS = ("work_base", "machine", "resources", "task_list",
                    "forward_common_files", "backward_common_files")
-_SCRIPT_BLOCK = re.compile(r"^# /// script\s*$(?P<body>(?:^#(?:| .*)$\s)+)^# ///\s*$", re.MULTILINE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,11 +205,7 @@ def read_script_metadata(text: str) -> dict[str, Any]:
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
-    match = _SCRIPT_BLOCK.search(text)
-    if match is None:
-        raise ConfigurationError("no `# /// script` metadata block found in the script")
-    body = "".join(line[2:] if line.startswith("# ") else line[1:]
-                   for line in match.group("body").splitlines(keepends=True))
+    body = _metadata_block(text.splitlines())
     try:
         meta = tomllib.loads(body)
     except tomllib.TOMLDecodeError as err:
@@ -220,6 +214,22 @@ def read_script_metadata(text: str) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigurationError("script metadata has no [tool.dpdispatcher] table")
     return dict(table)
+
+
+def _metadata_block(lines: list[str]) -> str:
+    """The TOML inside ``# /// script`` ... ``# ///`` (PEP 723), comment marks removed."""
+    try:
+        start = next(i for i, line in enumerate(lines) if line.rstrip() == "# /// script")
+    except StopIteration:
+        raise ConfigurationError("no `# /// script` metadata block found in the script") from None
+    body = []
+    for line in lines[start + 1:]:
+        if line.rstrip() == "# ///":
+            return "\n".join(body) + "\n"
+        if not line.startswith("#"):
+            break
+        body.append(line[2:] if line.startswith("# ") else line[1:])
+    raise ConfigurationError("the `# /// script` block is not closed by a `# ///` line")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

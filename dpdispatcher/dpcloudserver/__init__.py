@@ -9,7 +9,8 @@ nor ``oss2``.
 
 from __future__ import annotations
 
-from .api import Client, CloudAPIError, CloudAuthError, CreatedJob, JobDetail, StsToken
+from ._models import CloudAPIError, CloudAuthError, CreatedJob, JobDetail, StsToken
+from .client import Client
 from .retcode import RETCODE
 
 __all__ = [

@@ -1,0 +1,68 @@
+"""Small helpers shared by the HTTP and OSS halves of the cloud client."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+log = logging.getLogger("dpdispatcher.dpcloudserver")
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded retries: the n-th retry waits ``min(max_backoff, backoff * 2**n)`` s."""
+
+    max_retries: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def pause(self, attempt: int, what: str, reason: str) -> None:
+        """Log why ``what`` is retried (``reason`` must hold no secret) and wait."""
+        delay = min(self.max_backoff, self.backoff * (2**attempt))
+        log.warning(
+            "%s failed (%s); retry %d/%d in %.2f s",
+            what,
+            reason,
+            attempt + 1,
+            self.max_retries,
+            delay,
+        )
+        self.sleep(delay)
+
+
+def origin(url: str) -> tuple[str, str]:
+    """``(scheme, host:port)`` of a URL, lower-cased."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def without_query(url: str) -> str:
+    """A URL fit for messages: signed URLs carry credentials in their query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
+
+
+@contextmanager
+def atomic_target(target: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,451 @@
+"""Slurm and SlurmJobArray: ``sbatch`` / ``squeue`` / ``scancel`` behind the Machine hooks.
+
+Everything here is pure (header lines, commands, parsers, the state table) except the
+few methods that ask the context which task tags exist (job arrays) and the optional
+``sacct`` look-up that explains why a job ended without its finish tag.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from dpdispatcher._script import names, render
+from dpdispatcher._script.quoting import directive_value, job_id, sh
+from dpdispatcher.base_context import CommandResult
+from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import SchedulerError
+from dpdispatcher.machine import Machine
+from dpdispatcher.utils.job_status import JobStatus
+
+if TYPE_CHECKING:
+    from dpdispatcher.resources import Resources
+    from dpdispatcher.submission import Job
+    from dpdispatcher.task import Task
+
+__all__ = [
+    "SLURM_STATES",
+    "Slurm",
+    "SlurmJobArray",
+    "array_indices",
+    "combine_states",
+    "element_tasks",
+    "format_indices",
+    "parse_sbatch_output",
+    "parse_squeue_output",
+    "slurm_job_name",
+]
+
+_W, _R, _C = JobStatus.waiting, JobStatus.running, JobStatus.completing
+_F, _T = JobStatus.finished, JobStatus.terminated
+
+#: Every Slurm job state: (``squeue %t`` code, long name used by ``%T`` and sacct, status).
+#: ``finished`` / ``terminated`` mean "the job has ended": the finish tag decides.
+SLURM_STATES: tuple[tuple[str, str, JobStatus], ...] = (
+    ("PD", "PENDING", _W),
+    ("CF", "CONFIGURING", _W),
+    ("S", "SUSPENDED", _W),
+    ("RQ", "REQUEUED", _W),         # completing job being requeued; will pend again
+    ("RF", "REQUEUE_FED", _W),      # requeued by a federation sibling
+    ("RH", "REQUEUE_HOLD", _W),     # requeued and held
+    ("RD", "RESV_DEL_HOLD", _W),    # held because its reservation was deleted
+    ("R", "RUNNING", _R),
+    ("RS", "RESIZING", _R),
+    ("SI", "SIGNALING", _R),
+    ("ST", "STOPPED", _R),          # SIGSTOP-ed but keeps its allocation
+    ("CG", "COMPLETING", _C),
+    ("SO", "STAGE_OUT", _C),        # staging out after the run
+    ("CD", "COMPLETED", _F),
+    ("F", "FAILED", _T),
+    ("CA", "CANCELLED", _T),
+    ("TO", "TIMEOUT", _T),
+    ("NF", "NODE_FAIL", _T),
+    ("PR", "PREEMPTED", _T),
+    ("BF", "BOOT_FAIL", _T),
+    ("DL", "DEADLINE", _T),
+    ("OOM", "OUT_OF_MEMORY", _T),
+    ("SE", "SPECIAL_EXIT", _T),     # ended with a special exit value (then held)
+    ("RV", "REVOKED", _T),          # federation: runs on another cluster
+)
+
+#: squeue/sacct wording of "these job ids are not known (any more)"
+_UNKNOWN_IDS = "Invalid job id specified"
+_ACCOUNTING_DISABLED = "accounting storage is disabled"
+#: characters kept in a job name; the rest become ``_`` (a directive cannot be quoted)
+_JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
+JOB_NAME_MAX = 128
+_PRIORITY = {JobStatus.running: 0, JobStatus.completing: 1, JobStatus.waiting: 2}
+
+
+# --------------------------------------------------------------------------- pure helpers
+def slurm_job_name(name: str) -> str:
+    """A job name safe on an ``#SBATCH`` line: unsafe characters become ``_``, 128 at most.
+
+    >>> slurm_job_name("relax Fe/bcc #1")
+    'relax_Fe_bcc__1'
+    """
+    return _JOB_NAME_UNSAFE.sub("_", name.strip())[:JOB_NAME_MAX]
+
+
+def parse_sbatch_output(stdout: str) -> str:
+    """The job id printed by ``sbatch --parsable`` (``id`` or ``id;cluster``).
+
+    >>> parse_sbatch_output("1234;cluster\\n")
+    '1234'
+    """
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    found = lines[-1].split(";", 1)[0].strip() if lines else ""
+    if not found.isdigit():
+        raise SchedulerError(f"Slurm: no job id in the output of sbatch: {stdout!r}")
+    return found
+
+
+def base_job_id(squeue_id: str) -> str:
+    """The job an ``squeue %i`` entry belongs to: ``7_3``, ``7_[2-5%2]``, ``7+1`` -> ``7``."""
+    return re.split(r"[_+]", squeue_id, maxsplit=1)[0]
+
+
+def parse_squeue_output(stdout: str) -> dict[str, list[str]]:
+    """``squeue --format='%i %t'`` lines as ``{job id: [state code of each line]}``.
+
+    Array elements and heterogeneous components are gathered under their job's id.
+    """
+    out: dict[str, list[str]] = {}
+    for line in stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 2:
+            out.setdefault(base_job_id(fields[0]), []).append(fields[1])
+    return out
+
+
+def combine_states(codes: Sequence[str], state_map: dict[str, JobStatus]) -> str:
+    """One state for a job shown on several lines (array elements).
+
+    Anything still running wins, then completing, then waiting, then an unmapped code
+    (so that it is reported), and only when every line has ended an ended code.
+    """
+
+    def rank(code: str) -> int:
+        status = state_map.get(code)
+        if status is None:
+            return 3
+        return _PRIORITY.get(status, 4)
+
+    return min(codes, key=rank)
+
+
+def parse_sacct_output(stdout: str) -> dict[str, str]:
+    """``sacct --parsable2 --format=JobID,State,ExitCode`` lines as ``{id: "STATE exit"}``.
+
+    Job steps (``7.batch``) are skipped; ``CANCELLED by 0`` keeps its detail.
+    """
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) >= 3 and "." not in fields[0]:
+            out.setdefault(base_job_id(fields[0]), f"{fields[1]} (exit code {fields[2]})")
+    return out
+
+
+def element_tasks(tasks: Sequence[Task], size: int) -> list[list[Task]]:
+    """The tasks of each array element: consecutive chunks of ``size``."""
+    return [list(tasks[i:i + size]) for i in range(0, len(tasks), size)]
+
+
+def format_indices(indices: Iterable[int]) -> str:
+    """Array indices in ``--array`` syntax with ranges: ``[0, 1, 2, 5]`` -> ``0-2,5``."""
+    ordered = sorted(set(indices))
+    parts: list[str] = []
+    start = prev = None
+    for index in [*ordered, None]:
+        if index is not None and prev is not None and index == prev + 1:
+            prev = index
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = index
+    return ",".join(parts)
+
+
+def array_indices(spec: str) -> list[int]:
+    """Inverse of :func:`format_indices` (a ``%limit`` suffix is ignored)."""
+    out: list[int] = []
+    for part in spec.split("%", 1)[0].split(","):
+        low, _, high = part.partition("-")
+        out.extend(range(int(low), int(high or low) + 1))
+    return out
+
+
+def task_tag_path(task: Task) -> str:
+    """The task tag, relative to the job root."""
+    return os.path.join(task.task_work_path, names.task_tag_file(task.task_hash))
+
+
+# --------------------------------------------------------------------------- Slurm
+class Slurm(Machine):
+    """Slurm: ``sbatch --parsable``, one ``squeue`` for all jobs, ``scancel``.
+
+    A job that has left ``squeue`` (or shows an ended state) is judged by its finish
+    tag. Controller outages and QOS submit limits are retried later, never failures.
+
+    Examples
+    --------
+    >>> from dpdispatcher import Job, Resources, Task
+    >>> m = Machine(batch_type="Slurm", context_type="LazyLocal", local_root=".")
+    >>> job = Job([Task("true", ".")], resources=Resources(1, 4, 1, "gpu", 1))
+    >>> print("\\n".join(m.header_lines(job)))
+    #!/bin/bash -l
+    #SBATCH --nodes 1
+    #SBATCH --ntasks-per-node 4
+    #SBATCH --gres=gpu:1
+    #SBATCH --partition gpu
+    """
+
+    state_map = {code: status for code, _, status in SLURM_STATES} | {
+        long: status for _, long, status in SLURM_STATES
+    }
+    transient_patterns = (
+        "Socket timed out",
+        "Unable to contact slurm controller",
+        "temporarily unable",
+        "Resource temporarily unavailable",
+        "Zero Bytes were transmitted or received",
+        "Transport endpoint is not connected",
+        "Communication connection failure",
+        "backup controller in standby mode",
+        "QOSMaxSubmitJobPerUserLimit",
+        "AssocMaxSubmitJobLimit",
+        "MaxSubmitJobsPerAccount",
+        "Job violates accounting/QOS policy",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: None = not known yet; False once sacct said accounting is disabled
+        self._accounting: bool | None = None
+        self._explained: set[str] = set()
+
+    @classmethod
+    def resources_subfields(cls) -> list[Any]:
+        """``custom_gpu_line``."""
+        from dargs import Argument
+
+        return [
+            Argument(
+                "custom_gpu_line", str, optional=True, default=None,
+                doc="A GPU request line replacing `#SBATCH --gres=gpu:<gpu_per_node>`, e.g. "
+                "`#SBATCH --gpus-per-node=a100:2` (inserted verbatim).",
+            ),
+        ]
+
+    # -- rendering ----------------------------------------------------------------
+    def header_lines(self, job: Job) -> list[str]:
+        """Shebang, nodes, tasks per node, GPUs, partition, job name (SPEC §5)."""
+        res = job.resources
+        lines = [
+            "#!/bin/bash -l",
+            f"#SBATCH --nodes {int(res.number_node)}",
+            f"#SBATCH --ntasks-per-node {int(res.cpu_per_node)}",
+        ]
+        gpu_line = res.kwargs.get("custom_gpu_line")
+        if gpu_line:
+            lines.append(str(gpu_line))
+        elif res.gpu_per_node > 0:
+            lines.append(f"#SBATCH --gres=gpu:{int(res.gpu_per_node)}")
+        if res.queue_name:
+            lines.append(
+                f"#SBATCH --partition {directive_value(res.queue_name, 'resources/queue_name')}"
+            )
+        name = _single_task_name(job)
+        if name:
+            lines.append(f"#SBATCH --job-name {directive_value(name, 'task/task_name')}")
+        return lines
+
+    # -- scheduler hooks ------------------------------------------------------------
+    def submit_command(self, job: Job, script: str) -> str:
+        """``sbatch --parsable <script>``."""
+        return f"sbatch --parsable {sh(script)}"
+
+    def parse_submit_output(self, stdout: str) -> str:
+        """The text before ``;`` in sbatch's answer."""
+        return parse_sbatch_output(stdout)
+
+    def status_command(self, jobs: Sequence[Job]) -> str:
+        """One ``squeue`` for every job (``--states=all``: ended jobs show how they ended)."""
+        ids = ",".join(job_id(job.job_id) for job in jobs)
+        return f"squeue --noheader --states=all --format='%i %t' --jobs={sh(ids)}"
+
+    def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
+        """State code per job id; an id squeue no longer knows is left out (ended)."""
+        if not result.ok:
+            if _UNKNOWN_IDS in result.stderr:
+                return {}
+            raise SchedulerError(
+                f"Slurm: squeue failed (exit code {result.exit_code}): "
+                f"{(result.stderr or result.stdout).strip()}"
+            )
+        table = parse_squeue_output(result.stdout)
+        return {
+            job.job_id: combine_states(table[job.job_id], self.state_map)
+            for job in jobs if job.job_id in table
+        }
+
+    def kill_command(self, job_id: str) -> str:
+        """``scancel <id>``."""
+        return f"scancel {sh(job_id)}"
+
+    # -- why did a job end without its tag? -----------------------------------------
+    def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """As :meth:`Machine.check_status_many`; logs how newly terminated jobs ended."""
+        states = super().check_status_many(jobs)
+        ended = [job for job in jobs if states.get(job.job_hash) == JobStatus.terminated
+                 and job.job_id not in self._explained]
+        if ended:
+            self._explain_terminated(ended)
+        return states
+
+    def _explain_terminated(self, jobs: Sequence[Job]) -> None:
+        """Ask ``sacct`` (once per job, never again once accounting is known off)."""
+        self._explained.update(job.job_id for job in jobs)
+        if self._accounting is False:
+            return
+        ids = ",".join(job_id(job.job_id) for job in jobs)
+        result = self.context.run(
+            f"sacct --noheader --parsable2 --format=JobID,State,ExitCode --jobs={sh(ids)}"
+        )
+        if _ACCOUNTING_DISABLED in result.stderr + result.stdout:
+            self._accounting = False
+            return
+        if not result.ok:
+            dlog.debug("sacct failed: %s", result.stderr.strip())
+            return
+        self._accounting = True
+        for jid, how in parse_sacct_output(result.stdout).items():
+            dlog.info("Slurm job %s ended without its finish tag: %s", jid, how)
+
+
+def _single_task_name(job: Job) -> str:
+    if len(job.job_task_list) != 1 or not job.job_task_list[0].task_name:
+        return ""
+    return slurm_job_name(job.job_task_list[0].task_name)
+
+
+# --------------------------------------------------------------------------- arrays
+class SlurmJobArray(Slurm):
+    """A Slurm job array: ``slurm_job_size`` tasks per array element.
+
+    The ``.run`` body dispatches on ``$SLURM_ARRAY_TASK_ID``. The job has finished when
+    every task tag exists; a resubmission lists only the elements with unfinished tasks.
+    """
+
+    @classmethod
+    def resources_subfields(cls) -> list[Any]:
+        """``custom_gpu_line`` and ``slurm_job_size``."""
+        from dargs import Argument
+
+        return [
+            *Slurm.resources_subfields(),
+            Argument("slurm_job_size", int, optional=True, default=1,
+                     doc="Tasks run by each element of the job array."),
+        ]
+
+    @staticmethod
+    def job_size(resources: Resources) -> int:
+        """Tasks per array element (``kwargs.slurm_job_size``, default 1)."""
+        size = int(resources.kwargs.get("slurm_job_size") or 1)
+        if size < 1:
+            from dpdispatcher.errors import ConfigurationError
+
+            raise ConfigurationError(f"resources/kwargs/slurm_job_size: expected >= 1, got {size}")
+        return size
+
+    def elements(self, job: Job) -> list[list[Task]]:
+        """The tasks of each array element."""
+        return element_tasks(job.job_task_list, self.job_size(job.resources))
+
+    def header_lines(self, job: Job) -> list[str]:
+        """The Slurm header plus ``#SBATCH --array=0-M``."""
+        last = len(self.elements(job)) - 1
+        return [*super().header_lines(job), f"#SBATCH --array={format_indices(range(last + 1))}"]
+
+    def gen_run_body(self, job: Job) -> str:
+        """``case $SLURM_ARRAY_TASK_ID`` with one branch per element."""
+        return render_array_body(job.job_hash, self.elements(job), job.resources)
+
+    def gen_script_end(self, job: Job) -> str:
+        """Touch the job tag once every task tag exists; fail if this element's did not."""
+        return render_array_end(job.job_hash, job.job_task_list, job.resources)
+
+    def finish_tag_files(self, job: Job) -> list[str]:
+        """Every task tag: an array job has finished when all its tasks have."""
+        return [task_tag_path(task) for task in job.job_task_list]
+
+    def unfinished_elements(self, job: Job) -> list[int]:
+        """Indices of the elements with a task whose tag is missing (one file check)."""
+        elements = self.elements(job)
+        done = self.context.files_exist([task_tag_path(t) for t in job.job_task_list])
+        return [i for i, tasks in enumerate(elements)
+                if any(task_tag_path(t) not in done for t in tasks)]
+
+    def submit_command(self, job: Job, script: str) -> str:
+        """``sbatch --parsable [--array=<unfinished>] <script>``.
+
+        A job submitted before (a resubmission) lists only its unfinished elements; the
+        first submission uses the header's full range and costs no file check.
+        """
+        if not job.job_id and job.fail_count == 0:
+            return super().submit_command(job, script)
+        pending = self.unfinished_elements(job) or list(range(len(self.elements(job))))
+        return f"sbatch --parsable --array={format_indices(pending)} {sh(script)}"
+
+
+def render_array_body(job_hash: str, elements: Sequence[Sequence[Task]],
+                      resources: Resources) -> str:
+    """The ``.run`` file of an array job: a ``case`` over ``$SLURM_ARRAY_TASK_ID``.
+
+    Each branch runs its element's tasks like a plain job's body, waits for them, and
+    records in ``dpd_element_failed`` whether one of them left no tag.
+    """
+    lines = ['case "$SLURM_ARRAY_TASK_ID" in']
+    for index, tasks in enumerate(elements):
+        lines.append(f"{index})")
+        body = render.render_run_body(job_hash, tasks, resources)
+        lines.append(body if body.endswith("wait\n") else body + "wait\n")
+        lines[-1] = lines[-1].rstrip("\n")
+        lines.append(f"{_all_tags_test(tasks)} || dpd_element_failed=1")
+        lines.append(";;")
+    lines += [
+        "*)",
+        '  echo "dpdispatcher: no tasks for array index $SLURM_ARRAY_TASK_ID" >&2',
+        "  exit 1",
+        "  ;;",
+        "esac",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_array_end(job_hash: str, tasks: Sequence[Task], resources: Resources) -> str:
+    """End of an array element: job tag when all tasks of the job are done; own status."""
+    lines = [
+        'cd "$REMOTE_ROOT"',
+        "wait",
+        f"if {_all_tags_test(tasks)}; then",
+        f"  touch {render.root_file(names.job_tag_file(job_hash))}",
+        "fi",
+        'if test "${dpd_element_failed:-0}" -ne 0; then',
+        "  exit 1",
+        "fi",
+        *resources.append_script,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _all_tags_test(tasks: Sequence[Task]) -> str:
+    """A shell test true when every task tag exists (paths from the job root)."""
+    tests = [
+        f"test -f {render.ROOT}/{sh(task.task_work_path)}/{sh(names.task_tag_file(task.task_hash))}"
+        for task in tasks
+    ]
+    return "{ " + " && ".join(tests) + "; }"
