@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import sys
 
+from dpdispatcher import _builtin  # noqa: F401  (registers the batch and context types)
 from dpdispatcher.job import Job
 from dpdispatcher.machine import Machine
 from dpdispatcher.resources import Resources
 from dpdispatcher.submission import Submission
 from dpdispatcher.task import Task
 from dpdispatcher.utils.job_status import JobStatus
-
-from dpdispatcher import _builtin  # noqa: F401  (registers the batch and context types)
 
 __version__ = "1.2.0"
 

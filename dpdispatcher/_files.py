@@ -41,12 +41,14 @@ def expand_local(base: str, patterns: list[str], key: str) -> list[str]:
 
 def forward_files(submission: Submission, local_work_base: str) -> list[str]:
     """Every forward and forward-common file, relative to the work base, deduplicated."""
-    out = expand_local(local_work_base, submission.forward_common_files,
-                       "submission/forward_common_files")
+    out = expand_local(
+        local_work_base, submission.forward_common_files, "submission/forward_common_files"
+    )
     for task in submission.belonging_tasks:
         task_dir = os.path.join(local_work_base, task.task_work_path)
-        for rel in expand_local(task_dir, task.forward_files,
-                                f"task {task.task_work_path!r}/forward_files"):
+        for rel in expand_local(
+            task_dir, task.forward_files, f"task {task.task_work_path!r}/forward_files"
+        ):
             path = os.path.normpath(os.path.join(task.task_work_path, rel))
             if path not in out:
                 out.append(path)

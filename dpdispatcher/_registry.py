@@ -51,7 +51,9 @@ class Registered:
             valid = sorted(cls._canonical)
             lowered = {k.lower(): k for k in cls.subclasses_dict}
             close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
-            hint = f" Did you mean {cls.subclasses_dict[lowered[close[0]]].__name__}?" if close else ""
+            hint = (
+                f" Did you mean {cls.subclasses_dict[lowered[close[0]]].__name__}?" if close else ""
+            )
             raise UnknownNameError(
                 f"unknown {cls._registry_kind} {name!r}; valid names: {', '.join(valid)}.{hint}"
             )

@@ -18,17 +18,25 @@ TRIM_PATTERN = "_*"
 def _strategy_args() -> list[Argument]:
     return [
         Argument(
-            "if_cuda_multi_devices", bool, optional=True, default=False,
+            "if_cuda_multi_devices",
+            bool,
+            optional=True,
+            default=False,
             doc="Give each task its own CUDA device (round-robin over gpu_per_node) by "
             "exporting CUDA_VISIBLE_DEVICES. Needs gpu_per_node >= 1 and number_node == 1.",
         ),
         Argument(
-            "ratio_unfinished", float, optional=True, default=0.0,
+            "ratio_unfinished",
+            float,
+            optional=True,
+            default=0.0,
             doc="Stop waiting once at least (1 - ratio_unfinished) of the tasks finished; "
             "the remaining jobs are killed and their tasks are not downloaded.",
         ),
         Argument(
-            "customized_script_header_template_file", str, optional=True,
+            "customized_script_header_template_file",
+            str,
+            optional=True,
             doc="A file whose text replaces the whole script header; it is formatted with "
             "str.format(**resources.serialize()).",
         ),
@@ -43,29 +51,77 @@ def _resources_base_args() -> list[Argument]:
         Argument("gpu_per_node", int, optional=True, default=0, doc="GPUs per node."),
         Argument("queue_name", s, optional=True, default="", doc="Queue (partition) name."),
         Argument("group_size", int, doc="Tasks per job; 0 puts all tasks in one job."),
-        Argument("custom_flags", li, optional=True, default=[],
-                 doc="Extra header lines, inserted verbatim (raw shell)."),
-        Argument("strategy", dict, _strategy_args(), optional=True, default={},
-                 doc="Strategies used to generate the job script."),
-        Argument("para_deg", int, optional=True, default=1,
-                 doc="How many tasks of a job run in parallel."),
-        Argument("source_list", li, optional=True, default=[],
-                 doc="Files sourced before the tasks run."),
-        Argument("module_purge", bool, optional=True, default=False,
-                 doc="Run `module purge` before loading modules."),
-        Argument("module_unload_list", li, optional=True, default=[],
-                 doc="Modules unloaded before the tasks run."),
-        Argument("module_list", li, optional=True, default=[],
-                 doc="Modules loaded before the tasks run."),
-        Argument("envs", dict, optional=True, default={},
-                 doc="Environment variables exported before the tasks run; a list value "
-                 "exports once per item. `$NAME` references expand, nothing else does."),
-        Argument("prepend_script", li, optional=True, default=[],
-                 doc="Lines inserted verbatim (raw shell) before the tasks."),
-        Argument("append_script", li, optional=True, default=[],
-                 doc="Lines inserted verbatim (raw shell) after the tasks."),
-        Argument("wait_time", [int, float], optional=True, default=0,
-                 doc="Seconds to wait after submitting each job."),
+        Argument(
+            "custom_flags",
+            li,
+            optional=True,
+            default=[],
+            doc="Extra header lines, inserted verbatim (raw shell).",
+        ),
+        Argument(
+            "strategy",
+            dict,
+            _strategy_args(),
+            optional=True,
+            default={},
+            doc="Strategies used to generate the job script.",
+        ),
+        Argument(
+            "para_deg",
+            int,
+            optional=True,
+            default=1,
+            doc="How many tasks of a job run in parallel.",
+        ),
+        Argument(
+            "source_list", li, optional=True, default=[], doc="Files sourced before the tasks run."
+        ),
+        Argument(
+            "module_purge",
+            bool,
+            optional=True,
+            default=False,
+            doc="Run `module purge` before loading modules.",
+        ),
+        Argument(
+            "module_unload_list",
+            li,
+            optional=True,
+            default=[],
+            doc="Modules unloaded before the tasks run.",
+        ),
+        Argument(
+            "module_list", li, optional=True, default=[], doc="Modules loaded before the tasks run."
+        ),
+        Argument(
+            "envs",
+            dict,
+            optional=True,
+            default={},
+            doc="Environment variables exported before the tasks run; a list value "
+            "exports once per item. `$NAME` references expand, nothing else does.",
+        ),
+        Argument(
+            "prepend_script",
+            li,
+            optional=True,
+            default=[],
+            doc="Lines inserted verbatim (raw shell) before the tasks.",
+        ),
+        Argument(
+            "append_script",
+            li,
+            optional=True,
+            default=[],
+            doc="Lines inserted verbatim (raw shell) after the tasks.",
+        ),
+        Argument(
+            "wait_time",
+            [int, float],
+            optional=True,
+            default=0,
+            doc="Seconds to wait after submitting each job.",
+        ),
     ]
 
 
@@ -74,11 +130,18 @@ def _kwargs_variant() -> Variant:
 
     choices = []
     for name, cls in Machine.canonical_classes().items():
-        kwargs = Argument("kwargs", dict, cls.resources_subfields(), optional=True, default={},
-                          doc=f"Options specific to {name}.")
+        kwargs = Argument(
+            "kwargs",
+            dict,
+            cls.resources_subfields(),
+            optional=True,
+            default={},
+            doc=f"Options specific to {name}.",
+        )
         choices.append(Argument(name, dict, [kwargs], alias=list(cls.alias)))
-    return Variant("batch_type", choices, optional=False,
-                   doc="The batch type whose `kwargs` are accepted.")
+    return Variant(
+        "batch_type", choices, optional=False, doc="The batch type whose `kwargs` are accepted."
+    )
 
 
 def kwargs_union_subfields() -> list[Argument]:
@@ -89,8 +152,10 @@ def kwargs_union_subfields() -> list[Argument]:
     for cls in Machine.canonical_classes().values():
         for arg in cls.resources_subfields():
             # no defaults here: each batch type applies its own when rendering
-            seen.setdefault(arg.name, Argument(arg.name, arg.dtype, optional=True,
-                                               alias=list(arg.alias), doc=arg.doc))
+            seen.setdefault(
+                arg.name,
+                Argument(arg.name, arg.dtype, optional=True, alias=list(arg.alias), doc=arg.doc),
+            )
     return list(seen.values())
 
 
@@ -102,31 +167,75 @@ def resources_dargs(detail_kwargs: bool = True) -> Argument:
     """
     args = _resources_base_args()
     if detail_kwargs:
-        return Argument("resources", dict, args, [_kwargs_variant()],
-                        doc="Computing resources of each job.")
-    args.append(Argument("kwargs", dict, kwargs_union_subfields(), optional=True, default={},
-                         doc="Options specific to the batch type."))
+        return Argument(
+            "resources", dict, args, [_kwargs_variant()], doc="Computing resources of each job."
+        )
+    args.append(
+        Argument(
+            "kwargs",
+            dict,
+            kwargs_union_subfields(),
+            optional=True,
+            default={},
+            doc="Options specific to the batch type.",
+        )
+    )
     return Argument("resources", dict, args, doc="Computing resources of each job.")
 
 
 def task_dargs() -> Argument:
     """Schema of a task dictionary."""
     li = list
-    return Argument("task", dict, [
-        Argument("command", str, doc="Shell command of the task (raw shell); exit 0 = success."),
-        Argument("task_work_path", str,
-                 doc="Directory of the task, relative to the submission's work_base."),
-        Argument("forward_files", li, optional=True, default=[],
-                 doc="Files (globs allowed) sent to the task directory before it runs."),
-        Argument("backward_files", li, optional=True, default=[],
-                 doc="Files, globs or directories brought back after the task finished."),
-        Argument("outlog", [str, type(None)], optional=True, default="log",
-                 doc="File receiving the command's stdout; null = not redirected."),
-        Argument("errlog", [str, type(None)], optional=True, default="err",
-                 doc="File receiving the command's stderr; null = not redirected."),
-        Argument("task_name", [str, type(None)], optional=True, default=None,
-                 doc="Scheduler job name when the job has this single task."),
-    ], doc="A command and the files it needs and produces.")
+    return Argument(
+        "task",
+        dict,
+        [
+            Argument(
+                "command", str, doc="Shell command of the task (raw shell); exit 0 = success."
+            ),
+            Argument(
+                "task_work_path",
+                str,
+                doc="Directory of the task, relative to the submission's work_base.",
+            ),
+            Argument(
+                "forward_files",
+                li,
+                optional=True,
+                default=[],
+                doc="Files (globs allowed) sent to the task directory before it runs.",
+            ),
+            Argument(
+                "backward_files",
+                li,
+                optional=True,
+                default=[],
+                doc="Files, globs or directories brought back after the task finished.",
+            ),
+            Argument(
+                "outlog",
+                [str, type(None)],
+                optional=True,
+                default="log",
+                doc="File receiving the command's stdout; null = not redirected.",
+            ),
+            Argument(
+                "errlog",
+                [str, type(None)],
+                optional=True,
+                default="err",
+                doc="File receiving the command's stderr; null = not redirected.",
+            ),
+            Argument(
+                "task_name",
+                [str, type(None)],
+                optional=True,
+                default=None,
+                doc="Scheduler job name when the job has this single task.",
+            ),
+        ],
+        doc="A command and the files it needs and produces.",
+    )
 
 
 def machine_dargs() -> Argument:
@@ -137,19 +246,50 @@ def machine_dargs() -> Argument:
         Argument(name, dict, cls.machine_subfields(), alias=list(cls.alias))
         for name, cls in BaseContext.canonical_classes().items()
     ]
-    return Argument("machine", dict, [
-        Argument("batch_type", str, doc="Batch system: " + ", ".join(_batch_names()) + "."),
-        Argument("local_root", str, doc="Directory holding the submission's work_base."),
-        Argument("remote_root", [str, type(None)], optional=True, default=None,
-                 doc="Directory where job roots are created (not needed for LazyLocalContext)."),
-        Argument("clean_asynchronously", bool, optional=True, default=False,
-                 doc="Remove the job root in the background after downloading."),
-        Argument("retry_count", int, optional=True, default=3,
-                 doc="Resubmissions of a failing job before giving up."),
-        Argument("create_remote_root", bool, optional=True, default=False,
-                 doc="Create remote_root if it does not exist (SSHContext)."),
-    ], [Variant("context_type", context_choices, doc="How files and commands reach the "
-                "execution side.")], doc="Where and how jobs run.")
+    return Argument(
+        "machine",
+        dict,
+        [
+            Argument("batch_type", str, doc="Batch system: " + ", ".join(_batch_names()) + "."),
+            Argument("local_root", str, doc="Directory holding the submission's work_base."),
+            Argument(
+                "remote_root",
+                [str, type(None)],
+                optional=True,
+                default=None,
+                doc="Directory where job roots are created (not needed for LazyLocalContext).",
+            ),
+            Argument(
+                "clean_asynchronously",
+                bool,
+                optional=True,
+                default=False,
+                doc="Remove the job root in the background after downloading.",
+            ),
+            Argument(
+                "retry_count",
+                int,
+                optional=True,
+                default=3,
+                doc="Resubmissions of a failing job before giving up.",
+            ),
+            Argument(
+                "create_remote_root",
+                bool,
+                optional=True,
+                default=False,
+                doc="Create remote_root if it does not exist (SSHContext).",
+            ),
+        ],
+        [
+            Variant(
+                "context_type",
+                context_choices,
+                doc="How files and commands reach the execution side.",
+            )
+        ],
+        doc="Where and how jobs run.",
+    )
 
 
 def _batch_names() -> list[str]:

@@ -125,9 +125,7 @@ class BaseContext(Registered):
     def job_root_for(self, submission: Submission) -> str:
         """Where the jobs of ``submission`` run: ``remote_root/<submission_hash>``."""
         if not self.init_remote_root:
-            raise ConfigurationError(
-                f"machine/remote_root is required for {type(self).__name__}"
-            )
+            raise ConfigurationError(f"machine/remote_root is required for {type(self).__name__}")
         return os.path.join(self.init_remote_root, submission.submission_hash)
 
     def get_job_root(self) -> str:

@@ -40,8 +40,10 @@ class Job:
         self.unknown_since: float | None = None
 
     def __repr__(self) -> str:
-        return (f"Job(hash={self.job_hash[:10]}, id={self.job_id!r}, "
-                f"state={self.job_state.name}, tasks={len(self.job_task_list)})")
+        return (
+            f"Job(hash={self.job_hash[:10]}, id={self.job_id!r}, "
+            f"state={self.job_state.name}, tasks={len(self.job_task_list)})"
+        )
 
     def get_hash(self) -> str:
         """sha1 of the JSON of the tasks and resources."""
@@ -58,8 +60,9 @@ class Job:
             "resources": self.resources.serialize(),
         }
         if not if_static:
-            body.update(job_state=int(self.job_state), job_id=self.job_id,
-                        fail_count=self.fail_count)
+            body.update(
+                job_state=int(self.job_state), job_id=self.job_id, fail_count=self.fail_count
+            )
         return {self.job_hash: body}
 
     @classmethod
@@ -82,7 +85,11 @@ class Job:
 
     def adopt(self, other: Job) -> None:
         """Take over the runtime state of a recovered copy of this job."""
-        self.job_state, self.job_id, self.fail_count = other.job_state, other.job_id, other.fail_count
+        self.job_state, self.job_id, self.fail_count = (
+            other.job_state,
+            other.job_id,
+            other.fail_count,
+        )
 
     def job_to_json(self) -> str:
         """The serialized job as JSON text."""

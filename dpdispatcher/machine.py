@@ -97,14 +97,20 @@ class Machine(Registered):
                 raise ConfigurationError(
                     "machine: give either context=... or context_type and local_root"
                 )
-            context = BaseContext.load_from_dict({
-                "context_type": context_type, "local_root": local_root,
-                "remote_root": remote_root, "remote_profile": remote_profile or {},
-                "clean_asynchronously": clean_asynchronously,
-                "create_remote_root": create_remote_root,
-            })
+            context = BaseContext.load_from_dict(
+                {
+                    "context_type": context_type,
+                    "local_root": local_root,
+                    "remote_root": remote_root,
+                    "remote_profile": remote_profile or {},
+                    "clean_asynchronously": clean_asynchronously,
+                    "create_remote_root": create_remote_root,
+                }
+            )
         if not isinstance(retry_count, int) or retry_count < 0:
-            raise ConfigurationError(f"machine/retry_count: expected an int >= 0, got {retry_count!r}")
+            raise ConfigurationError(
+                f"machine/retry_count: expected an int >= 0, got {retry_count!r}"
+            )
         self.retry_count = retry_count
         self.bind_context(context)
 
@@ -199,7 +205,10 @@ class Machine(Registered):
     def gen_script(self, job: Job) -> str:
         """The whole job script."""
         return render.render_script(
-            self.gen_script_header(job), job.job_hash, self.context.remote_root, job.resources,
+            self.gen_script_header(job),
+            job.job_hash,
+            self.context.remote_root,
+            job.resources,
             end=self.gen_script_end(job),
         )
 
@@ -293,7 +302,9 @@ class Machine(Registered):
         """Map a raw scheduler state; an unmapped one is logged and reported unknown."""
         status = self.state_map.get(raw)
         if status is None:
-            dlog.warning("%s: unmapped scheduler state %r; will poll again", type(self).__name__, raw)
+            dlog.warning(
+                "%s: unmapped scheduler state %r; will poll again", type(self).__name__, raw
+            )
             return JobStatus.unknown
         return status
 

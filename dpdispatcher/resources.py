@@ -10,9 +10,22 @@ from dpdispatcher._loaders import load_json, load_yaml
 from dpdispatcher.errors import ConfigurationError
 
 _FIELDS = (
-    "number_node", "cpu_per_node", "gpu_per_node", "queue_name", "group_size",
-    "custom_flags", "strategy", "para_deg", "module_purge", "module_unload_list",
-    "module_list", "source_list", "envs", "prepend_script", "append_script", "wait_time",
+    "number_node",
+    "cpu_per_node",
+    "gpu_per_node",
+    "queue_name",
+    "group_size",
+    "custom_flags",
+    "strategy",
+    "para_deg",
+    "module_purge",
+    "module_unload_list",
+    "module_list",
+    "source_list",
+    "envs",
+    "prepend_script",
+    "append_script",
+    "wait_time",
     "kwargs",
 )
 
@@ -74,14 +87,23 @@ class Resources:
         **flat_kwargs: Any,
     ) -> None:
         raw: dict[str, Any] = {
-            "number_node": number_node, "cpu_per_node": cpu_per_node,
-            "gpu_per_node": gpu_per_node, "queue_name": queue_name, "group_size": group_size,
-            "custom_flags": custom_flags or [], "strategy": strategy or {},
-            "para_deg": para_deg, "module_purge": module_purge,
-            "module_unload_list": module_unload_list or [], "module_list": module_list or [],
-            "source_list": source_list or [], "envs": envs or {},
-            "prepend_script": prepend_script or [], "append_script": append_script or [],
-            "wait_time": wait_time, "kwargs": dict(kwargs or {}),
+            "number_node": number_node,
+            "cpu_per_node": cpu_per_node,
+            "gpu_per_node": gpu_per_node,
+            "queue_name": queue_name,
+            "group_size": group_size,
+            "custom_flags": custom_flags or [],
+            "strategy": strategy or {},
+            "para_deg": para_deg,
+            "module_purge": module_purge,
+            "module_unload_list": module_unload_list or [],
+            "module_list": module_list or [],
+            "source_list": source_list or [],
+            "envs": envs or {},
+            "prepend_script": prepend_script or [],
+            "append_script": append_script or [],
+            "wait_time": wait_time,
+            "kwargs": dict(kwargs or {}),
         }
         raw.update(_split_flat_kwargs(raw["kwargs"], flat_kwargs))
         self._assign(_validate(raw))
@@ -189,14 +211,23 @@ def _check_semantics(res: Resources) -> None:
         (res.group_size >= 0, "group_size", "0 (all tasks in one job) or more"),
         (res.para_deg >= 1, "para_deg", "at least 1"),
         (res.wait_time >= 0, "wait_time", "0 or more"),
-        (0.0 <= res.strategy.get("ratio_unfinished", 0.0) < 1.0,
-         "strategy/ratio_unfinished", "in [0, 1)"),
+        (
+            0.0 <= res.strategy.get("ratio_unfinished", 0.0) < 1.0,
+            "strategy/ratio_unfinished",
+            "in [0, 1)",
+        ),
     ]
     for ok, key, expected in checks:
         if not ok:
             raise ConfigurationError(f"resources/{key}: expected {expected}")
-    for key in ("custom_flags", "source_list", "module_list", "module_unload_list",
-                "prepend_script", "append_script"):
+    for key in (
+        "custom_flags",
+        "source_list",
+        "module_list",
+        "module_unload_list",
+        "prepend_script",
+        "append_script",
+    ):
         for i, item in enumerate(getattr(res, key)):
             if not isinstance(item, str):
                 raise ConfigurationError(

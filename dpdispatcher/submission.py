@@ -56,14 +56,16 @@ class Timing:
 
     def resubmit_after(self, fail_count: int) -> float:
         """Delay before resubmitting a job that has failed ``fail_count`` times."""
-        return float(min(self.resubmit_delay * 2 ** max(fail_count - 1, 0),
-                         self.resubmit_delay_max))
+        return float(
+            min(self.resubmit_delay * 2 ** max(fail_count - 1, 0), self.resubmit_delay_max)
+        )
 
 
 def local_state_dir() -> Path:
     """Where a copy of every submission's state is kept (``dpdisp submission`` reads it)."""
-    home = os.environ.get("DPDISPATCHER_HOME") or os.path.join(os.path.expanduser("~"),
-                                                              ".dpdispatcher")
+    home = os.environ.get("DPDISPATCHER_HOME") or os.path.join(
+        os.path.expanduser("~"), ".dpdispatcher"
+    )
     return Path(home, "submission")
 
 
@@ -111,9 +113,11 @@ class Submission:
         self.work_base = work_base
         self.resources = resources
         self.forward_common_files = sorted(
-            check_path_list(list(forward_common_files or []), "submission/forward_common_files"))
+            check_path_list(list(forward_common_files or []), "submission/forward_common_files")
+        )
         self.backward_common_files = sorted(
-            check_path_list(list(backward_common_files or []), "submission/backward_common_files"))
+            check_path_list(list(backward_common_files or []), "submission/backward_common_files")
+        )
         self.belonging_tasks: list[Task] = []
         self.belonging_jobs: list[Job] = []
         self.dropped_jobs: list[Job] = []
@@ -121,15 +125,20 @@ class Submission:
         self.timing = Timing()
         self.progress: ProgressCallback | None = None
         self.download_options: dict[str, bool] = {
-            "check_exists": False, "mark_failure": True, "back_error": False}
+            "check_exists": False,
+            "mark_failure": True,
+            "back_error": False,
+        }
         self.machine: Machine | None = None
         self.register_task_list(list(task_list or []))
         if machine is not None:
             self.bind_machine(machine)
 
     def __repr__(self) -> str:
-        return (f"Submission(work_base={self.work_base!r}, tasks={len(self.belonging_tasks)}, "
-                f"jobs={len(self.belonging_jobs)})")
+        return (
+            f"Submission(work_base={self.work_base!r}, tasks={len(self.belonging_tasks)}, "
+            f"jobs={len(self.belonging_jobs)})"
+        )
 
     # -- building -----------------------------------------------------------------
     def register_task(self, task: Task) -> None:
@@ -171,7 +180,8 @@ class Submission:
         size = resources.group_size or len(tasks)
         for start in range(0, len(tasks), size):
             self.belonging_jobs.append(
-                Job(tasks[start:start + size], resources=resources.copy(), machine=self.machine))
+                Job(tasks[start : start + size], resources=resources.copy(), machine=self.machine)
+            )
         self.submission_hash = self.get_hash()
 
     def _check_task_dirs_unique(self) -> None:
@@ -180,7 +190,8 @@ class Submission:
             if task.task_hash in {t.task_hash for t in seen.values()}:
                 raise ConfigurationError(
                     f"task_list: the task {task!r} is listed twice (identical tasks would share "
-                    "a finish tag)")
+                    "a finish tag)"
+                )
             seen[task.task_hash] = task
 
     def _resources(self) -> Resources:
@@ -194,7 +205,9 @@ class Submission:
         return self.machine
 
     # -- (de)serialisation ----------------------------------------------------------
-    def serialize(self, if_static: bool = False, if_none_local_root: bool = False) -> dict[str, Any]:
+    def serialize(
+        self, if_static: bool = False, if_none_local_root: bool = False
+    ) -> dict[str, Any]:
         """The submission as a dictionary (runtime job fields unless ``if_static``)."""
         machine = self.machine.serialize() if self.machine is not None else {}
         if if_none_local_root and machine:
@@ -213,7 +226,9 @@ class Submission:
         return hashlib.sha1(json.dumps(self.serialize(if_static=True)).encode("utf-8")).hexdigest()
 
     @classmethod
-    def deserialize(cls, submission_dict: dict[str, Any], machine: Machine | None = None) -> Submission:
+    def deserialize(
+        cls, submission_dict: dict[str, Any], machine: Machine | None = None
+    ) -> Submission:
         """Inverse of :meth:`serialize` (the machine is rebuilt unless given)."""
         if machine is None and submission_dict.get("machine"):
             machine = Machine.deserialize(submission_dict["machine"])
@@ -224,7 +239,9 @@ class Submission:
             forward_common_files=submission_dict.get("forward_common_files", []),
             backward_common_files=submission_dict.get("backward_common_files", []),
         )
-        sub.belonging_jobs = [Job.deserialize(j, machine) for j in submission_dict["belonging_jobs"]]
+        sub.belonging_jobs = [
+            Job.deserialize(j, machine) for j in submission_dict["belonging_jobs"]
+        ]
         sub.belonging_tasks = [t for job in sub.belonging_jobs for t in job.job_task_list]
         sub.submission_hash = sub.get_hash()
         return sub
@@ -305,7 +322,8 @@ class Submission:
         machine.context.bind_submission(self)
         if not os.path.isdir(machine.context.local_root):
             raise ConfigurationError(
-                f"work base {machine.context.local_root} (local_root + work_base) does not exist")
+                f"work base {machine.context.local_root} (local_root + work_base) does not exist"
+            )
         _files.forward_files(self, machine.context.local_root)
         self._job_files = {job.job_hash: machine.job_files(job) for job in self.belonging_jobs}
 
@@ -319,11 +337,15 @@ class Submission:
         try:
             data = json.loads(ctx.read_file(fname))
         except json.JSONDecodeError as err:
-            raise RecoveryError(f"{where}: the persisted state is not valid JSON ({err}); "
-                                "move it away to start this submission afresh") from err
+            raise RecoveryError(
+                f"{where}: the persisted state is not valid JSON ({err}); "
+                "move it away to start this submission afresh"
+            ) from err
         if _static_form(data) != json.loads(json.dumps(self.serialize(if_static=True))):
-            raise RecoveryError(f"{where} describes a different submission; "
-                                "move it away to start this submission afresh")
+            raise RecoveryError(
+                f"{where} describes a different submission; "
+                "move it away to start this submission afresh"
+            )
         old = {h: body for j in data["belonging_jobs"] for h, body in j.items()}
         for job in self.belonging_jobs:
             body = old[job.job_hash]
@@ -343,13 +365,19 @@ class Submission:
             text = records.get(names.job_id_file(job.job_hash))
             recorded = machine.recorded_job_id(text) if text else None
             if recorded and recorded != job.job_id:
-                dlog.info("job %s was submitted as %s before the last stop; re-attaching",
-                          job.job_hash, recorded)
+                dlog.info(
+                    "job %s was submitted as %s before the last stop; re-attaching",
+                    job.job_hash,
+                    recorded,
+                )
                 job.job_id, job.job_state = recorded, JobStatus.unknown
 
     def _raise_if_given_up(self) -> None:
         for job in self.belonging_jobs:
-            if job.job_state == JobStatus.terminated and job.fail_count > self._bound_machine().retry_count:
+            if (
+                job.job_state == JobStatus.terminated
+                and job.fail_count > self._bound_machine().retry_count
+            ):
                 raise self._give_up_error(job)
 
     def _save_state_quietly(self) -> None:
@@ -381,8 +409,7 @@ class Submission:
     def update_submission_state(self) -> bool:
         """Query the state of every submitted, unfinished job; return True on a change."""
         machine = self._bound_machine()
-        active = [j for j in self.belonging_jobs
-                  if j.job_id and j.job_state != JobStatus.finished]
+        active = [j for j in self.belonging_jobs if j.job_id and j.job_state != JobStatus.finished]
         try:
             states = machine.check_status_many(active)
         except TransientSchedulerError as err:
@@ -396,8 +423,12 @@ class Submission:
             if new == JobStatus.terminated and job.job_state != JobStatus.terminated:
                 job.fail_count += 1
                 job.not_before = now + self.timing.resubmit_after(job.fail_count)
-                dlog.info("job %s (id %s) terminated without its finish tag (failure %d)",
-                          job.job_hash, job.job_id, job.fail_count)
+                dlog.info(
+                    "job %s (id %s) terminated without its finish tag (failure %d)",
+                    job.job_hash,
+                    job.job_id,
+                    job.fail_count,
+                )
             self._track_unknown(job, new, now)
             job.job_state = new
         return changed
@@ -411,7 +442,8 @@ class Submission:
         elif now - job.unknown_since > self.timing.unknown_timeout:
             raise SchedulerError(
                 f"job {job.job_hash} (id {job.job_id}) has been in an unknown scheduler state "
-                f"for {now - job.unknown_since:.0f} s")
+                f"for {now - job.unknown_since:.0f} s"
+            )
 
     def get_submission_state(self) -> bool:
         """Compatibility name of :meth:`update_submission_state`."""
@@ -501,9 +533,12 @@ class Submission:
         if not ratio:
             return False
         total = sum(len(job.job_task_list) for job in self.belonging_jobs)
-        done = sum(len(job.job_task_list) for job in self.belonging_jobs
-                   if job.job_state == JobStatus.finished)
-        return done >= (1.0 - ratio) * total
+        done = sum(
+            len(job.job_task_list)
+            for job in self.belonging_jobs
+            if job.job_state == JobStatus.finished
+        )
+        return bool(done >= (1.0 - ratio) * total)
 
     def _drop_unfinished(self) -> None:
         """Kill the stragglers and leave them out of the download."""
@@ -550,4 +585,5 @@ def _check_kwargs(machine: Machine, resources: Resources) -> None:
             valid = ", ".join(sorted(set(allowed.values()))) or "none"
             raise ConfigurationError(
                 f"resources/kwargs/{key} is not an option of batch type "
-                f"{type(machine).__name__} (valid: {valid}).{hint}")
+                f"{type(machine).__name__} (valid: {valid}).{hint}"
+            )

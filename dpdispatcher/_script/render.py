@@ -136,7 +136,11 @@ def render_run_body(job_hash: str, tasks: Sequence[Task], resources: Resources) 
 
 
 def render_script(
-    header: str, job_hash: str, job_root: str, resources: Resources, run_line: str | None = None,
+    header: str,
+    job_hash: str,
+    job_root: str,
+    resources: Resources,
+    run_line: str | None = None,
     end: str | None = None,
 ) -> str:
     """Assemble header, custom flags, env, run line and end into the job script.

@@ -44,8 +44,13 @@ class LocalShellContext(BaseContext):
         cwd = self.remote_root if os.path.isdir(self.remote_root) else None
         try:
             proc = subprocess.run(
-                ["bash", "-c", cmd], cwd=cwd, capture_output=True, text=True,
-                timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+                ["bash", "-c", cmd],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as err:
             raise ContextError(f"could not run {cmd!r}: {err}") from err

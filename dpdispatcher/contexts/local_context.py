@@ -29,10 +29,24 @@ class LocalContext(LocalShellContext):
         """``remote_profile.symlink``."""
         from dargs import Argument
 
-        return [Argument("remote_profile", dict, [
-            Argument("symlink", bool, optional=True, default=True,
-                     doc="Symlink forward files into the job root; false copies them."),
-        ], optional=True, default={}, doc="Options of LocalContext.")]
+        return [
+            Argument(
+                "remote_profile",
+                dict,
+                [
+                    Argument(
+                        "symlink",
+                        bool,
+                        optional=True,
+                        default=True,
+                        doc="Symlink forward files into the job root; false copies them.",
+                    ),
+                ],
+                optional=True,
+                default={},
+                doc="Options of LocalContext.",
+            )
+        ]
 
     def upload(self, submission: Submission) -> None:
         """Link or copy every forward and common file into the job root."""
@@ -100,7 +114,9 @@ def _place(src: str, dst: str, symlink: bool) -> None:
 
 def _glob_rel(directory: str, pattern: str) -> list[str]:
     if _files.has_magic(pattern):
-        return sorted(os.path.relpath(p, directory) for p in glob.glob(os.path.join(directory, pattern)))
+        return sorted(
+            os.path.relpath(p, directory) for p in glob.glob(os.path.join(directory, pattern))
+        )
     return [pattern] if os.path.lexists(os.path.join(directory, pattern)) else []
 
 

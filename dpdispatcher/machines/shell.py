@@ -35,9 +35,15 @@ class Shell(Machine):
 
     #: first letter of ps STAT: Z (zombie) and X (dead) mean the job has ended
     state_map = {
-        "R": JobStatus.running, "S": JobStatus.running, "D": JobStatus.running,
-        "T": JobStatus.running, "t": JobStatus.running, "I": JobStatus.running,
-        "W": JobStatus.running, "Z": JobStatus.terminated, "X": JobStatus.terminated,
+        "R": JobStatus.running,
+        "S": JobStatus.running,
+        "D": JobStatus.running,
+        "T": JobStatus.running,
+        "t": JobStatus.running,
+        "I": JobStatus.running,
+        "W": JobStatus.running,
+        "Z": JobStatus.terminated,
+        "X": JobStatus.terminated,
     }
 
     def submit_command(self, job: Job, script: str) -> str:

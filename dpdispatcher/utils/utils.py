@@ -62,7 +62,9 @@ def retry(
                 except catch_exception as err:
                     if attempt == max_retry:
                         raise
-                    dlog.warning("%s failed (%s); retry %d/%d", func.__name__, err, attempt, max_retry)
+                    dlog.warning(
+                        "%s failed (%s); retry %d/%d", func.__name__, err, attempt, max_retry
+                    )
                     time.sleep(sleep)
             raise AssertionError("unreachable")
 

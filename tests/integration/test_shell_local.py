@@ -28,9 +28,15 @@ def make_work(tmp_path: Path, n: int = 5) -> Path:
 
 
 def machine(tmp_path: Path, context: str = "LocalContext", **extra) -> Machine:
-    return Machine.load_from_dict({
-        "batch_type": "Shell", "context_type": context, "local_root": str(tmp_path / "local"),
-        "remote_root": str(tmp_path / "remote"), **extra})
+    return Machine.load_from_dict(
+        {
+            "batch_type": "Shell",
+            "context_type": context,
+            "local_root": str(tmp_path / "local"),
+            "remote_root": str(tmp_path / "remote"),
+            **extra,
+        }
+    )
 
 
 def fast(sub: Submission) -> Submission:
@@ -40,15 +46,31 @@ def fast(sub: Submission) -> Submission:
 
 
 def tasks(n: int = 5, command: str = "cat example.txt ../graph.pb", **kw) -> list[Task]:
-    return [Task(command=command, task_work_path=f"dir{i}/", forward_files=["example.txt"],
-                 backward_files=["out.txt"], outlog="out.txt", **kw) for i in range(n)]
+    return [
+        Task(
+            command=command,
+            task_work_path=f"dir{i}/",
+            forward_files=["example.txt"],
+            backward_files=["out.txt"],
+            outlog="out.txt",
+            **kw,
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
 def test_five_tasks_round_trip(tmp_path, context):
     work = make_work(tmp_path)
-    sub = fast(Submission("work", machine(tmp_path, context), Resources(1, 1, 0, "", 2),
-                          forward_common_files=["graph.pb"], task_list=tasks()))
+    sub = fast(
+        Submission(
+            "work",
+            machine(tmp_path, context),
+            Resources(1, 1, 0, "", 2),
+            forward_common_files=["graph.pb"],
+            task_list=tasks(),
+        )
+    )
     result = sub.run_submission(check_interval=0.2)
     for i in range(5):
         assert (work / f"dir{i}" / "out.txt").read_text() == f"example {i}\ngraph\n"
@@ -61,9 +83,14 @@ def test_five_tasks_round_trip(tmp_path, context):
 def test_para_deg_runs_tasks_concurrently(tmp_path):
     make_work(tmp_path, 4)
     cmd = "date +%s.%N > start; sleep 0.5; cat example.txt"
-    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 4, para_deg=4),
-                          task_list=[Task(cmd, f"dir{i}", ["example.txt"], ["start"])
-                                     for i in range(4)]))
+    sub = fast(
+        Submission(
+            "work",
+            machine(tmp_path),
+            Resources(1, 1, 0, "", 4, para_deg=4),
+            task_list=[Task(cmd, f"dir{i}", ["example.txt"], ["start"]) for i in range(4)],
+        )
+    )
     sub.run_submission(check_interval=0.2)
     starts = [float((tmp_path / f"local/work/dir{i}/start").read_text()) for i in range(4)]
     assert max(starts) - min(starts) < 0.4
@@ -73,9 +100,15 @@ def test_globs_directories_and_common_backward(tmp_path):
     make_work(tmp_path, 2)
     cmd = "mkdir -p res/sub && echo a > res/sub/a.txt && echo 1 > o1.dat && echo 2 > o2.dat"
     ts = [Task(cmd, f"dir{i}", ["*.txt"], ["*.dat", "res"]) for i in range(2)]
-    sub = fast(Submission("work", machine(tmp_path, remote_profile={"symlink": False}),
-                          Resources(1, 1, 0, "", 1), backward_common_files=["summary"],
-                          task_list=ts))
+    sub = fast(
+        Submission(
+            "work",
+            machine(tmp_path, remote_profile={"symlink": False}),
+            Resources(1, 1, 0, "", 1),
+            backward_common_files=["summary"],
+            task_list=ts,
+        )
+    )
     # a job writes the common backward file into the job root
     sub.resources.append_script = ['echo all > "$REMOTE_ROOT"/summary']
     sub.run_submission(check_interval=0.2)
@@ -90,11 +123,16 @@ def test_failing_task_is_resubmitted_then_gives_up_with_last_error(tmp_path):
     make_work(tmp_path, 2)
     counter = tmp_path / "runs"
     counter.mkdir()
-    ts = [Task(f"echo run >> {counter}/d{i}; echo 'boom: bad input' >&2; exit 3", f"dir{i}")
-          for i in range(1)]
+    ts = [
+        Task(f"echo run >> {counter}/d{i}; echo 'boom: bad input' >&2; exit 3", f"dir{i}")
+        for i in range(1)
+    ]
     ts.append(Task("echo fine > ok", "dir1", backward_files=["ok"]))
-    sub = fast(Submission("work", machine(tmp_path, retry_count=2),
-                          Resources(1, 1, 0, "", 1), task_list=ts))
+    sub = fast(
+        Submission(
+            "work", machine(tmp_path, retry_count=2), Resources(1, 1, 0, "", 1), task_list=ts
+        )
+    )
     with pytest.raises(JobFailedError) as err:
         sub.run_submission(check_interval=0.1)
     text = str(err.value)
@@ -107,11 +145,15 @@ def test_failing_task_is_resubmitted_then_gives_up_with_last_error(tmp_path):
 def test_flaky_task_succeeds_on_resubmission_and_finished_tasks_are_skipped(tmp_path):
     make_work(tmp_path, 2)
     marker = tmp_path / "attempts"
-    flaky = Task(f"echo x >> {marker}; test $(wc -l < {marker}) -ge 2 && echo ok > out",
-                 "dir0", backward_files=["out"])
+    flaky = Task(
+        f"echo x >> {marker}; test $(wc -l < {marker}) -ge 2 && echo ok > out",
+        "dir0",
+        backward_files=["out"],
+    )
     steady = Task(f"echo y >> {tmp_path}/steady; echo ok > out", "dir1", backward_files=["out"])
-    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 2),
-                          task_list=[flaky, steady]))
+    sub = fast(
+        Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 2), task_list=[flaky, steady])
+    )
     sub.run_submission(check_interval=0.1)
     assert marker.read_text().count("x") == 2
     assert (tmp_path / "steady").read_text().count("y") == 1  # not rerun: its tag existed
@@ -144,8 +186,7 @@ def _group_dead(pgid: str, within: float = 3.0) -> bool:
 
 def test_dry_run_uploads_and_submits_nothing(tmp_path):
     make_work(tmp_path, 2)
-    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1),
-                          task_list=tasks(2)))
+    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1), task_list=tasks(2)))
     sub.run_submission(dry_run=True)
     root = tmp_path / "remote" / sub.submission_hash
     assert (root / "dir0" / "example.txt").is_symlink()
@@ -160,9 +201,14 @@ def test_exit_on_submit_then_resume(tmp_path):
     first.run_submission(exit_on_submit=True)
     ids = {j.job_hash: j.job_id for j in first.belonging_jobs}
     assert all(ids.values())
-    again = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1),
-                            task_list=tasks(3, command=f"echo r >> {tmp_path}/count; sleep 0.3; "
-                                            "cat example.txt")))
+    again = fast(
+        Submission(
+            "work",
+            machine(tmp_path),
+            Resources(1, 1, 0, "", 1),
+            task_list=tasks(3, command=f"echo r >> {tmp_path}/count; sleep 0.3; cat example.txt"),
+        )
+    )
     again.run_submission(check_interval=0.2)
     assert {j.job_hash: j.job_id for j in again.belonging_jobs} == ids  # re-attached
     assert (tmp_path / "count").read_text().count("r") == 3
@@ -171,19 +217,26 @@ def test_exit_on_submit_then_resume(tmp_path):
 
 def test_missing_backward_file_raises_after_fetching_the_rest(tmp_path):
     make_work(tmp_path, 2)
-    ts = [Task("echo ok > out", f"dir{i}", backward_files=["out", "missing.dat"])
-          for i in range(2)]
+    ts = [Task("echo ok > out", f"dir{i}", backward_files=["out", "missing.dat"]) for i in range(2)]
     sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 2), task_list=ts))
-    with pytest.raises(RemoteFileNotFoundError, match="missing.dat") as err:
+    with pytest.raises(RemoteFileNotFoundError, match=r"missing\.dat") as err:
         sub.run_submission(check_interval=0.1)
     assert isinstance(err.value, FileNotFoundError)
-    assert (tmp_path / "local/work/dir0/out").exists() and (tmp_path / "local/work/dir1/out").exists()
+    assert (tmp_path / "local/work/dir0/out").exists() and (
+        tmp_path / "local/work/dir1/out"
+    ).exists()
 
 
 def test_check_exists_marks_missing_downloads(tmp_path):
     make_work(tmp_path, 1)
-    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1),
-                          task_list=[Task("true", "dir0", backward_files=["gone/*.x"])]))
+    sub = fast(
+        Submission(
+            "work",
+            machine(tmp_path),
+            Resources(1, 1, 0, "", 1),
+            task_list=[Task("true", "dir0", backward_files=["gone/*.x"])],
+        )
+    )
     sub.download_options = {"check_exists": True, "mark_failure": True, "back_error": True}
     sub.run_submission(check_interval=0.1)
     assert (tmp_path / "local/work/dir0" / names.download_failure_marker("gone/*.x")).exists()
@@ -191,8 +244,14 @@ def test_check_exists_marks_missing_downloads(tmp_path):
 
 def test_back_error_fetches_error_files(tmp_path):
     make_work(tmp_path, 1)
-    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1),
-                          task_list=[Task("echo e > error.log", "dir0")]))
+    sub = fast(
+        Submission(
+            "work",
+            machine(tmp_path),
+            Resources(1, 1, 0, "", 1),
+            task_list=[Task("echo e > error.log", "dir0")],
+        )
+    )
     sub.download_options = {"check_exists": False, "mark_failure": True, "back_error": True}
     sub.run_submission(check_interval=0.1)
     assert (tmp_path / "local/work/dir0/error.log").read_text() == "e\n"
@@ -201,16 +260,29 @@ def test_back_error_fetches_error_files(tmp_path):
 def test_local_file_already_present_counts_as_downloaded(tmp_path):
     work = make_work(tmp_path, 1)
     (work / "dir0" / "out").write_text("mine\n")
-    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1),
-                          task_list=[Task("echo theirs > out", "dir0", backward_files=["out"])]))
+    sub = fast(
+        Submission(
+            "work",
+            machine(tmp_path),
+            Resources(1, 1, 0, "", 1),
+            task_list=[Task("echo theirs > out", "dir0", backward_files=["out"])],
+        )
+    )
     sub.run_submission(check_interval=0.1)
     assert (work / "dir0" / "out").read_text() == "mine\n"
 
 
 def test_async_run_submission(tmp_path):
     make_work(tmp_path, 2)
-    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1),
-                          forward_common_files=["graph.pb"], task_list=tasks(2)))
+    sub = fast(
+        Submission(
+            "work",
+            machine(tmp_path),
+            Resources(1, 1, 0, "", 1),
+            forward_common_files=["graph.pb"],
+            task_list=tasks(2),
+        )
+    )
     asyncio.run(sub.async_run_submission(check_interval=0.1))
     assert (tmp_path / "local/work/dir1/out.txt").exists()
 
@@ -222,8 +294,14 @@ def test_hostile_names_and_values_run_literally(tmp_path):
     (work / weird / "in put.txt").write_text("data\n")
     env = {"V1": "a b; touch PWNED2", "V2": "$(touch PWNED3)", "V3": "l1\nl2", "V4": "`id`"}
     res = Resources(1, 1, 0, "", 1, envs=env)
-    task = Task('cat "in put.txt" > "out put"; printf "%s|%s|%s|%s" "$V1" "$V2" "$V3" "$V4" > env',
-                weird, ["in put.txt"], ["out put", "env"], outlog="o u t", errlog="e;rr")
+    task = Task(
+        'cat "in put.txt" > "out put"; printf "%s|%s|%s|%s" "$V1" "$V2" "$V3" "$V4" > env',
+        weird,
+        ["in put.txt"],
+        ["out put", "env"],
+        outlog="o u t",
+        errlog="e;rr",
+    )
     sub = fast(Submission("work", machine(tmp_path), res, task_list=[task]))
     sub.run_submission(check_interval=0.1)
     assert (work / weird / "out put").read_text() == "data\n"
@@ -233,14 +311,14 @@ def test_hostile_names_and_values_run_literally(tmp_path):
 
 def test_unknown_state_file_mismatch_is_a_clear_error(tmp_path):
     make_work(tmp_path, 1)
-    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1),
-                          task_list=tasks(1)))
+    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1), task_list=tasks(1)))
     sub.run_submission(dry_run=True)
     state = tmp_path / "remote" / sub.submission_hash / names.state_file(sub.submission_hash)
     state.write_text("{not json")
-    again = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1),
-                            task_list=tasks(1)))
+    again = fast(
+        Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1), task_list=tasks(1))
+    )
     from dpdispatcher.errors import RecoveryError
 
-    with pytest.raises(RecoveryError, match="not valid JSON"):
+    with pytest.raises(RecoveryError, match=r"not valid JSON"):
         again.run_submission()

@@ -34,8 +34,12 @@ class Scripted(Machine):
     """A scheduler whose answers come from a list; it never runs anything."""
 
     _abstract = True
-    state_map = {"PD": JobStatus.waiting, "R": JobStatus.running, "CD": JobStatus.finished,
-                 "WEIRD?": JobStatus.unknown}
+    state_map = {
+        "PD": JobStatus.waiting,
+        "R": JobStatus.running,
+        "CD": JobStatus.finished,
+        "WEIRD?": JobStatus.unknown,
+    }
     transient_patterns = ("controller down",)
 
     def __init__(self, context, answers, tag_after=None):
@@ -75,8 +79,7 @@ def make(tmp_path: Path, answers, retry_count=3, tag_after=None):
     ctx = LocalContext(str(tmp_path / "local"), str(tmp_path / "remote"))
     machine = Scripted(ctx, answers, tag_after)
     machine.retry_count = retry_count
-    sub = Submission("work", machine, Resources(1, 1, 0, "", 1),
-                     task_list=[Task("true", "t")])
+    sub = Submission("work", machine, Resources(1, 1, 0, "", 1), task_list=[Task("true", "t")])
     clock = FakeClock()
     sub.timing.clock, sub.timing.sleep = clock.clock, clock.sleep
     return sub, machine, clock
@@ -117,7 +120,7 @@ def test_give_up_after_retry_count_plus_one_runs(tmp_path):
 
 def test_recovered_fail_count_keeps_its_budget(tmp_path):
     """The original reset the budget on recovery (modulo); a rerun must not retry forever."""
-    sub, machine, _ = make(tmp_path, ["CD"] * 20, retry_count=1, tag_after=99)
+    sub, _, _ = make(tmp_path, ["CD"] * 20, retry_count=1, tag_after=99)
     sub.timing.resubmit_delay = 0
     with pytest.raises(JobFailedError):
         sub.run_submission(check_interval=1)
