@@ -40,7 +40,9 @@ class ApiError(Exception):
         self.code, self.message, self.status = code, message, status
 
 
-def reply(data: Any = None, *, code: str = OK, message: str = "success", status: int = 200) -> Response:
+def reply(
+    data: Any = None, *, code: str = OK, message: str = "success", status: int = 200
+) -> Response:
     body = json.dumps({"code": code, "data": {} if data is None else data, "message": message})
     return Response(status, body.encode(), {"Content-Type": "application/json"})
 
@@ -75,9 +77,14 @@ class Service:
             Route("POST", re.compile(r"/brm/v2/job/add"), "POST /brm/v2/job/add", self.add_job),
             Route("GET", re.compile(r"/brm/v1/job/list"), "GET /brm/v1/job/list", self.list_jobs),
             Route("GET", re.compile(rf"/brm/v1/job/{job}"), "GET /brm/v1/job/{id}", self.detail),
-            Route("GET", re.compile(rf"/brm/v1/job/{job}/log"), "GET /brm/v1/job/{id}/log", self.log),
             Route(
-                "POST", re.compile(rf"/brm/v1/job/kill/{job}"), "POST /brm/v1/job/kill/{id}", self.kill
+                "GET", re.compile(rf"/brm/v1/job/{job}/log"), "GET /brm/v1/job/{id}/log", self.log
+            ),
+            Route(
+                "POST",
+                re.compile(rf"/brm/v1/job/kill/{job}"),
+                "POST /brm/v1/job/kill/{id}",
+                self.kill,
             ),
         ]
 
@@ -91,8 +98,14 @@ class Service:
     def is_api_path(self, path: str) -> bool:
         return path.split("/")[1] in ("account", "data", "brm")
 
-    def call(self, route: Route, found: re.Match[str], query: Mapping[str, str], body: bytes,
-             headers: Mapping[str, str]) -> Response:
+    def call(
+        self,
+        route: Route,
+        found: re.Match[str],
+        query: Mapping[str, str],
+        body: bytes,
+        headers: Mapping[str, str],
+    ) -> Response:
         if route.auth:
             rejected = self._authenticate(route.key, headers)
             if rejected is not None:
@@ -142,7 +155,7 @@ class Service:
         """Accept a key, ``/<bucket>/<key>`` or a URL of the bucket."""
         path = urlsplit(oss_path).path if "://" in oss_path else oss_path
         prefix = f"/{self.state.bucket}/"
-        return path[len(prefix):] if path.startswith(prefix) else path.lstrip("/")
+        return path[len(prefix) :] if path.startswith(prefix) else path.lstrip("/")
 
     def add_job(self, _m: re.Match[str], _q: Mapping[str, str], body: Any) -> Any:
         if not isinstance(body, dict):

@@ -12,7 +12,7 @@ from typing import Callable, Literal
 
 _crc64: Callable[[bytes], int] | None
 try:  # oss2 depends on crcmod; without it the emulator sends no CRC header
-    import crcmod
+    import crcmod  # type: ignore[import-untyped]
 
     _crc64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
 except ImportError:  # pragma: no cover
@@ -53,6 +53,7 @@ class _CountedFault:
     path_prefix: str | None
     status: int = 503
     seconds: float = 0.0
+    skip: int = 0  # let this many matching requests through first
 
     def matches(self, path: str) -> bool:
         prefix = self.path_prefix
@@ -73,6 +74,9 @@ class Faults:
     def _take(faults: list[_CountedFault], path: str) -> _CountedFault | None:
         for fault in faults:
             if fault.matches(path):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
                 fault.remaining -= 1
                 return fault
         return None
