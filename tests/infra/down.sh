@@ -70,7 +70,8 @@ if ((PURGE && WANT_SSHD)); then
         userdel --remove "$SSH_USER" 2>/dev/null \
             || warn "could not delete user $SSH_USER (processes still running as it?)"
     fi
-    # Only remove the state dir when nothing is left that needs env.sh.
-    [[ -e $INFRA_DIR/env.sh ]] || rm -rf "$INFRA_DIR"
+    # Only remove the state dir when no component (ours or another script's
+    # env*.sh) still needs it.
+    compgen -G "$INFRA_DIR/env*.sh" >/dev/null || rm -rf "$INFRA_DIR"
 fi
 exit 0

@@ -92,10 +92,12 @@ FAIL=$(as_user "sbatch --parsable fail.sh")
 CANC=$(as_user "sbatch --parsable --hold sleep.sh")
 STUB=$(as_user "sbatch --parsable stubborn.sh")
 rec sbatch_bad_partition "sbatch --parsable --partition=nosuch sleep.sh" >/dev/null
-rec sbatch_too_many_cpus "sbatch --parsable --cpus-per-task=64 sleep.sh" >/dev/null
+# Accepted (!): the job then pends forever with reason PartitionConfig.
+TOOBIG=$(rec sbatch_too_many_cpus "sbatch --parsable --cpus-per-task=64 sleep.sh")
 
 wait_state "$RUN" R
 wait_state "$QUICK" CD
+T_QUICK_DONE=$(now_us)
 wait_state "$FAIL" F
 as_user "scancel $CANC"
 wait_state "$CANC" CA
@@ -114,6 +116,8 @@ rec squeue_running "squeue $FMT --jobs=$RUN" >/dev/null;               expect sq
 rec squeue_pending_held "squeue $FMT --jobs=$HELD" >/dev/null;         expect squeue_pending_held " PD$"
 rec squeue_pending_begin "squeue $FMT --jobs=$BEGIN" >/dev/null;       expect squeue_pending_begin " PD$"
 rec squeue_array "squeue $FMT --jobs=$ARR" >/dev/null;                 expect squeue_array "_"
+rec squeue_too_many_cpus_default_format "squeue --jobs=$TOOBIG" >/dev/null
+expect squeue_too_many_cpus_default_format "PartitionConfig"
 # Finished jobs (within MinJobAge): NOT listed unless --states=all is given.
 rec squeue_completed "squeue $FMT --jobs=$QUICK" >/dev/null
 rec squeue_completed_states_all "squeue $FMT --states=all --jobs=$QUICK" >/dev/null
@@ -134,6 +138,8 @@ rec squeue_unknown_single_states_all "squeue $FMT --states=all --jobs=$UNKNOWN_I
 # ------------------------------------------------------------ other commands
 rec sacct_disabled "sacct --jobs=$QUICK" >/dev/null
 rec scancel_unknown "scancel $UNKNOWN_ID" >/dev/null
+# Silent with exit status 0; only -v shows the error.
+rec scancel_unknown_verbose "scancel --verbose $UNKNOWN_ID" >/dev/null
 rec scancel_completed "scancel $QUICK" >/dev/null
 rec scancel_running "scancel $GPU" >/dev/null
 rec scancel_pending "scancel $HELD" >/dev/null
@@ -155,20 +161,20 @@ expect squeue_after_ctld_restart "^$RUN R$"
 # ------------------------------------------------------------ purged jobs
 # Wait until the finished job has been purged (MinJobAge=60 plus the purge
 # interval), then ask for it again: "gone" looks like "unknown"?
-t_fin=$(now_us)
 for ((i = 0; i < 2400; i++)); do
     [[ -z $(state_of "$QUICK") ]] && break
     sleep 0.1
 done
 [[ -z $(state_of "$QUICK") ]] || die "job $QUICK not purged after 240 s"
-purge_after=$(elapsed "$t_fin")
+purge_after=$(elapsed "$T_QUICK_DONE")
 rec squeue_gone_single "squeue $FMT --jobs=$QUICK" >/dev/null
 rec squeue_gone_single_states_all "squeue $FMT --states=all --jobs=$QUICK" >/dev/null
 rec squeue_gone_among_known "squeue $FMT --jobs=$RUN,$QUICK" >/dev/null
 rec squeue_gone_among_known_states_all "squeue $FMT --states=all --jobs=$RUN,$QUICK" >/dev/null
 
 # ------------------------------------------------------------ clean up
-as_user "scancel $RUN $ARR $BEGIN $STUB" || true
+role() { printf '  %-7s %s\n' "$1" "$2"; }
+as_user "scancel $RUN $ARR $BEGIN $STUB $TOOBIG" || true
 {
     echo "Recorded by tests/infra/record-slurm-fixtures.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "Debian $(cat /etc/debian_version); $(dpkg-query -W -f='${Package} ${Version}' slurm-wlm);" \
@@ -177,16 +183,17 @@ as_user "scancel $RUN $ARR $BEGIN $STUB" || true
         "MinJobAge=60, accounting_storage/none. Commands run as user $SSH_USER."
     echo
     echo "Job ids and their role:"
-    echo "  $RUN    sleep.sh, RUNNING (R) for the whole recording"
-    echo "  $ARR    --array=0-3%2 of sleep 300 (2 elements R, 2 PD)"
-    echo "  $GPU    sleep.sh in partition gpu, R, then scancel'ed (scancel_running)"
-    echo "  $HELD   --hold, PENDING (PD, reason JobHeldUser), then scancel'ed (scancel_pending)"
-    echo "  $BEGIN  --begin=now+3600, PENDING (PD, reason BeginTime)"
-    echo "  $QUICK  quick.sh, COMPLETED (CD); purged from squeue $purge_after after it finished"
-    echo "  $FAIL   fail.sh (exit 3), FAILED (F)"
-    echo "  $CANC   --hold then scancel, CANCELLED (CA)"
-    echo "  $STUB   stubborn.sh (ignores SIGTERM), scancel'ed: COMPLETING (CG) for KillWait=30s"
-    echo "  $UNKNOWN_ID never existed"
+    role "$RUN" "sleep.sh, RUNNING (R) for the whole recording"
+    role "$ARR" "--array=0-3%2 of sleep 300 (2 elements R, 2 PD)"
+    role "$GPU" "sleep.sh in partition gpu, R, then scancel'ed (scancel_running)"
+    role "$HELD" "--hold, PENDING (PD, reason JobHeldUser), then scancel'ed (scancel_pending)"
+    role "$BEGIN" "--begin=now+3600, PENDING (PD, reason BeginTime)"
+    role "$QUICK" "quick.sh, COMPLETED (CD); gone from squeue ~$purge_after after it was seen CD"
+    role "$FAIL" "fail.sh (exit 3), FAILED (F)"
+    role "$CANC" "--hold then scancel, CANCELLED (CA)"
+    role "$TOOBIG" "--cpus-per-task=64 on a 2-CPU node: accepted, PD (PartitionConfig)"
+    role "$STUB" "stubborn.sh (ignores SIGTERM), scancel'ed: COMPLETING (CG) for KillWait=30s"
+    role "$UNKNOWN_ID" "never existed"
     echo
     echo "Commands in recording order (name, exit status, duration, command):"
     cat "$NOTES.cmds"

@@ -298,7 +298,7 @@ EOF
 }
 
 setup_sshd() {
-    local t0 name dir conf bin changed pw secret pass kh="" k pidfile
+    local t0 name dir conf bin changed pw secret pass kh="" k pidfile started=()
     t0=$(now_us)
     mkdir -p /run/sshd
     chmod 755 /run/sshd
@@ -366,6 +366,7 @@ session required pam_unix.so" || true
             && ssh_banner_ok "${SSHD_PORT[$name]}"; then
             :   # running with this configuration and answering: leave it
         else
+            started+=("$name")
             stop_pidfile "$pidfile" "${bin##*/}"
             "$bin" -t -f "$conf" || die "sshd $name: invalid configuration $conf"
             "$bin" -f "$conf" -E "$dir/sshd.log" \
@@ -412,8 +413,12 @@ session required pam_unix.so" || true
     } >"$INFRA_DIR/env.sshd.sh"
     chmod 600 "$INFRA_DIR/env.sshd.sh"
 
-    echo "sshd: up in $(elapsed "$t0"), $SSH_USER@$SSH_HOST ports" \
-        "$TARGET_PORT(target) $JUMP_PORT(jump) $TOTP_PORT(totp)"
+    if ((${#started[@]})); then
+        echo "sshd: up in $(elapsed "$t0") (started: ${started[*]}), $SSH_USER@$SSH_HOST ports" \
+            "$TARGET_PORT(target) $JUMP_PORT(jump) $TOTP_PORT(totp)"
+    else
+        echo "sshd: already up, ports $TARGET_PORT $JUMP_PORT $TOTP_PORT ($(elapsed "$t0"))"
+    fi
 }
 
 # ==================================================================== main
