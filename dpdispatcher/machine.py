@@ -28,18 +28,44 @@ if TYPE_CHECKING:
 ENDED = (JobStatus.finished, JobStatus.terminated)
 
 
+SUBMIT_MARK = "@@dpdispatcher-submitted"
+STDOUT_MARK = "@@dpdispatcher-stdout"
+
+
 def wrap_submit(submit_cmd: str, id_file: str) -> str:
     """Make the submit command record its own output in ``id_file`` when it succeeds.
 
-    The record is written by the remote shell in the same command, so a dispatcher killed
-    right after the scheduler accepted the job still finds the job id on restart.
+    The record is written by the remote shell in the same command (one small write), so
+    a dispatcher killed right after the scheduler accepted the job still finds the job id
+    on restart.
     """
-    tmp = quoting.sh(id_file + ".tmp")
     return (
         f"out=$({submit_cmd}); rc=$?; "
-        f"if [ $rc -eq 0 ]; then printf '%s\\n' \"$out\" > {tmp} && mv {tmp} "
-        f"{quoting.sh(id_file)}; fi; printf '%s\\n' \"$out\"; exit $rc"
+        f"if [ $rc -eq 0 ]; then printf '%s\\n' \"$out\" > {quoting.sh(id_file)}; fi; "
+        f"printf '%s\\n%s\\n' {STDOUT_MARK} \"$out\"; exit $rc"
     )
+
+
+def batch_submit_command(parts: Sequence[tuple[str, str]]) -> str:
+    """One shell command running each ``(job_hash, wrapped_submit)`` and marking its end."""
+    return "\n".join(
+        f'( {cmd} ) 2>&1; echo "{SUBMIT_MARK} {job_hash} $?"' for job_hash, cmd in parts
+    )
+
+
+def split_batch_output(stdout: str) -> dict[str, CommandResult]:
+    """Each job's submit result, by job hash, from the output of :func:`batch_submit_command`."""
+    out: dict[str, CommandResult] = {}
+    block: list[str] = []
+    for line in stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[0] == SUBMIT_MARK and fields[2].isdigit():
+            err, _, std = "\n".join(block).partition(STDOUT_MARK)
+            out[fields[1]] = CommandResult(int(fields[2]), std.strip("\n"), err.strip("\n"))
+            block = []
+        else:
+            block.append(line)
+    return out
 
 
 class Machine(Registered):
@@ -278,18 +304,63 @@ class Machine(Registered):
 
     def submit_prepared(self, job: Job) -> str:
         """Submit a job whose files are already in the job root; return the job id."""
-        script = names.script_file(job.job_hash)
-        cmd = wrap_submit(self.submit_command(job, script), names.job_id_file(job.job_hash))
-        result = self.context.run(cmd)
+        outcome = self.submit_many([job])[job.job_hash]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def submit_many(self, jobs: Sequence[Job]) -> dict[str, str | SchedulerError]:
+        """Submit jobs whose files are in the job root, all in one shell command.
+
+        Returns the job id, or the error, of each job by job hash. A batch type that does
+        not submit through a shell command overrides :meth:`submit_prepared` instead, and
+        its jobs are then submitted one by one.
+        """
+        if type(self).submit_prepared is not Machine.submit_prepared:
+            return {job.job_hash: self._one_by_one(job) for job in jobs}
+        if not jobs:
+            return {}
+        parts = [
+            (
+                job.job_hash,
+                wrap_submit(
+                    self.submit_command(job, names.script_file(job.job_hash)),
+                    names.job_id_file(job.job_hash),
+                ),
+            )
+            for job in jobs
+        ]
+        blocks = split_batch_output(self.context.run(batch_submit_command(parts)).stdout)
+        outcomes: dict[str, str | SchedulerError] = {}
+        for job in jobs:
+            if job.job_hash not in blocks:
+                outcomes[job.job_hash] = SchedulerError(
+                    f"submitting job {job.job_hash} got no answer; run the submission again "
+                    "to re-attach to it if it was submitted"
+                )
+                continue
+            outcomes[job.job_hash] = self._submit_outcome(job, blocks[job.job_hash])
+        return outcomes
+
+    def _one_by_one(self, job: Job) -> str | SchedulerError:
+        try:
+            return self.submit_prepared(job)
+        except SchedulerError as err:
+            return err
+
+    def _submit_outcome(self, job: Job, result: CommandResult) -> str | SchedulerError:
         if not result.ok:
-            message = (result.stderr or result.stdout).strip()
+            message = (result.stderr + "\n" + result.stdout).strip()
             if self.is_transient(result):
-                raise TransientSchedulerError(f"submit of job {job.job_hash} deferred: {message}")
-            raise SchedulerError(
+                return TransientSchedulerError(f"submit of job {job.job_hash} deferred: {message}")
+            return SchedulerError(
                 f"{type(self).__name__} refused job {job.job_hash} "
                 f"(exit code {result.exit_code}): {message}"
             )
-        return quoting.job_id(self.parse_submit_output(result.stdout))
+        try:
+            return quoting.job_id(self.parse_submit_output(result.stdout))
+        except SchedulerError as err:
+            return err
 
     def recorded_job_id(self, raw_output: str) -> str | None:
         """The job id in a ``<job_hash>_job_id`` record, or None if it cannot be parsed."""

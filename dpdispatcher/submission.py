@@ -6,7 +6,6 @@ here, where the reference manual places them.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import json
@@ -253,7 +252,7 @@ class Submission:
 
     def submission_to_json(self) -> None:
         """Persist the state atomically in the job root (and a copy in ~/.dpdispatcher)."""
-        text = json.dumps(self.serialize(), indent=2)
+        text = json.dumps(self.serialize())
         fname = names.state_file(self.submission_hash)
         self._bound_machine().context.write_file(fname, text)
         try:
@@ -310,6 +309,8 @@ class Submission:
 
     async def async_run_submission(self, **kwargs: Any) -> dict[str, Any]:
         """:meth:`run_submission` in a worker thread, leaving the event loop free."""
+        import asyncio
+
         return await asyncio.to_thread(self.run_submission, **kwargs)
 
     def _prepare(self) -> None:
@@ -460,32 +461,45 @@ class Submission:
         """
         machine = self._bound_machine()
         now = self.timing.clock()
-        changed = False
+        due = []
         for job in self.belonging_jobs:
             if job.job_state == JobStatus.terminated and job.fail_count > machine.retry_count:
                 self._save_state_quietly()
                 raise self._give_up_error(job)
-            if job.job_state not in (JobStatus.unsubmitted, JobStatus.terminated):
-                continue
-            if job.not_before > now:
-                continue
-            changed |= self._submit(job)
-        return changed
-
-    def _submit(self, job: Job) -> bool:
-        machine = self._bound_machine()
-        try:
-            job_id = machine.submit_prepared(job)
-        except TransientSchedulerError as err:
-            job.not_before = self.timing.clock() + self.timing.resubmit_after(job.fail_count + 1)
-            dlog.warning("%s; will retry", err)
+            waiting_to_go = job.job_state in (JobStatus.unsubmitted, JobStatus.terminated)
+            if waiting_to_go and job.not_before <= now:
+                due.append(job)
+        if not due:
             return False
-        job.register_job_id(job_id)
-        job.job_state = JobStatus.waiting
-        dlog.debug("submitted job %s as %s", job.job_hash, job_id)
-        if job.resources.wait_time:
-            self.timing.sleep(job.resources.wait_time)
-        return True
+        if any(job.resources.wait_time for job in due):
+            # the user asked for a pause after each submission: submit one by one
+            return any([self._submit([job]) for job in due])
+        return self._submit(due)
+
+    def _submit(self, jobs: list[Job]) -> bool:
+        """Submit ``jobs`` (in one command where the batch type allows); True if any went."""
+        outcomes = self._bound_machine().submit_many(jobs)
+        refused: list[SchedulerError] = []
+        submitted = False
+        for job in jobs:
+            outcome = outcomes[job.job_hash]
+            if isinstance(outcome, TransientSchedulerError):
+                job.not_before = self.timing.clock() + self.timing.resubmit_after(
+                    job.fail_count + 1
+                )
+                dlog.warning("%s; will retry", outcome)
+            elif isinstance(outcome, SchedulerError):
+                refused.append(outcome)
+            else:
+                job.register_job_id(outcome)
+                job.job_state = JobStatus.waiting
+                submitted = True
+                dlog.debug("submitted job %s as %s", job.job_hash, outcome)
+                if job.resources.wait_time:
+                    self.timing.sleep(job.resources.wait_time)
+        if refused:
+            raise refused[0]
+        return submitted
 
     def _give_up_error(self, job: Job) -> JobFailedError:
         ctx = self._bound_machine().context

@@ -61,8 +61,9 @@ def render_end(job_hash: str, resources: Resources) -> str:
     lines = [
         'cd "$REMOTE_ROOT"',
         "wait",
-        f'if test "$(cat {flag})" -eq 0; then',
-        f"  touch {root_file(names.job_tag_file(job_hash))}",
+        f"read -r dpdispatcher_task_fail < {flag}",
+        'if test "$dpdispatcher_task_fail" -eq 0; then',
+        f"  : > {root_file(names.job_tag_file(job_hash))}",
         "else",
         "  exit 1",
         "fi",
@@ -95,7 +96,7 @@ def render_task_block(task: Task, job_hash: str, cuda_device: int | None) -> str
         f"{task.command}\n"
         f"  ) {_redirects(task)}\n"
         "  rc=$?\n"
-        f"  if test $rc -eq 0; then touch {tag}; else\n"
+        f"  if test $rc -eq 0; then : > {tag}; else\n"
         f"    echo 1 > {root_file(names.fail_flag_file(job_hash))}\n"
         f"    {{ printf 'task %s failed with exit code %s\\n' {sh(task.task_work_path)} \"$rc\"; "
         f"{tail}}} > {root_file(names.last_err_file(job_hash))}\n"

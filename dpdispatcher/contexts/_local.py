@@ -65,6 +65,23 @@ class LocalShellContext(BaseContext):
         atomic_write(path, write_str)
         return path
 
+    def write_files(self, files: dict[str, str]) -> None:
+        """Write several files; new ones directly, existing ones by atomic replacement.
+
+        A file that did not exist cannot be read half-written by a running job, and a
+        crash mid-write leaves content that differs from the next run's, so it is
+        rewritten then; only replacing a file needs the temporary name and rename.
+        """
+        for fname, text in files.items():
+            path = self._abs(fname)
+            try:
+                with open(path, "x", encoding="utf-8") as fh:
+                    fh.write(text)
+            except FileExistsError:
+                atomic_write(path, text)
+            except FileNotFoundError:
+                atomic_write(path, text)  # creates the missing directory
+
     def read_file(self, fname: str) -> str:
         """Read a file from the job root."""
         with open(self._abs(fname), encoding="utf-8") as fh:

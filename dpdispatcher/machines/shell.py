@@ -48,7 +48,7 @@ class Shell(Machine):
 
     def submit_command(self, job: Job, script: str) -> str:
         """Start the script detached, in a new session, and print its PID."""
-        return f"setsid nohup bash {sh(script)} </dev/null >/dev/null 2>&1 & echo $!"
+        return f"setsid bash {sh(script)} </dev/null >/dev/null 2>&1 & echo $!"
 
     def parse_submit_output(self, stdout: str) -> str:
         """The PID printed by the submit command."""

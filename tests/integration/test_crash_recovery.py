@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-CHILD = textwrap.dedent('''
+CHILD = textwrap.dedent("""
     import os, signal, sys
     from dpdispatcher import Machine, Resources, Submission, Task
     import dpdispatcher.contexts.local_context as lc
@@ -38,9 +38,21 @@ CHILD = textwrap.dedent('''
     if point == "before_submit":
         after_calls(Sub, "handle_unexpected_submission_state", 1, before=True)
     elif point == "right_after_submit":
-        after_calls(Base, "submit_prepared", 1)
+        after_calls(Base, "submit_many", 1)
     elif point == "mid_submit":
-        after_calls(Base, "submit_prepared", 2)
+        # die while the shell submitting the jobs is still at work
+        import subprocess, time
+        from dpdispatcher.contexts._local import LocalShellContext
+        from dpdispatcher.machine import SUBMIT_MARK
+        original_run = LocalShellContext.run
+        def run(self, cmd, timeout=None):
+            if SUBMIT_MARK in cmd:
+                cmd = cmd.replace(chr(10), chr(10) + "sleep 0.2" + chr(10))
+                subprocess.Popen(["bash", "-c", cmd], cwd=self.remote_root)
+                time.sleep(0.3)
+                die()
+            return original_run(self, cmd, timeout)
+        LocalShellContext.run = run
     elif point == "mid_poll":
         after_calls(Base, "check_status_many", 3)
     elif point == "mid_download":
@@ -54,7 +66,7 @@ CHILD = textwrap.dedent('''
     sub.timing.first_interval = 0.05
     sub.run_submission(check_interval=0.2)
     print("COMPLETED")
-''')
+""")
 
 POINTS = ["before_submit", "right_after_submit", "mid_submit", "mid_poll", "mid_download"]
 
@@ -62,13 +74,18 @@ POINTS = ["before_submit", "right_after_submit", "mid_submit", "mid_poll", "mid_
 def _run(tmp: Path, point: str, context: str) -> subprocess.CompletedProcess[str]:
     script = tmp / "child.py"
     script.write_text(CHILD)
-    return subprocess.run([sys.executable, str(script), str(tmp), point, context],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(script), str(tmp), point, context],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 # LazyLocalContext has no download step, so there is no mid-download point for it
 CASES = [(p, "LocalContext") for p in POINTS] + [
-    (p, "LazyLocalContext") for p in POINTS if p != "mid_download"]
+    (p, "LazyLocalContext") for p in POINTS if p != "mid_download"
+]
 
 
 @pytest.mark.parametrize("point,context", CASES)
