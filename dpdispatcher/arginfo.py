@@ -38,7 +38,7 @@ def _strategy_args() -> list[Argument]:
             str,
             optional=True,
             doc="A file whose text replaces the whole script header; it is formatted with "
-            "str.format(**resources.serialize()).",
+            "``str.format(**resources.serialize())``.",
         ),
     ]
 

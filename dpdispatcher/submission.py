@@ -86,7 +86,7 @@ class Submission:
 
     Examples
     --------
-    >>> import tempfile
+    >>> import os, tempfile
     >>> from dpdispatcher import Machine, Resources, Task, Submission
     >>> base = tempfile.mkdtemp()
     >>> machine = Machine(batch_type="Shell", context_type="LazyLocalContext", local_root=base)

@@ -26,5 +26,7 @@ echo "== ruff"
 "$PYTHON" -m ruff check dpdispatcher tests benchmarks
 echo "== mypy --strict"
 "$PYTHON" -m mypy --strict dpdispatcher
+echo "== docs (sphinx -W)"
+bash docs/check.sh -q
 echo "== pytest"
 "$PYTHON" -m pytest -q "$@"

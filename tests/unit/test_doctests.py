@@ -1,0 +1,24 @@
+"""The runnable examples in the public docstrings."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "dpdispatcher",
+    "dpdispatcher.machine",
+    "dpdispatcher.resources",
+    "dpdispatcher.submission",
+    "dpdispatcher.task",
+    "dpdispatcher.utils.utils",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
