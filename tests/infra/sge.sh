@@ -90,13 +90,20 @@ wait_for() {  # wait_for SECONDS DESCRIPTION CMD...
     done
     die "timed out after ${secs}s waiting for $what"
 }
+# quiet CMD...: run CMD, show its output only if it fails (qconf reports
+# every change on stderr).
+quiet() {
+    local o
+    o=$("$@" 2>&1) || { printf '%s\n' "$o" >&2; return 1; }
+}
 # edit_conf KIND SED-SCRIPT: qconf -m<KIND> with a non-interactive "editor".
 edit_conf() {
     local ed
     ed=$(mktemp /tmp/sge-editor.XXXXXX)
+    # shellcheck disable=SC2016  # $1 is for the generated script
     printf '#!/bin/sh\nsed -i -e %q "$1"\n' "$2" >"$ed"
     chmod 700 "$ed"
-    EDITOR=$ed qconf "$1" ${3:+"$3"} >/dev/null
+    EDITOR=$ed quiet qconf "$1" ${3:+"$3"}
     rm -f "$ed"
 }
 
@@ -155,6 +162,14 @@ start_daemons() {
     chown sgeadmin:sgeadmin /var/run/gridengine 2>/dev/null || true
     if ! alive "$QMASTER_PIDFILE" sge_qmaster; then
         t0=$(now_us)
+        # An execd that outlived its qmaster reconnects to the new one but
+        # is never handed jobs again (they sit in `r`/`dr` forever), so
+        # restart it together with the qmaster.
+        local pf
+        if pf=$(execd_pidfile); then
+            stop "$pf" sge_execd
+            log "stopped the orphaned sge_execd"
+        fi
         /usr/sbin/sge_qmaster
         wait_for 30 "sge_qmaster to answer" qconf -sh
         log "sge_qmaster started in $(elapsed "$t0")"
@@ -175,7 +190,7 @@ execd_reports_load() {
 
 configure_cluster() {
     local restart_execd=0 pe f
-    qconf -ss 2>/dev/null | grep -qx "$HOST" || qconf -as "$HOST" >/dev/null
+    qconf -ss 2>/dev/null | grep -qx "$HOST" || quiet qconf -as "$HOST"
     if qconf -sconf global | grep -Eq '^min_(uid|gid) +[1-9]'; then
         edit_conf -mconf 's/^min_uid .*/min_uid                      0/; s/^min_gid .*/min_gid                      0/' global
         restart_execd=1
@@ -202,7 +217,7 @@ urgency_slots      min
 accounting_summary FALSE
 qsort_args         NONE
 EOF
-        qconf -Ap "$f" >/dev/null
+        quiet qconf -Ap "$f"
         rm -f "$f"
     done
     if ! qconf -sq "$QUEUE" >/dev/null 2>&1; then
@@ -213,10 +228,17 @@ EOF
             -e "s/^hostlist .*/hostlist              $HOST/" \
             -e "s/^pe_list .*/pe_list               make smp/" \
             -e "s/^slots .*/slots                 $SLOTS/" \
+            -e "s/^load_thresholds .*/load_thresholds       NONE/" \
             -e "s|^shell .*|shell                 /bin/bash|" >"$f"
-        qconf -Aq "$f" >/dev/null
+        quiet qconf -Aq "$f"
         rm -f "$f"
         log "created queue $QUEUE ($SLOTS slots, pe make smp)"
+    fi
+    # The template's load_thresholds (np_load_avg=1.75) put the queue in
+    # alarm state `a` -- jobs then stay `qw` -- whenever the VM is busy.
+    if ! qconf -sq "$QUEUE" | grep -Eq '^load_thresholds +NONE$'; then
+        quiet qconf -rattr queue load_thresholds NONE "$QUEUE"
+        log "queue $QUEUE: load_thresholds NONE"
     fi
     if ((restart_execd)); then
         local pf
