@@ -152,10 +152,12 @@ class JobRunner:
     def _result_zip(self, job: Job, hostile: HostileKind | None) -> bytes:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
+            added: set[str] = set()  # a file matched by two patterns is zipped once
             for pattern in [*job.out_files, *job.log_files]:
                 if pattern.strip() and not pattern.startswith("/"):
                     for match in sorted(job.workdir.glob(pattern)):
-                        _add(archive, job.workdir, match.relative_to(job.workdir).as_posix())
+                        rel = match.relative_to(job.workdir).as_posix()
+                        _add(archive, job.workdir, rel, added)
             if hostile is not None:
                 _add_hostile(archive, hostile)
         return buffer.getvalue()
@@ -165,15 +167,16 @@ class JobRunner:
             thread.join(timeout)
 
 
-def _add(archive: zipfile.ZipFile, root: Path, rel: str) -> None:
+def _add(archive: zipfile.ZipFile, root: Path, rel: str, added: set[str]) -> None:
     path = root / rel
     if path.is_dir():
         for dirpath, _dirs, files in os.walk(path):
             for name in files:
                 full = Path(dirpath) / name
-                archive.write(full, full.relative_to(root).as_posix())
-    elif path.exists():
+                _add(archive, root, full.relative_to(root).as_posix(), added)
+    elif path.exists() and rel not in added:
         archive.write(path, rel)
+        added.add(rel)
 
 
 def _add_hostile(archive: zipfile.ZipFile, kind: HostileKind) -> None:
