@@ -13,11 +13,10 @@ echo "== installing dpdispatcher[test]"
 
 if [ "$(id -u)" -eq 0 ]; then
     echo "== bringing up the test infrastructure"
-    trap 'bash tests/infra/down.sh >/dev/null 2>&1 || true' EXIT
+    trap 'bash tests/infra/sge.sh down >/dev/null 2>&1 || true
+          bash tests/infra/down.sh >/dev/null 2>&1 || true' EXIT
     bash tests/infra/up.sh
-    for extra in tests/infra/sge.sh; do
-        if [ -f "$extra" ]; then bash "$extra" up; fi
-    done
+    bash tests/infra/sge.sh up
 else
     echo "== not root: real Slurm/sshd tests will be skipped (run as root to include them)"
 fi
