@@ -29,8 +29,8 @@ class Registered:
             return
         keys = [cls.__name__, *cls.alias]
         suffix = cls._registry_suffix
-        if suffix and cls.__name__.endswith(suffix) and cls.__name__ != suffix:
-            keys.append(cls.__name__[: -len(suffix)])
+        if suffix:
+            keys += [k[: -len(suffix)] for k in keys if k.endswith(suffix) and k != suffix]
         for key in keys:
             cls.subclasses_dict[key] = cls
             cls.subclasses_dict[key.lower()] = cls

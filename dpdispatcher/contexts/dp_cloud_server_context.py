@@ -190,7 +190,7 @@ class DpCloudServerContext(LocalShellContext):
     """
 
     #: the suffix-less forms follow the rule that contexts are found without "Context"
-    alias = ("BohriumContext", "LebesgueContext", "Bohrium", "Lebesgue")
+    alias = ("BohriumContext", "LebesgueContext")
     secret_keys = ("password",)
     #: extra keyword arguments of :class:`~dpdispatcher.dpcloudserver.Client`
     #: (timeouts, retries, backoff); tests lower the backoff here
