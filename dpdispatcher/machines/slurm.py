@@ -16,7 +16,7 @@ from dpdispatcher._script import names, render
 from dpdispatcher._script.quoting import directive_value, job_id, sh
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.dlog import dlog
-from dpdispatcher.errors import SchedulerError
+from dpdispatcher.errors import ConfigurationError, SchedulerError
 from dpdispatcher.machine import Machine
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -47,16 +47,16 @@ SLURM_STATES: tuple[tuple[str, str, JobStatus], ...] = (
     ("PD", "PENDING", _W),
     ("CF", "CONFIGURING", _W),
     ("S", "SUSPENDED", _W),
-    ("RQ", "REQUEUED", _W),         # completing job being requeued; will pend again
-    ("RF", "REQUEUE_FED", _W),      # requeued by a federation sibling
-    ("RH", "REQUEUE_HOLD", _W),     # requeued and held
-    ("RD", "RESV_DEL_HOLD", _W),    # held because its reservation was deleted
+    ("RQ", "REQUEUED", _W),  # completing job being requeued; will pend again
+    ("RF", "REQUEUE_FED", _W),  # requeued by a federation sibling
+    ("RH", "REQUEUE_HOLD", _W),  # requeued and held
+    ("RD", "RESV_DEL_HOLD", _W),  # held because its reservation was deleted
     ("R", "RUNNING", _R),
     ("RS", "RESIZING", _R),
     ("SI", "SIGNALING", _R),
-    ("ST", "STOPPED", _R),          # SIGSTOP-ed but keeps its allocation
+    ("ST", "STOPPED", _R),  # SIGSTOP-ed but keeps its allocation
     ("CG", "COMPLETING", _C),
-    ("SO", "STAGE_OUT", _C),        # staging out after the run
+    ("SO", "STAGE_OUT", _C),  # staging out after the run
     ("CD", "COMPLETED", _F),
     ("F", "FAILED", _T),
     ("CA", "CANCELLED", _T),
@@ -66,8 +66,8 @@ SLURM_STATES: tuple[tuple[str, str, JobStatus], ...] = (
     ("BF", "BOOT_FAIL", _T),
     ("DL", "DEADLINE", _T),
     ("OOM", "OUT_OF_MEMORY", _T),
-    ("SE", "SPECIAL_EXIT", _T),     # ended with a special exit value (then held)
-    ("RV", "REVOKED", _T),          # federation: runs on another cluster
+    ("SE", "SPECIAL_EXIT", _T),  # ended with a special exit value (then held)
+    ("RV", "REVOKED", _T),  # federation: runs on another cluster
 )
 
 #: squeue/sacct wording of "these job ids are not known (any more)"
@@ -76,6 +76,8 @@ _ACCOUNTING_DISABLED = "accounting storage is disabled"
 #: characters kept in a job name; the rest become ``_`` (a directive cannot be quoted)
 _JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 JOB_NAME_MAX = 128
+#: ``%i %t``: ``7``, ``7_3``, ``7_[2-5%2]`` or ``7+1``, then the state code
+_SQUEUE_LINE = re.compile(r"^(\d+)(?:_\S+|\+\d+)?\s+([A-Z]+)$")
 _PRIORITY = {JobStatus.running: 0, JobStatus.completing: 1, JobStatus.waiting: 2}
 
 
@@ -111,12 +113,17 @@ def parse_squeue_output(stdout: str) -> dict[str, list[str]]:
     """``squeue --format='%i %t'`` lines as ``{job id: [state code of each line]}``.
 
     Array elements and heterogeneous components are gathered under their job's id.
+    Any other line (another format) raises :class:`SchedulerError` rather than being
+    guessed at.
     """
     out: dict[str, list[str]] = {}
     for line in stdout.splitlines():
-        fields = line.split()
-        if len(fields) >= 2:
-            out.setdefault(base_job_id(fields[0]), []).append(fields[1])
+        if not line.strip():
+            continue
+        match = _SQUEUE_LINE.match(line.strip())
+        if match is None:
+            raise SchedulerError(f"Slurm: unexpected squeue output line {line!r}")
+        out.setdefault(match.group(1), []).append(match.group(2))
     return out
 
 
@@ -151,7 +158,7 @@ def parse_sacct_output(stdout: str) -> dict[str, str]:
 
 def element_tasks(tasks: Sequence[Task], size: int) -> list[list[Task]]:
     """The tasks of each array element: consecutive chunks of ``size``."""
-    return [list(tasks[i:i + size]) for i in range(0, len(tasks), size)]
+    return [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
 
 
 def format_indices(indices: Iterable[int]) -> str:
@@ -234,7 +241,10 @@ class Slurm(Machine):
 
         return [
             Argument(
-                "custom_gpu_line", str, optional=True, default=None,
+                "custom_gpu_line",
+                str,
+                optional=True,
+                default=None,
                 doc="A GPU request line replacing `#SBATCH --gres=gpu:<gpu_per_node>`, e.g. "
                 "`#SBATCH --gpus-per-node=a100:2` (inserted verbatim).",
             ),
@@ -289,7 +299,8 @@ class Slurm(Machine):
         table = parse_squeue_output(result.stdout)
         return {
             job.job_id: combine_states(table[job.job_id], self.state_map)
-            for job in jobs if job.job_id in table
+            for job in jobs
+            if job.job_id in table
         }
 
     def kill_command(self, job_id: str) -> str:
@@ -300,8 +311,12 @@ class Slurm(Machine):
     def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
         """As :meth:`Machine.check_status_many`; logs how newly terminated jobs ended."""
         states = super().check_status_many(jobs)
-        ended = [job for job in jobs if states.get(job.job_hash) == JobStatus.terminated
-                 and job.job_id not in self._explained]
+        ended = [
+            job
+            for job in jobs
+            if states.get(job.job_hash) == JobStatus.terminated
+            and job.job_id not in self._explained
+        ]
         if ended:
             self._explain_terminated(ended)
         return states
@@ -347,17 +362,21 @@ class SlurmJobArray(Slurm):
 
         return [
             *Slurm.resources_subfields(),
-            Argument("slurm_job_size", int, optional=True, default=1,
-                     doc="Tasks run by each element of the job array."),
+            Argument(
+                "slurm_job_size",
+                int,
+                optional=True,
+                default=1,
+                doc="Tasks run by each element of the job array.",
+            ),
         ]
 
     @staticmethod
     def job_size(resources: Resources) -> int:
         """Tasks per array element (``kwargs.slurm_job_size``, default 1)."""
-        size = int(resources.kwargs.get("slurm_job_size") or 1)
+        value = resources.kwargs.get("slurm_job_size")
+        size = 1 if value is None else int(value)
         if size < 1:
-            from dpdispatcher.errors import ConfigurationError
-
             raise ConfigurationError(f"resources/kwargs/slurm_job_size: expected >= 1, got {size}")
         return size
 
@@ -386,8 +405,11 @@ class SlurmJobArray(Slurm):
         """Indices of the elements with a task whose tag is missing (one file check)."""
         elements = self.elements(job)
         done = self.context.files_exist([task_tag_path(t) for t in job.job_task_list])
-        return [i for i, tasks in enumerate(elements)
-                if any(task_tag_path(t) not in done for t in tasks)]
+        return [
+            i
+            for i, tasks in enumerate(elements)
+            if any(task_tag_path(t) not in done for t in tasks)
+        ]
 
     def submit_command(self, job: Job, script: str) -> str:
         """``sbatch --parsable [--array=<unfinished>] <script>``.
@@ -401,8 +423,9 @@ class SlurmJobArray(Slurm):
         return f"sbatch --parsable --array={format_indices(pending)} {sh(script)}"
 
 
-def render_array_body(job_hash: str, elements: Sequence[Sequence[Task]],
-                      resources: Resources) -> str:
+def render_array_body(
+    job_hash: str, elements: Sequence[Sequence[Task]], resources: Resources
+) -> str:
     """The ``.run`` file of an array job: a ``case`` over ``$SLURM_ARRAY_TASK_ID``.
 
     Each branch runs its element's tasks like a plain job's body, waits for them, and
@@ -432,7 +455,7 @@ def render_array_end(job_hash: str, tasks: Sequence[Task], resources: Resources)
         'cd "$REMOTE_ROOT"',
         "wait",
         f"if {_all_tags_test(tasks)}; then",
-        f"  touch {render.root_file(names.job_tag_file(job_hash))}",
+        f"  : > {render.root_file(names.job_tag_file(job_hash))}",
         "fi",
         'if test "${dpd_element_failed:-0}" -ne 0; then',
         "  exit 1",
