@@ -30,6 +30,7 @@ ENDED = (JobStatus.finished, JobStatus.terminated)
 
 SUBMIT_MARK = "@@dpdispatcher-submitted"
 STDOUT_MARK = "@@dpdispatcher-stdout"
+STOPPED_MARK = "@@dpdispatcher-stopped"
 
 
 def wrap_submit(submit_cmd: str, id_file: str) -> str:
@@ -47,9 +48,15 @@ def wrap_submit(submit_cmd: str, id_file: str) -> str:
 
 
 def batch_submit_command(parts: Sequence[tuple[str, str]]) -> str:
-    """One shell command running each ``(job_hash, wrapped_submit)`` and marking its end."""
+    """One shell command running each ``(job_hash, wrapped_submit)`` and marking its end.
+
+    It stops at the first refused submission (the scheduler is down or rejects these
+    resources): the jobs after it are left for a later attempt.
+    """
     return "\n".join(
-        f'( {cmd} ) 2>&1; echo "{SUBMIT_MARK} {job_hash} $?"' for job_hash, cmd in parts
+        f'( {cmd} ) 2>&1; rc=$?; echo "{SUBMIT_MARK} {job_hash} $rc"; '
+        f'[ $rc -eq 0 ] || {{ echo "{STOPPED_MARK}"; exit 0; }}'
+        for job_hash, cmd in parts
     )
 
 
@@ -330,10 +337,15 @@ class Machine(Registered):
             )
             for job in jobs
         ]
-        blocks = split_batch_output(self.context.run(batch_submit_command(parts)).stdout)
+        stdout = self.context.run(batch_submit_command(parts)).stdout
+        blocks = split_batch_output(stdout)
         outcomes: dict[str, str | SchedulerError] = {}
         for job in jobs:
-            if job.job_hash not in blocks:
+            if job.job_hash not in blocks and STOPPED_MARK in stdout:
+                outcomes[job.job_hash] = TransientSchedulerError(
+                    f"submit of job {job.job_hash} deferred: an earlier submission was refused"
+                )
+            elif job.job_hash not in blocks:
                 outcomes[job.job_hash] = SchedulerError(
                     f"submitting job {job.job_hash} got no answer; run the submission again "
                     "to re-attach to it if it was submitted"

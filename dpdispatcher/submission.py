@@ -20,7 +20,7 @@ from typing import Any
 
 from dpdispatcher import _files
 from dpdispatcher._loaders import check_path_list, load_json
-from dpdispatcher._script import names
+from dpdispatcher._script import names, quoting
 from dpdispatcher.contexts._local import atomic_write
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import (
@@ -46,7 +46,7 @@ class Timing:
     """Polling and retry timing; tests inject a fake clock and sleep."""
 
     first_interval: float = 0.1
-    growth: float = 1.5
+    growth: float = 1.3
     resubmit_delay: float = 1.0
     resubmit_delay_max: float = 300.0
     unknown_timeout: float = 1800.0
@@ -351,7 +351,7 @@ class Submission:
         for job in self.belonging_jobs:
             body = old[job.job_hash]
             job.job_state = JobStatus(body.get("job_state", JobStatus.unsubmitted))
-            job.job_id = str(body.get("job_id", "") or "")
+            job.job_id = _checked_job_id(body.get("job_id"), where)
             job.fail_count = int(body.get("fail_count", 0))
         self._adopt_recorded_job_ids()
         dlog.info("recovered submission %s from %s", self.submission_hash, where)
@@ -573,6 +573,15 @@ class Submission:
         for job in self.belonging_jobs:
             if job.job_id and job.job_state != JobStatus.finished:
                 machine.kill(job)
+
+
+def _checked_job_id(value: Any, where: str) -> str:
+    """A job id read from a state file, refused unless it is a plain scheduler id."""
+    text = str(value or "")
+    try:
+        return quoting.job_id(text) if text else ""
+    except SchedulerError as err:
+        raise RecoveryError(f"{where}: {err}") from err
 
 
 def _static_form(data: dict[str, Any]) -> dict[str, Any]:

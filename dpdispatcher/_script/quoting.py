@@ -45,6 +45,16 @@ def env_value(value: object) -> str:
     return f'"{text}"'
 
 
+def path_value(path: str) -> str:
+    """Quote a path the user may write with ``~/`` or ``$HOME`` (e.g. in ``source_list``).
+
+    A leading ``~/`` and ``$NAME`` references expand; nothing else does.
+    """
+    if path.startswith("~/"):
+        return "~/" + env_value(path[2:])
+    return env_value(path)
+
+
 def directive_value(value: str, key: str) -> str:
     """Check a value bound for a scheduler directive line (``#SBATCH --partition Q``).
 

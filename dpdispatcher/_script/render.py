@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from dpdispatcher._script import names
-from dpdispatcher._script.quoting import env_name, env_value, sh
+from dpdispatcher._script.quoting import env_name, env_value, path_value, sh
 from dpdispatcher.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def render_env(job_hash: str, job_root: str, resources: Resources) -> str:
         lines.append("module purge")
     lines += [f"module unload {sh(m)}" for m in resources.module_unload_list]
     lines += [f"module load {sh(m)}" for m in resources.module_list]
-    lines += [f"source {sh(s)}" for s in resources.source_list]
+    lines += [f"source {path_value(s)}" for s in resources.source_list]
     lines += [
         f"export DPDISPATCHER_NUMBER_NODE={resources.number_node}",
         f"export DPDISPATCHER_CPU_PER_NODE={resources.cpu_per_node}",

@@ -322,3 +322,24 @@ def test_unknown_state_file_mismatch_is_a_clear_error(tmp_path):
 
     with pytest.raises(RecoveryError, match=r"not valid JSON"):
         again.run_submission()
+
+
+def test_tampered_job_id_in_state_file_is_refused(tmp_path):
+    import json
+
+    from dpdispatcher.errors import RecoveryError
+
+    make_work(tmp_path, 1)
+    sub = fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1), task_list=tasks(1)))
+    sub.run_submission(exit_on_submit=True)
+    state = tmp_path / "remote" / sub.submission_hash / names.state_file(sub.submission_hash)
+    data = json.loads(state.read_text())
+    (body,) = data["belonging_jobs"][0].values()
+    body["job_id"] = "1; touch PWNED"
+    state.write_text(json.dumps(data))
+    again = fast(
+        Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1), task_list=tasks(1))
+    )
+    with pytest.raises(RecoveryError, match="refusing job id"):
+        again.run_submission()
+    assert not list(tmp_path.rglob("PWNED"))

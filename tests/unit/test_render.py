@@ -20,10 +20,16 @@ CASES = {
     "cpu": dict(),
     "para_deg": dict(para_deg=2),
     "cuda": dict(gpu_per_node=2, para_deg=2, strategy={"if_cuda_multi_devices": True}),
-    "full_env": dict(module_purge=True, module_unload_list=["old/1"], module_list=["a/1", "b"],
-                     source_list=["/opt/env.sh"], envs={"OMP_NUM_THREADS": 4, "P": ["x", "y"]},
-                     prepend_script=["ulimit -s unlimited"], append_script=["echo done"],
-                     custom_flags=["# custom flag line"]),
+    "full_env": dict(
+        module_purge=True,
+        module_unload_list=["old/1"],
+        module_list=["a/1", "b"],
+        source_list=["/opt/env.sh"],
+        envs={"OMP_NUM_THREADS": 4, "P": ["x", "y"]},
+        prepend_script=["ulimit -s unlimited"],
+        append_script=["echo done"],
+        custom_flags=["# custom flag line"],
+    ),
 }
 
 
@@ -33,8 +39,12 @@ def _job(**res):
 
 
 def _machine(tmp_path):
-    m = Machine(batch_type="Shell", context_type="LocalContext", local_root=str(tmp_path),
-                remote_root="/remote/root")
+    m = Machine(
+        batch_type="Shell",
+        context_type="LocalContext",
+        local_root=str(tmp_path),
+        remote_root="/remote/root",
+    )
     m.context.remote_root = "/remote/root/HASH"
     return m
 
@@ -82,7 +92,8 @@ def test_header_hook_contract(tmp_path):
     script = m.gen_script(_job())
     assert script.startswith("#!/bin/bash\n#HOOK --cpus 4\n")
     assert render.render_env("JOBHASH", "/remote/root/HASH", _job().resources) in script.replace(
-        _job().job_hash, "JOBHASH")
+        _job().job_hash, "JOBHASH"
+    )
 
 
 def test_template_header_replaces_hook(tmp_path):
@@ -120,27 +131,52 @@ def test_log_none_omits_redirect():
     assert "1>>" not in body and "2>>" not in body
 
 
-HOSTILE = ["a b", "it's", 'say "hi"', "$(touch PWNED)", "`touch PWNED`", "x; touch PWNED",
-           "line1\nline2", "$HOME", "\\", "*", "-n"]
+HOSTILE = [
+    "a b",
+    "it's",
+    'say "hi"',
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "x; touch PWNED",
+    "line1\nline2",
+    "$HOME",
+    "\\",
+    "*",
+    "-n",
+]
 
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_sh_quoting_round_trips_in_bash(value, tmp_path):
-    out = subprocess.run(["bash", "-c", f"printf %s {sh(value)}"], capture_output=True,
-                         text=True, cwd=tmp_path, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", f"printf %s {sh(value)}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
     assert out == value and not (tmp_path / "PWNED").exists()
 
 
 @pytest.mark.parametrize("value", [v for v in HOSTILE if v != "$HOME"])
 def test_env_value_is_literal_except_variable_references(value, tmp_path):
-    out = subprocess.run(["bash", "-c", f"export V={env_value(value)}; printf %s \"$V\""],
-                         capture_output=True, text=True, cwd=tmp_path, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", f'export V={env_value(value)}; printf %s "$V"'],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
     assert out == value and not (tmp_path / "PWNED").exists()
 
 
 def test_env_value_expands_variable_references():
-    out = subprocess.run(["bash", "-c", f"X=1; export V={env_value('/opt:$X:${X}')}; echo $V"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", f"X=1; export V={env_value('/opt:$X:${X}')}; echo $V"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "/opt:1:1"
 
 
@@ -172,3 +208,27 @@ def test_file_names_have_one_home():
     assert names.job_tag_file("h") == "h_job_tag_finished"
     assert names.task_tag_file("t") == "t_task_tag_finished"
     assert names.download_failure_marker("a/*.x") == "tag_failure_download_a__.x"
+
+
+@pytest.mark.parametrize(
+    "path,expected",
+    [
+        ("~/env.sh", "HOMEDIR/env.sh"),
+        ("$HOME/x y.sh", "HOMEDIR/x y.sh"),
+        ("/opt/a'b", "/opt/a'b"),
+        ("$(touch PWNED)", "$(touch PWNED)"),
+    ],
+)
+def test_source_paths_expand_home_but_nothing_else(path, expected, tmp_path):
+    from dpdispatcher._script.quoting import path_value
+
+    env = {"HOME": "HOMEDIR", "PATH": os.environ["PATH"]}
+    out = subprocess.run(
+        ["bash", "-c", f"printf %s {path_value(path)}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=True,
+    ).stdout
+    assert out == expected and not (tmp_path / "PWNED").exists()
