@@ -345,7 +345,8 @@ class Machine(Registered):
                 outcomes[job.job_hash] = TransientSchedulerError(
                     f"submit of job {job.job_hash} deferred: an earlier submission was refused"
                 )
-            elif job.job_hash not in blocks:
+                continue
+            if job.job_hash not in blocks:
                 outcomes[job.job_hash] = SchedulerError(
                     f"submitting job {job.job_hash} got no answer; run the submission again "
                     "to re-attach to it if it was submitted"
