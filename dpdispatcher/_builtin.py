@@ -12,6 +12,7 @@ BUILTIN_MODULES = (
     "dpdispatcher.machines.slurm",
     "dpdispatcher.machines.pbs",
     "dpdispatcher.machines.lsf",
+    "dpdispatcher.machines.sge",
     "dpdispatcher.machines.dp_cloud_server",
     "dpdispatcher.contexts.local_context",
     "dpdispatcher.contexts.lazy_local_context",

@@ -1,0 +1,299 @@
+"""IBM Spectrum LSF: ``bsub`` / ``bjobs`` / ``bkill`` behind the Machine hooks.
+
+Everything here is pure. ``bsub`` reads the script from standard input (so that the
+``#BSUB`` lines are honoured); one ``bjobs id1 id2 ...`` reports every job; a job LSF
+no longer knows ("Job <N> is not found") has ended and is judged by its finish tag.
+
+State decisions (the ``bjobs`` manual lists the codes):
+
+- ``PEND``, ``PROV`` (host being provisioned), ``PSUSP`` (suspended while pending)
+  and ``WAIT`` (chunk job waiting) are *waiting*; ``RUN``, ``USUSP`` and ``SSUSP``
+  (suspended after starting) are *running*.
+- ``DONE`` and ``EXIT`` have ended, and so has ``ZOMBI`` (killed while its host was
+  unreachable); the finish tag decides.
+- ``UNKWN`` (the master lost contact with the execution host) is *unknown*: it is
+  polled again, since the job usually carries on, and becomes an error only if it
+  lasts (``Timing.unknown_timeout``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from dpdispatcher._script.quoting import directive_value, job_id, sh
+from dpdispatcher.base_context import CommandResult
+from dpdispatcher.errors import SchedulerError
+from dpdispatcher.machine import Machine
+from dpdispatcher.utils.job_status import JobStatus
+
+if TYPE_CHECKING:
+    from dpdispatcher.resources import Resources
+    from dpdispatcher.submission import Job
+
+__all__ = [
+    "LSF",
+    "LSF_STATES",
+    "gone_job_ids",
+    "gpu_line",
+    "lsf_job_name",
+    "parse_bjobs_table",
+    "parse_bsub_output",
+]
+
+_W, _R = JobStatus.waiting, JobStatus.running
+
+#: Every ``bjobs`` STAT code and what it means here.
+LSF_STATES: tuple[tuple[str, str, JobStatus], ...] = (
+    ("PEND", "pending", _W),
+    ("PROV", "dispatched; execution host being provisioned", _W),
+    ("PSUSP", "suspended while pending", _W),
+    ("WAIT", "chunk job waiting to run", _W),
+    ("RUN", "running", _R),
+    ("USUSP", "suspended by its owner while running", _R),
+    ("SSUSP", "suspended by LSF while running", _R),
+    ("DONE", "finished with exit code 0", JobStatus.finished),
+    ("EXIT", "finished with a non-zero exit code, or killed", JobStatus.terminated),
+    ("ZOMBI", "killed while its host was unreachable", JobStatus.terminated),
+    ("UNKWN", "master lost contact with the execution host", JobStatus.unknown),
+)
+
+#: stderr wordings of "this job id is not known (any more)"
+_GONE = (
+    re.compile(r"Job <(\d+)(?:\[\d+\])?> is not found"),
+    re.compile(r"Job <(\d+)(?:\[\d+\])?>: No matching job found"),
+)
+_NOTHING = ("No unfinished job found", "No job found", "No matching job found")
+_BSUB_ID = re.compile(r"Job <(\d+)> is submitted")
+_BJOBS_ROW = re.compile(r"^(\d+)(?:\[\d+\])?\s+\S+\s+([A-Z]+)(?:\s|$)")
+_BJOBS_HEADER = re.compile(r"^JOBID\s+USER\s+STAT\s")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
+JOB_NAME_MAX = 4094
+
+
+# --------------------------------------------------------------------------- pure helpers
+def lsf_job_name(name: str) -> str:
+    """A job name for ``#BSUB -J``: no blanks, quotes or ``[ ]`` (which mean an array).
+
+    >>> lsf_job_name("relax Fe/bcc [1]")
+    'relax_Fe_bcc__1_'
+    """
+    return (_NAME_UNSAFE.sub("_", name.strip()) or "job")[:JOB_NAME_MAX]
+
+
+def gpu_line(resources: Resources) -> str | None:
+    """The GPU request line of the header, or None.
+
+    ``custom_gpu_line`` is used verbatim whenever it is set; otherwise a line is
+    written only when ``gpu_usage`` is true and ``gpu_per_node`` > 0, in the new
+    (``-gpu``) or the old (``-R rusage``) syntax.
+
+    >>> from dpdispatcher import Resources
+    >>> gpu_line(Resources(1, 4, 2, "", 1, kwargs={"gpu_usage": True}))
+    '#BSUB -R "select[ngpus >0] rusage[ngpus_excl_p=2]"'
+    >>> gpu_line(Resources(1, 4, 2, "", 1, kwargs={"gpu_usage": True, "gpu_new_syntax": True,
+    ...                                            "gpu_exclusive": False}))
+    "#BSUB -gpu 'num=2:mode=shared:j_exclusive=no'"
+    >>> gpu_line(Resources(1, 4, 2, "", 1)) is None
+    True
+    """
+    kwargs = resources.kwargs
+    custom = kwargs.get("custom_gpu_line")
+    if custom:
+        return str(custom)
+    gpus = int(resources.gpu_per_node)
+    if not kwargs.get("gpu_usage") or gpus <= 0:
+        return None
+    if kwargs.get("gpu_new_syntax"):
+        exclusive = "yes" if kwargs.get("gpu_exclusive", True) else "no"
+        return f"#BSUB -gpu 'num={gpus}:mode=shared:j_exclusive={exclusive}'"
+    return f'#BSUB -R "select[ngpus >0] rusage[ngpus_excl_p={gpus}]"'
+
+
+def parse_bsub_output(stdout: str) -> str:
+    """The job id in ``Job <N> is submitted to [default] queue <q>.``.
+
+    >>> parse_bsub_output("Job <42> is submitted to default queue <normal>.\\n")
+    '42'
+    """
+    match = _BSUB_ID.search(stdout)
+    if match is None:
+        raise SchedulerError(f"LSF: no job id in the output of bsub: {stdout!r}")
+    return match.group(1)
+
+
+def parse_bjobs_table(stdout: str) -> dict[str, str]:
+    """``bjobs`` rows as ``{job id: STAT}``; only the first three columns are read.
+
+    The header is skipped; any other line raises :class:`SchedulerError`.
+
+    >>> parse_bjobs_table(
+    ...     "JOBID   USER    STAT  QUEUE      FROM_HOST   EXEC_HOST   JOB_NAME   SUBMIT_TIME\\n"
+    ...     "3       root    RUN   short      vm          4*vm        longjob    Nov 25 14:56\\n"
+    ...     "5       root    PEND  normal     vm                      *sleep 600 Nov 25 14:56\\n")
+    {'3': 'RUN', '5': 'PEND'}
+    """
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if not line.strip() or _BJOBS_HEADER.match(line):
+            continue
+        match = _BJOBS_ROW.match(line)
+        if match is None:
+            raise SchedulerError(f"LSF: unexpected bjobs output line {line!r}")
+        out.setdefault(match.group(1), match.group(2))
+    return out
+
+
+def gone_job_ids(stderr: str) -> tuple[set[str], list[str]]:
+    """Ids LSF no longer knows (``""`` stands for "none of them"), and unexplained lines.
+
+    >>> gone_job_ids("Job <7> is not found\\nLSF says no\\n")
+    ({'7'}, ['LSF says no'])
+    """
+    gone: set[str] = set()
+    other: list[str] = []
+    for line in stderr.splitlines():
+        text = line.strip()
+        if not text:
+            continue
+        if any(text.startswith(nothing) for nothing in _NOTHING):
+            gone.add("")
+            continue
+        for pattern in _GONE:
+            match = pattern.search(text)
+            if match:
+                gone.add(match.group(1))
+                break
+        else:
+            other.append(text)
+    return gone, other
+
+
+def _task_name(job: Job) -> str:
+    """The task name of a single-task job, or ``""``."""
+    if len(job.job_task_list) != 1:
+        return ""
+    return job.job_task_list[0].task_name or ""
+
+
+# --------------------------------------------------------------------------- LSF
+class LSF(Machine):
+    """LSF: ``bsub < script``, one ``bjobs`` for all jobs, ``bkill``.
+
+    Examples
+    --------
+    >>> from dpdispatcher import Job, Resources, Task
+    >>> m = Machine(batch_type="LSF", context_type="LazyLocal", local_root=".")
+    >>> job = Job([Task("true", ".")], resources=Resources(2, 4, 1, "gpu", 1,
+    ...           kwargs={"gpu_usage": True, "gpu_new_syntax": True}))
+    >>> print("\\n".join(m.header_lines(job)))
+    #!/bin/bash -l
+    #BSUB -e %J.err
+    #BSUB -o %J.out
+    #BSUB -n 8
+    #BSUB -R 'span[ptile=4]'
+    #BSUB -q gpu
+    #BSUB -gpu 'num=1:mode=shared:j_exclusive=yes'
+    """
+
+    state_map = {code: status for code, _, status in LSF_STATES}
+    transient_patterns = (
+        "LSF is processing your request",
+        "not responding ... still trying",
+        "LIM is down",
+        "LSF is down",
+        "mbatchd is down",
+        "batch system daemon not responding",
+        "Slave LIM configuration is not ready yet",
+        "try again later",
+        "try later",
+    )
+
+    @classmethod
+    def resources_subfields(cls) -> list[Any]:
+        """``gpu_usage``, ``gpu_new_syntax``, ``gpu_exclusive``, ``custom_gpu_line``."""
+        from dargs import Argument
+
+        return [
+            Argument(
+                "gpu_usage",
+                bool,
+                optional=True,
+                default=False,
+                doc="Request `gpu_per_node` GPUs in the header (no GPU line if false).",
+            ),
+            Argument(
+                "gpu_new_syntax",
+                bool,
+                optional=True,
+                default=False,
+                doc="Use the LSF >= 10.1.0.3 syntax `#BSUB -gpu 'num=...'` instead of "
+                '`#BSUB -R "select[ngpus >0] rusage[ngpus_excl_p=...]"`.',
+            ),
+            Argument(
+                "gpu_exclusive",
+                bool,
+                optional=True,
+                default=True,
+                doc="With `gpu_new_syntax`: `j_exclusive=yes` (true) or `no` (false).",
+            ),
+            Argument(
+                "custom_gpu_line",
+                str,
+                optional=True,
+                default=None,
+                doc="A GPU request line used verbatim instead of the generated one, e.g. "
+                "`#BSUB -gpu 'num=2:gmodel=A100'`.",
+            ),
+        ]
+
+    # -- rendering ----------------------------------------------------------------
+    def header_lines(self, job: Job) -> list[str]:
+        """Shebang, log files, slots, span, queue, GPUs, job name (SPEC §5)."""
+        res = job.resources
+        cpus = int(res.cpu_per_node)
+        lines = [
+            "#!/bin/bash -l",
+            "#BSUB -e %J.err",
+            "#BSUB -o %J.out",
+            f"#BSUB -n {int(res.number_node) * cpus}",
+            f"#BSUB -R 'span[ptile={cpus}]'",
+        ]
+        if res.queue_name:
+            lines.append(f"#BSUB -q {directive_value(res.queue_name, 'resources/queue_name')}")
+        gpus = gpu_line(res)
+        if gpus:
+            lines.append(gpus)
+        name = _task_name(job)
+        if name:
+            lines.append(f"#BSUB -J {directive_value(lsf_job_name(name), 'task/task_name')}")
+        return lines
+
+    # -- scheduler hooks ------------------------------------------------------------
+    def submit_command(self, job: Job, script: str) -> str:
+        """``bsub < <script>`` (bsub reads ``#BSUB`` lines only from standard input)."""
+        return f"bsub < {sh(script)}"
+
+    def parse_submit_output(self, stdout: str) -> str:
+        """The number in ``Job <N> is submitted ...``."""
+        return parse_bsub_output(stdout)
+
+    def status_command(self, jobs: Sequence[Job]) -> str:
+        """One ``bjobs`` naming every job."""
+        return "bjobs " + " ".join(sh(job_id(job.job_id)) for job in jobs)
+
+    def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
+        """STAT per job id; ids LSF no longer knows are left out (ended)."""
+        table = parse_bjobs_table(result.stdout)
+        gone, unexplained = gone_job_ids(result.stderr)
+        if not result.ok and (unexplained or not gone):
+            raise SchedulerError(
+                f"LSF: bjobs failed (exit code {result.exit_code}): "
+                + ("; ".join(unexplained) or "no message")
+            )
+        return {job.job_id: table[job.job_id] for job in jobs if job.job_id in table}
+
+    def kill_command(self, job_id: str) -> str:
+        """``bkill <id>``."""
+        return f"bkill {sh(job_id)}"

@@ -1,0 +1,305 @@
+"""PBS Professional / OpenPBS and Torque: ``qsub`` / ``qstat`` / ``qdel`` behind the hooks.
+
+Everything here is pure: header lines, commands, parsers and the state tables. PBS
+Pro is asked with ``qstat -x`` (its job history shows finished jobs as ``F``); Torque
+has no history (its ``-x`` means XML) and keeps completed jobs as ``C`` for a while.
+A job neither tool knows any more ("Unknown Job Id", "Job has finished") has ended
+and is judged by its finish tag.
+
+State decisions (the tools' manuals list the codes; what they mean for us):
+
+- ``E`` (exiting after having run: the script is over, files are being staged out)
+  is *completing*: the job is polled again until it shows ``F``/``C`` or leaves, so
+  its output files are in place before it is judged.
+- ``S``/``U`` (suspended after starting) are *running*: the job keeps its place.
+- ``M`` (moved to another server) is *waiting*: the job goes on elsewhere.
+- ``F``/``C``/``X`` have ended; ``K`` (listed by the project's SPEC for PBS
+  variants that report killed jobs so) too; the finish tag decides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from dpdispatcher._script.quoting import directive_value, job_id, sh
+from dpdispatcher.base_context import CommandResult
+from dpdispatcher.errors import SchedulerError
+from dpdispatcher.machine import Machine
+from dpdispatcher.utils.job_status import JobStatus
+
+if TYPE_CHECKING:
+    from dpdispatcher.submission import Job
+
+__all__ = [
+    "PBS",
+    "PBS_STATES",
+    "TORQUE_STATES",
+    "Torque",
+    "gone_job_ids",
+    "parse_qstat_table",
+    "parse_qsub_output",
+    "pbs_job_name",
+    "sequence_number",
+]
+
+_W, _R, _C = JobStatus.waiting, JobStatus.running, JobStatus.completing
+_F, _T = JobStatus.finished, JobStatus.terminated
+
+#: PBS Professional / OpenPBS job states (``qstat`` column ``S``) and what they mean here.
+PBS_STATES: tuple[tuple[str, str, JobStatus], ...] = (
+    ("B", "array job has at least one subjob running", _R),
+    ("E", "exiting after having run", _C),
+    ("F", "finished (job history, qstat -x)", _F),
+    ("H", "held", _W),
+    ("K", "killed (SPEC; some PBS variants)", _T),
+    ("M", "moved to another server", _W),
+    ("Q", "queued", _W),
+    ("R", "running", _R),
+    ("S", "suspended", _R),
+    ("T", "in transit to a new location", _W),
+    ("U", "suspended: workstation busy", _R),
+    ("W", "waiting for its execution time", _W),
+    ("X", "subjob finished or expired", _F),
+)
+
+#: Torque job states (``qstat`` column ``S``).
+TORQUE_STATES: tuple[tuple[str, str, JobStatus], ...] = (
+    ("C", "completed (kept for keep_completed seconds)", _F),
+    ("E", "exiting after having run", _C),
+    ("H", "held", _W),
+    ("Q", "queued", _W),
+    ("R", "running", _R),
+    ("S", "suspended", _R),
+    ("T", "being moved to a new location", _W),
+    ("W", "waiting for its execution time", _W),
+)
+
+#: stderr wordings of "this job id is not known (any more)": the job has ended
+_GONE = (
+    re.compile(r"Unknown Job Id(?: Error)? (\S+)"),  # PBS Pro; Torque adds "Error"
+    re.compile(r"(\S+) Job has finished, use -x"),  # PBS Pro qstat without -x
+    re.compile(r"Job has finished (\S+)"),  # PBS Pro qdel
+)
+#: a ``qsub`` answer: ``1234.server`` (``1234[].server`` for an array)
+_QSUB_ID = re.compile(r"^\d+(?:\[\d*\])?(?:\.[A-Za-z0-9_.-]+)?$")
+#: a ``qstat`` row: id ... state letter, queue (PBS Pro cuts long ids with ``*``)
+_QSTAT_ROW = re.compile(r"^(\d\S*)\s.*\s([A-Z])\s+(\S+)\s*$")
+_QSTAT_HEADER = re.compile(r"^Job [Ii][Dd]\s+Name\s+User\s|^-{5,}[- ]*$")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
+
+#: transient "server not reachable" wordings (PBS Pro and Torque)
+_TRANSIENT = (
+    "cannot connect to server",
+    "Cannot connect to specified server host",
+    "Error communicating with",
+    "pbs_iff: cannot",
+    "End of File",
+    "Premature end of message",
+)
+
+
+# --------------------------------------------------------------------------- pure helpers
+def pbs_job_name(name: str, max_len: int = 236) -> str:
+    """A job name ``qsub -N`` accepts: no blanks or ``@:/\\'"``, starting with a letter.
+
+    PBS Pro allows 236 characters, old Torque 15.
+
+    >>> pbs_job_name("relax Fe/bcc #1")
+    'relax_Fe_bcc__1'
+    >>> pbs_job_name("1st-try", 15)
+    'j1st-try'
+    >>> pbs_job_name("a" * 20, 15)
+    'aaaaaaaaaaaaaaa'
+    """
+    cleaned = _NAME_UNSAFE.sub("_", name.strip()) or "job"
+    if not cleaned[0].isalpha():
+        cleaned = "j" + cleaned
+    return cleaned[:max_len]
+
+
+def parse_qsub_output(stdout: str) -> str:
+    """The job id ``qsub`` printed (the last line that is a PBS job id).
+
+    >>> parse_qsub_output("1234.pbsserver\\n")
+    '1234.pbsserver'
+    """
+    for line in reversed(stdout.splitlines()):
+        token = line.strip().split(maxsplit=1)[0] if line.strip() else ""
+        if _QSUB_ID.match(token):
+            return token
+    raise SchedulerError(f"PBS: no job id in the output of qsub: {stdout!r}")
+
+
+def sequence_number(pbs_id: str) -> str:
+    """The part of a PBS job id that ``qstat`` never cuts: ``12.srv.example`` -> ``12``.
+
+    >>> sequence_number("3084.groq-r01-co*"), sequence_number("17[].server")
+    ('3084', '17[]')
+    """
+    return pbs_id.rstrip("*").split(".", 1)[0]
+
+
+def parse_qstat_table(stdout: str) -> dict[str, str]:
+    """``qstat`` (default format) rows as ``{sequence number: state letter}``.
+
+    Header and dash lines are skipped; any other line raises :class:`SchedulerError`
+    (another output format is refused rather than guessed at).
+
+    >>> parse_qstat_table(
+    ...     "Job id            Name             User              Time Use S Queue\\n"
+    ...     "----------------  ---------------- ----------------  -------- - -----\\n"
+    ...     "3.pbsserver       longjob          root              00:00:00 R workq   \\n")
+    {'3': 'R'}
+    """
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if not line.strip() or _QSTAT_HEADER.match(line):
+            continue
+        match = _QSTAT_ROW.match(line)
+        if match is None:
+            raise SchedulerError(f"PBS: unexpected qstat output line {line!r}")
+        out[sequence_number(match.group(1))] = match.group(2)
+    return out
+
+
+def gone_job_ids(stderr: str) -> tuple[set[str], list[str]]:
+    """Sequence numbers of jobs the server no longer knows, and the unexplained lines.
+
+    >>> gone_job_ids("qstat: Unknown Job Id Error 7.torque\\nqstat: oops\\n")
+    ({'7'}, ['qstat: oops'])
+    """
+    gone: set[str] = set()
+    other: list[str] = []
+    for line in stderr.splitlines():
+        if not line.strip():
+            continue
+        for pattern in _GONE:
+            match = pattern.search(line)
+            if match:
+                gone.add(sequence_number(match.group(1)))
+                break
+        else:
+            other.append(line.strip())
+    return gone, other
+
+
+def _task_name(job: Job) -> str:
+    """The task name of a single-task job, or ``""``."""
+    if len(job.job_task_list) != 1:
+        return ""
+    return job.job_task_list[0].task_name or ""
+
+
+# --------------------------------------------------------------------------- PBS
+class PBS(Machine):
+    """PBS Professional / OpenPBS: ``qsub``, one ``qstat -x`` for all jobs, ``qdel``.
+
+    Examples
+    --------
+    >>> from dpdispatcher import Job, Resources, Task
+    >>> m = Machine(batch_type="PBS", context_type="LazyLocal", local_root=".")
+    >>> job = Job([Task("true", ".")], resources=Resources(2, 4, 1, "workq", 1))
+    >>> print("\\n".join(m.header_lines(job)))
+    #!/bin/bash -l
+    #PBS -l select=2:ncpus=4:ngpus=1
+    #PBS -j oe
+    #PBS -q workq
+    """
+
+    state_map = {code: status for code, _, status in PBS_STATES}
+    transient_patterns = _TRANSIENT
+    #: longest job name ``qsub -N`` accepts
+    job_name_max = 236
+    #: options of ``qstat`` (PBS Pro: ``-x`` includes finished jobs from the history)
+    qstat_options = "-x "
+
+    @classmethod
+    def resources_subfields(cls) -> list[Any]:
+        """PBS takes no ``resources.kwargs``."""
+        return []
+
+    # -- rendering ----------------------------------------------------------------
+    def resource_line(self, job: Job) -> str:
+        """``#PBS -l select=N:ncpus=C[:ngpus=G]``."""
+        res = job.resources
+        line = f"#PBS -l select={int(res.number_node)}:ncpus={int(res.cpu_per_node)}"
+        if res.gpu_per_node > 0:
+            line += f":ngpus={int(res.gpu_per_node)}"
+        return line
+
+    def header_lines(self, job: Job) -> list[str]:
+        """Shebang, resources, ``-j oe``, queue, job name (SPEC §5)."""
+        res = job.resources
+        lines = ["#!/bin/bash -l", self.resource_line(job), "#PBS -j oe"]
+        if res.queue_name:
+            lines.append(f"#PBS -q {directive_value(res.queue_name, 'resources/queue_name')}")
+        name = _task_name(job)
+        if name:
+            safe = pbs_job_name(name, self.job_name_max)
+            lines.append(f"#PBS -N {directive_value(safe, 'task/task_name')}")
+        return lines
+
+    # -- scheduler hooks ------------------------------------------------------------
+    def submit_command(self, job: Job, script: str) -> str:
+        """``qsub <script>``."""
+        return f"qsub {sh(script)}"
+
+    def parse_submit_output(self, stdout: str) -> str:
+        """The job id (``seq.server``) qsub printed."""
+        return parse_qsub_output(stdout)
+
+    def status_command(self, jobs: Sequence[Job]) -> str:
+        """One ``qstat`` naming every job."""
+        ids = " ".join(sh(job_id(job.job_id)) for job in jobs)
+        return f"qstat {self.qstat_options}{ids}"
+
+    def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
+        """State letter per job id; ids the server no longer knows are left out (ended)."""
+        table = parse_qstat_table(result.stdout)
+        gone, unexplained = gone_job_ids(result.stderr)
+        if not result.ok and (unexplained or not gone):
+            raise SchedulerError(
+                f"{type(self).__name__}: qstat failed (exit code {result.exit_code}): "
+                + ("; ".join(unexplained) or "no message")
+            )
+        out: dict[str, str] = {}
+        for job in jobs:
+            state = table.get(sequence_number(job.job_id))
+            if state is not None:
+                out[job.job_id] = state
+        return out
+
+    def kill_command(self, job_id: str) -> str:
+        """``qdel <id>``."""
+        return f"qdel {sh(job_id)}"
+
+
+# --------------------------------------------------------------------------- Torque
+class Torque(PBS):
+    """Torque: as PBS, with ``-l nodes=N:ppn=C[:gpus=G]`` and a plain ``qstat``.
+
+    Examples
+    --------
+    >>> from dpdispatcher import Job, Resources, Task
+    >>> m = Machine(batch_type="Torque", context_type="LazyLocal", local_root=".")
+    >>> job = Job([Task("true", ".")], resources=Resources(1, 8, 2, "", 1))
+    >>> print("\\n".join(m.header_lines(job)))
+    #!/bin/bash -l
+    #PBS -l nodes=1:ppn=8:gpus=2
+    #PBS -j oe
+    """
+
+    state_map = {code: status for code, _, status in TORQUE_STATES}
+    job_name_max = 15
+    #: Torque's ``-x`` means XML; completed jobs are listed as ``C`` anyway
+    qstat_options = ""
+
+    def resource_line(self, job: Job) -> str:
+        """``#PBS -l nodes=N:ppn=C[:gpus=G]``."""
+        res = job.resources
+        line = f"#PBS -l nodes={int(res.number_node)}:ppn={int(res.cpu_per_node)}"
+        if res.gpu_per_node > 0:
+            line += f":gpus={int(res.gpu_per_node)}"
+        return line

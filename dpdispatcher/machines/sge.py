@@ -1,0 +1,354 @@
+"""(Son of) Grid Engine: ``qsub`` / ``qstat`` / ``qdel`` behind the Machine hooks.
+
+``qstat`` cannot be asked about given job ids in its table format, so one plain
+``qstat`` lists all of the user's unfinished jobs and a job not listed has ended (it
+is judged by its finish tag). Grid Engine shows a job's state as a combination of
+letters (``qw``, ``hqw``, ``Eqw``, ``dr``, ``Rr`` ...); the table below has every
+combination the ``qstat(1)`` manual lists, and :func:`sge_state_by_letters`
+classifies any other combination by its letters.
+
+State decisions:
+
+- ``E`` (error: ``Eqw``, ``Ehqw``) is *terminated*: the job will never run unless an
+  administrator clears it, so it is judged by its tag (none) and resubmitted; the
+  stuck job is deleted (``qdel``) as soon as it is judged so, and its ``error reason``
+  is logged (``qstat -j``).
+- ``d`` (deletion requested: ``dr``, ``dt`` ...) is *terminated*: Grid Engine kills
+  the job's processes at once and the row only lingers until the execution daemon
+  confirms, which never happens when that daemon is gone; waiting for it would hang
+  the submission.
+- ``s``/``S``/``T`` (suspended) and ``hr`` are *running*: the job keeps its place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from dpdispatcher._script.quoting import directive_value, job_id, sh
+from dpdispatcher.base_context import CommandResult
+from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import SchedulerError
+from dpdispatcher.machine import Machine
+from dpdispatcher.utils.job_status import JobStatus
+
+if TYPE_CHECKING:
+    from dpdispatcher.submission import Job
+
+__all__ = [
+    "SGE",
+    "SGE_STATES",
+    "parse_error_reasons",
+    "parse_qstat_table",
+    "parse_qsub_output",
+    "sge_job_name",
+    "sge_state_by_letters",
+]
+
+_W, _R, _T = JobStatus.waiting, JobStatus.running, JobStatus.terminated
+
+#: Every state the ``qstat(1)`` manual lists, and what it means here.
+SGE_STATES: tuple[tuple[str, str, JobStatus], ...] = (
+    ("qw", "queued, waiting", _W),
+    ("hqw", "held, queued, waiting", _W),
+    ("hRwq", "held, restarted, waiting", _W),
+    ("Rq", "restarted, queued", _W),
+    ("t", "transferring to the execution host", _R),
+    ("r", "running", _R),
+    ("Rr", "restarted, running", _R),
+    ("Rt", "restarted, transferring", _R),
+    ("hr", "running, with a hold on further array tasks", _R),
+    ("s", "suspended", _R),
+    ("ts", "transferring, suspended", _R),
+    ("S", "suspended by its queue", _R),
+    ("tS", "transferring, queue suspended", _R),
+    ("T", "suspended: queue threshold reached", _R),
+    ("tT", "transferring, threshold reached", _R),
+    ("Eqw", "error: will not run until cleared", _T),
+    ("Ehqw", "error, held", _T),
+    ("dr", "deletion requested while running", _T),
+    ("dt", "deletion requested while transferring", _T),
+)
+
+#: letters that decide a combination, checked in this order
+_LETTER_RULES: tuple[tuple[str, JobStatus], ...] = (
+    ("E", _T),
+    ("d", _T),
+    ("r", _R),
+    ("t", _R),
+    ("s", _R),
+    ("S", _R),
+    ("T", _R),
+    ("q", _W),
+    ("w", _W),
+)
+_KNOWN_LETTERS = set("EdrtsSTqwhR")
+
+#: ``qstat`` row: job-ID prior name user state date time ...
+_QSTAT_ROW = re.compile(
+    r"^\s*(\d+)\s+\S+\s+.+?\s+\S+\s+([A-Za-z]+)\s+\d{2}/\d{2}/\d{4}\s+\d{2}:\d{2}:\d{2}\b"
+)
+_QSTAT_HEADER = re.compile(r"^job-ID\s+prior\s|^-{10,}\s*$")
+_QSUB_ID = re.compile(r"Your job(?:-array)? (\d+)")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
+_ERROR_REASON = re.compile(r"^error reason\s+\d+:\s+(.*)$")
+_JOB_NUMBER = re.compile(r"^job_number:\s+(\d+)")
+_PRIORITY = {JobStatus.running: 0, JobStatus.waiting: 1}
+
+#: ``pe_name`` given in ``resources.kwargs`` when none is
+DEFAULT_PE = "mpi"
+#: the job name when neither ``job_name`` nor a single task's ``task_name`` gives one
+DEFAULT_JOB_NAME = "wDPjob"
+JOB_NAME_MAX = 200
+
+
+# --------------------------------------------------------------------------- pure helpers
+def sge_job_name(name: str) -> str:
+    """A job name Grid Engine accepts: no blanks or ``/:@\\*?`` etc., not starting with a digit.
+
+    >>> sge_job_name("relax Fe/bcc #1")
+    'relax_Fe_bcc__1'
+    >>> sge_job_name("1abc")
+    'j1abc'
+    """
+    cleaned = _NAME_UNSAFE.sub("_", name.strip()) or DEFAULT_JOB_NAME
+    if cleaned[0].isdigit():
+        cleaned = "j" + cleaned
+    return cleaned[:JOB_NAME_MAX]
+
+
+def parse_qsub_output(stdout: str) -> str:
+    """The job id in ``Your job N ("name") has been submitted`` (or ``qsub -terse``'s ``N``).
+
+    >>> parse_qsub_output('Your job 86 ("hello") has been submitted\\n')
+    '86'
+    >>> parse_qsub_output("94\\n")
+    '94'
+    """
+    match = _QSUB_ID.search(stdout)
+    if match:
+        return match.group(1)
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    if lines and lines[-1].isdigit():
+        return lines[-1]
+    raise SchedulerError(f"SGE: no job id in the output of qsub: {stdout!r}")
+
+
+def sge_state_by_letters(code: str) -> JobStatus | None:
+    """Classify a state combination by its letters (None if a letter is unknown).
+
+    >>> sge_state_by_letters("dRr"), sge_state_by_letters("hRq"), sge_state_by_letters("x")
+    (<JobStatus.terminated: 4>, <JobStatus.waiting: 2>, None)
+    """
+    if not code or not set(code) <= _KNOWN_LETTERS:
+        return None
+    for letter, status in _LETTER_RULES:
+        if letter in code:
+            return status
+    return None
+
+
+def parse_qstat_table(stdout: str) -> dict[str, list[str]]:
+    """``qstat`` rows as ``{job id: [state of each row]}`` (array tasks share an id).
+
+    Header and dash lines are skipped; any other line raises :class:`SchedulerError`.
+
+    >>> parse_qstat_table(
+    ...     "job-ID  prior   name       user         state submit/start at     queue\\n"
+    ...     "------------------------------------------------------------------------\\n"
+    ...     "    102 0.25000 longjob    root         r     11/25/2026 14:54:52 all.q@vm  1\\n"
+    ...     "    105 0.25000 eqw.sh     root         Eqw   11/25/2026 14:54:52           1\\n")
+    {'102': ['r'], '105': ['Eqw']}
+    """
+    out: dict[str, list[str]] = {}
+    for line in stdout.splitlines():
+        if not line.strip() or _QSTAT_HEADER.match(line):
+            continue
+        match = _QSTAT_ROW.match(line)
+        if match is None:
+            raise SchedulerError(f"SGE: unexpected qstat output line {line!r}")
+        out.setdefault(match.group(1), []).append(match.group(2))
+    return out
+
+
+def parse_error_reasons(stdout: str) -> dict[str, str]:
+    """``error reason`` lines of ``qstat -j`` by job id.
+
+    >>> parse_error_reasons("job_number:                 105\\n"
+    ...                     "error reason          1:      can't open output file\\n")
+    {'105': "can't open output file"}
+    """
+    out: dict[str, str] = {}
+    current = ""
+    for line in stdout.splitlines():
+        number = _JOB_NUMBER.match(line)
+        if number:
+            current = number.group(1)
+            continue
+        reason = _ERROR_REASON.match(line)
+        if reason and current:
+            out.setdefault(current, reason.group(1).strip())
+    return out
+
+
+def _task_name(job: Job) -> str:
+    """The task name of a single-task job, or ``""``."""
+    if len(job.job_task_list) != 1:
+        return ""
+    return job.job_task_list[0].task_name or ""
+
+
+# --------------------------------------------------------------------------- SGE
+class SGE(Machine):
+    """Grid Engine: ``qsub``, one ``qstat`` for all of the user's jobs, ``qdel``.
+
+    Examples
+    --------
+    >>> from dpdispatcher import Job, Resources, Task
+    >>> m = Machine(batch_type="SGE", context_type="LazyLocal", local_root=".")
+    >>> job = Job([Task("true", ".", task_name="relax")],
+    ...           resources=Resources(1, 4, 0, "all.q", 1, kwargs={"pe_name": "smp"}))
+    >>> print("\\n".join(m.header_lines(job)))
+    #!/bin/bash
+    #$ -S /bin/bash
+    #$ -cwd
+    #$ -N relax
+    #$ -pe smp 4
+    #$ -q all.q
+    """
+
+    state_map = {code: status for code, _, status in SGE_STATES}
+    transient_patterns = (
+        "commlib error",
+        "unable to contact qmaster",
+        "unable to send message to qmaster",
+        "failed receiving gdi request",
+        "got select error",
+        "can't unpack gdi request",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cleared: set[str] = set()
+
+    @classmethod
+    def resources_subfields(cls) -> list[Any]:
+        """``pe_name`` (alias ``sge_pe_name``) and ``job_name``."""
+        from dargs import Argument
+
+        return [
+            Argument(
+                "pe_name",
+                str,
+                optional=True,
+                default=DEFAULT_PE,
+                alias=["sge_pe_name"],
+                doc="The parallel environment of `#$ -pe <pe_name> <cpu_per_node>`.",
+            ),
+            Argument(
+                "job_name",
+                str,
+                optional=True,
+                default=None,
+                doc="The job name (`#$ -N`); default: the task name of a single-task job, "
+                f"else `{DEFAULT_JOB_NAME}`. Characters Grid Engine refuses become `_`.",
+            ),
+        ]
+
+    # -- rendering ----------------------------------------------------------------
+    @staticmethod
+    def job_name(job: Job) -> str:
+        """``kwargs.job_name``, else a single task's ``task_name``, else ``wDPjob``."""
+        given = job.resources.kwargs.get("job_name") or _task_name(job)
+        return sge_job_name(str(given)) if given else DEFAULT_JOB_NAME
+
+    def header_lines(self, job: Job) -> list[str]:
+        """Shebang, shell, cwd, name, parallel environment, queue (SPEC §5)."""
+        res = job.resources
+        pe_name = res.kwargs.get("pe_name") or res.kwargs.get("sge_pe_name") or DEFAULT_PE
+        lines = [
+            "#!/bin/bash",
+            "#$ -S /bin/bash",
+            "#$ -cwd",
+            f"#$ -N {directive_value(self.job_name(job), 'resources/kwargs/job_name')}",
+            f"#$ -pe {directive_value(str(pe_name), 'resources/kwargs/pe_name')} "
+            f"{int(res.cpu_per_node)}",
+        ]
+        if res.queue_name:
+            lines.append(f"#$ -q {directive_value(res.queue_name, 'resources/queue_name')}")
+        return lines
+
+    # -- scheduler hooks ------------------------------------------------------------
+    def submit_command(self, job: Job, script: str) -> str:
+        """``qsub <script>``."""
+        return f"qsub {sh(script)}"
+
+    def parse_submit_output(self, stdout: str) -> str:
+        """The number in ``Your job N (...) has been submitted``."""
+        return parse_qsub_output(stdout)
+
+    def status_command(self, jobs: Sequence[Job]) -> str:
+        """One ``qstat`` for all of the user's jobs (the ids are only validated)."""
+        for job in jobs:
+            job_id(job.job_id)
+        return 'qstat -u "$(id -un)"'
+
+    def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
+        """State per job id; a job not listed has left Grid Engine (ended)."""
+        if not result.ok:
+            raise SchedulerError(
+                f"SGE: qstat failed (exit code {result.exit_code}): "
+                f"{(result.stderr or result.stdout).strip()}"
+            )
+        table = parse_qstat_table(result.stdout)
+        return {job.job_id: self._combine(table[job.job_id]) for job in jobs if job.job_id in table}
+
+    def kill_command(self, job_id: str) -> str:
+        """``qdel <id>``."""
+        return f"qdel {sh(job_id)}"
+
+    def map_state(self, raw: str) -> JobStatus:
+        """The table, else the letters of the combination, else unknown (logged)."""
+        if raw not in self.state_map:
+            by_letters = sge_state_by_letters(raw)
+            if by_letters is not None:
+                return by_letters
+        return super().map_state(raw)
+
+    def _combine(self, codes: Sequence[str]) -> str:
+        """One state for the rows of an array job: running, then waiting, then the rest."""
+
+        def rank(code: str) -> int:
+            status = self.state_map.get(code) or sge_state_by_letters(code)
+            return _PRIORITY.get(status, 2) if status is not None else 2
+
+        return min(codes, key=rank)
+
+    # -- jobs judged terminated ----------------------------------------------------
+    def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """As :meth:`Machine.check_status_many`; newly terminated jobs are cleared up.
+
+        A job judged terminated may still sit in the queue (``Eqw``, a lingering
+        ``dr``): it is deleted so that it cannot run later beside its resubmission,
+        and the ``error reason`` Grid Engine gives is logged.
+        """
+        states = super().check_status_many(jobs)
+        ended = [
+            job
+            for job in jobs
+            if states.get(job.job_hash) == JobStatus.terminated and job.job_id not in self._cleared
+        ]
+        if ended:
+            self._clear_terminated(ended)
+        return states
+
+    def _clear_terminated(self, jobs: Sequence[Job]) -> None:
+        """One command: ``qstat -j`` (for the error reasons), then ``qdel`` of each job."""
+        self._cleared.update(job.job_id for job in jobs)
+        ids = [sh(job_id(job.job_id)) for job in jobs]
+        result = self.context.run(
+            f"qstat -j {','.join(ids)} 2>/dev/null; qdel {' '.join(ids)} >/dev/null 2>&1; true"
+        )
+        for jid, reason in parse_error_reasons(result.stdout).items():
+            dlog.warning("SGE job %s was in error state (deleted): %s", jid, reason)

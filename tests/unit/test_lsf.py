@@ -1,0 +1,323 @@
+"""LSF offline: header (GPU syntaxes), commands, parsers on every recorded output, states."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dpdispatcher import Job, Machine, Resources, Task
+from dpdispatcher._script import names
+from dpdispatcher.base_context import BaseContext, CommandResult
+from dpdispatcher.errors import ConfigurationError, SchedulerError, TransientSchedulerError
+from dpdispatcher.machines.lsf import (
+    LSF,
+    LSF_STATES,
+    gone_job_ids,
+    gpu_line,
+    lsf_job_name,
+    parse_bjobs_table,
+    parse_bsub_output,
+)
+from dpdispatcher.utils.job_status import JobStatus
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "scheduler_output" / "lsf"
+
+
+def recorded(name: str) -> CommandResult:
+    """A recorded command (exit code, stdout, stderr); see the folder's README."""
+    if not (FIXTURES / f"{name}.rc").exists():
+        pytest.fail(f"missing fixture lsf/{name}")
+    return CommandResult(
+        int((FIXTURES / f"{name}.rc").read_text().strip()),
+        (FIXTURES / f"{name}.stdout").read_text(),
+        (FIXTURES / f"{name}.stderr").read_text(),
+    )
+
+
+class FakeContext(BaseContext):
+    """Answers commands from a queue and file checks from a set; records the commands."""
+
+    _abstract = True
+
+    def __init__(self, answers: Iterable[CommandResult] = (), files: Iterable[str] = ()) -> None:
+        super().__init__("/local", "/remote")
+        self.remote_root = "/remote/HASH"
+        self.answers = list(answers)
+        self.files = set(files)
+        self.commands: list[str] = []
+
+    def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
+        self.commands.append(cmd)
+        if not self.answers:
+            raise AssertionError(f"unexpected command {cmd!r}")
+        return self.answers.pop(0)
+
+    def files_exist(self, fnames: list[str]) -> set[str]:
+        return {f for f in fnames if f in self.files}
+
+
+def machine(ctx: BaseContext | None = None) -> LSF:
+    return LSF(context=ctx or FakeContext())
+
+
+def res(
+    nodes: int = 1, cpus: int = 4, gpus: int = 0, queue: str = "", n: int = 1, **kwargs: Any
+) -> Resources:
+    return Resources(nodes, cpus, gpus, queue, n, kwargs=kwargs)
+
+
+def job(
+    n_tasks: int = 1,
+    job_id: str = "",
+    task_name: str | None = None,
+    resources: Resources | None = None,
+) -> Job:
+    tasks = [Task(f"echo {i}", f"t{i}", task_name=task_name) for i in range(n_tasks)]
+    j = Job(tasks, resources=resources or res(n=n_tasks))
+    j.job_id = job_id
+    return j
+
+
+# ------------------------------------------------------------------ registry / header
+def test_registered_and_reference_import_path() -> None:
+    import dpdispatcher.lsf as flat
+
+    assert flat.LSF is LSF and Machine.get_class("lsf") is LSF
+
+
+def test_header_cpu_only() -> None:
+    assert machine().header_lines(job(resources=res(nodes=2, cpus=8))) == [
+        "#!/bin/bash -l",
+        "#BSUB -e %J.err",
+        "#BSUB -o %J.out",
+        "#BSUB -n 16",
+        "#BSUB -R 'span[ptile=8]'",
+    ]
+
+
+def test_header_queue_and_job_name() -> None:
+    lines = machine().header_lines(job(task_name="relax Fe", resources=res(queue="short")))
+    assert lines[5:] == ["#BSUB -q short", "#BSUB -J relax_Fe"]
+    assert not any("-J" in line for line in machine().header_lines(job(2, task_name="x")))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "gpus", "expected"),
+    [
+        ({}, 2, None),
+        ({"gpu_usage": True}, 0, None),
+        ({"gpu_usage": True}, 2, '#BSUB -R "select[ngpus >0] rusage[ngpus_excl_p=2]"'),
+        (
+            {"gpu_usage": True, "gpu_new_syntax": True},
+            1,
+            "#BSUB -gpu 'num=1:mode=shared:j_exclusive=yes'",
+        ),
+        (
+            {"gpu_usage": True, "gpu_new_syntax": True, "gpu_exclusive": False},
+            4,
+            "#BSUB -gpu 'num=4:mode=shared:j_exclusive=no'",
+        ),
+        (
+            {"gpu_usage": True, "custom_gpu_line": "#BSUB -gpu 'num=2:gmodel=A100'"},
+            2,
+            "#BSUB -gpu 'num=2:gmodel=A100'",
+        ),
+        ({"custom_gpu_line": "#BSUB -gpu num=1"}, 0, "#BSUB -gpu num=1"),
+    ],
+)
+def test_gpu_line(kwargs: dict[str, Any], gpus: int, expected: str | None) -> None:
+    r = res(gpus=gpus, **kwargs)
+    assert gpu_line(r) == expected
+    lines = machine().header_lines(job(resources=r))
+    assert (expected in lines) if expected else not any("gpu" in line for line in lines)
+
+
+def test_kwargs_schema_defaults() -> None:
+    defaults = {arg.name: arg.default for arg in LSF.resources_subfields()}
+    assert defaults == {
+        "gpu_usage": False,
+        "gpu_new_syntax": False,
+        "gpu_exclusive": True,
+        "custom_gpu_line": None,
+    }
+
+
+def test_kwargs_given_flat_or_from_a_dict() -> None:
+    r = Resources.load_from_dict(
+        {
+            "batch_type": "LSF",
+            "group_size": 1,
+            "gpu_per_node": 1,
+            "kwargs": {"gpu_usage": True, "gpu_new_syntax": True},
+        }
+    )
+    assert gpu_line(r) == "#BSUB -gpu 'num=1:mode=shared:j_exclusive=yes'"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("a b", "a_b"), ("arr[1]", "arr_1_"), ("x\n#BSUB -q evil", "x__BSUB_-q_evil")],
+)
+def test_job_name_sanitised(raw: str, expected: str) -> None:
+    assert lsf_job_name(raw) == expected
+
+
+def test_queue_cannot_inject() -> None:
+    with pytest.raises(ConfigurationError):
+        machine().header_lines(job(resources=res(queue="normal\n#BSUB -x")))
+
+
+# ------------------------------------------------------------------ submit
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [("bsub_default_queue", "1"), ("bsub_queue", "3"), ("bsub_held", "4"), ("bsub_command", "6")],
+)
+def test_recorded_bsub_outputs(case: str, expected: str) -> None:
+    assert parse_bsub_output(recorded(case).stdout) == expected
+
+
+def test_bsub_garbage_refused() -> None:
+    for garbage in ("", "Job <x> is submitted\n", "Job not submitted.\n"):
+        with pytest.raises(SchedulerError):
+            parse_bsub_output(garbage)
+
+
+def test_submit_reads_the_script_from_stdin() -> None:
+    assert machine().submit_command(job(), ".abc.sub") == "bsub < .abc.sub"
+    assert machine().submit_command(job(), "a b.sub") == "bsub < 'a b.sub'"
+
+
+@pytest.mark.parametrize(
+    "case", ["bsub_bad_n", "bsub_bad_option", "bsub_bad_queue", "bsub_bad_runlimit"]
+)
+def test_submit_refusals_are_errors_not_transient(case: str) -> None:
+    outcome = machine()._submit_outcome(job(), recorded(case))
+    assert isinstance(outcome, SchedulerError)
+    assert not isinstance(outcome, TransientSchedulerError)
+
+
+def test_transient_wordings() -> None:
+    m = machine()
+    for case in ("bsub_transient", "bjobs_transient", "bkill_transient"):
+        assert m.is_transient(recorded(case)), case
+    for case in ("bjobs_unknown", "bsub_bad_queue", "bkill_unknown"):
+        assert not m.is_transient(recorded(case)), case
+    assert isinstance(m._submit_outcome(job(), recorded("bsub_transient")), TransientSchedulerError)
+
+
+# ------------------------------------------------------------------ status
+def test_status_command_is_one_bjobs_and_validates_ids() -> None:
+    assert machine().status_command([job(1, "1"), job(2, "22")]) == "bjobs 1 22"
+    with pytest.raises(SchedulerError):
+        machine().status_command([job(1, "1; touch PWNED")])
+
+
+def _raw(case: str, ids: Iterable[str]) -> dict[str, str]:
+    jobs = [job(i + 1, jid) for i, jid in enumerate(ids)]
+    return machine().parse_status_output(recorded(case), jobs)
+
+
+@pytest.mark.parametrize("case", ["bjobs_mixed", "bjobs_mixed_wide", "bjobs_all"])
+def test_recorded_mixed(case: str) -> None:
+    assert _raw(case, ["1", "2", "3", "4", "5", "6", "99999"]) == {
+        "1": "DONE",
+        "2": "EXIT",
+        "3": "RUN",
+        "4": "PSUSP",
+        "5": "PEND",
+        "6": "RUN",
+    }
+
+
+def test_unfinished_only() -> None:
+    assert _raw("bjobs_unfinished", ["1", "3"]) == {"3": "RUN"}
+
+
+@pytest.mark.parametrize("case", ["bjobs_unknown", "bjobs_expired", "bjobs_no_jobs"])
+def test_jobs_lsf_forgot_are_absent_not_errors(case: str) -> None:
+    assert _raw(case, ["1", "99999"]) == {}
+
+
+def test_malformed_id_and_silent_failure_are_errors() -> None:
+    with pytest.raises(SchedulerError):
+        _raw("bjobs_malformed_id", ["1"])
+    with pytest.raises(SchedulerError, match="no message"):
+        machine().parse_status_output(CommandResult(255, "", ""), [job(1, "1")])
+
+
+def test_every_state_code_parses_and_maps() -> None:
+    table = parse_bjobs_table(recorded("bjobs_all_states").stdout)
+    assert sorted(set(table.values())) == sorted(code for code, _, _ in LSF_STATES)
+    assert all(code in LSF.state_map for code in table.values())
+    assert table["5100"] == "RUN"
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("PEND", JobStatus.waiting),
+        ("PROV", JobStatus.waiting),
+        ("PSUSP", JobStatus.waiting),
+        ("WAIT", JobStatus.waiting),
+        ("RUN", JobStatus.running),
+        ("USUSP", JobStatus.running),
+        ("SSUSP", JobStatus.running),
+        ("DONE", JobStatus.finished),
+        ("EXIT", JobStatus.terminated),
+        ("ZOMBI", JobStatus.terminated),
+        ("UNKWN", JobStatus.unknown),
+    ],
+)
+def test_state_decisions(code: str, status: JobStatus) -> None:
+    assert LSF.state_map[code] == status
+
+
+def test_gone_job_ids_wordings() -> None:
+    assert gone_job_ids("Job <5> is not found\nJob <6[2]>: No matching job found\n") == (
+        {"5", "6"},
+        [],
+    )
+    assert gone_job_ids("No unfinished job found\n") == ({""}, [])
+
+
+def test_ended_and_gone_jobs_are_judged_by_their_tag_with_one_command() -> None:
+    done, failed, running, gone = job(1, "1"), job(2, "2"), job(3, "3"), job(4, "99999")
+    ctx = FakeContext(
+        [recorded("bjobs_mixed")],
+        files=[names.job_tag_file(done.job_hash), names.job_tag_file(gone.job_hash)],
+    )
+    states = machine(ctx).check_status_many([done, failed, running, gone])
+    assert {j.job_id: states[j.job_hash] for j in (done, failed, running, gone)} == {
+        "1": JobStatus.finished,
+        "2": JobStatus.terminated,
+        "3": JobStatus.running,
+        "99999": JobStatus.finished,
+    }
+    assert ctx.commands == ["bjobs 1 2 3 99999"]
+
+
+def test_transient_status_failure_raises_transient() -> None:
+    with pytest.raises(TransientSchedulerError):
+        machine(FakeContext([recorded("bjobs_transient")])).check_status_many([job(1, "3")])
+
+
+# ------------------------------------------------------------------ kill
+def test_kill_command_and_quiet_failures() -> None:
+    assert machine().kill_command("3") == "bkill 3"
+    ctx = FakeContext([recorded("bkill_finished")])
+    machine(ctx).kill(job(1, "1"))
+    assert ctx.commands == ["bkill 1"]
+
+
+# ------------------------------------------------------------------ docstring examples
+def test_docstring_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import doctest
+
+    import dpdispatcher.machines.lsf as module
+
+    monkeypatch.chdir(tmp_path)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,414 @@
+"""PBS and Torque offline: headers, commands, parsers on every recorded output, states."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from dpdispatcher import Job, Machine, Resources, Task
+from dpdispatcher._script import names
+from dpdispatcher.base_context import BaseContext, CommandResult
+from dpdispatcher.errors import ConfigurationError, SchedulerError, TransientSchedulerError
+from dpdispatcher.machines.pbs import (
+    PBS,
+    PBS_STATES,
+    TORQUE_STATES,
+    Torque,
+    gone_job_ids,
+    parse_qstat_table,
+    parse_qsub_output,
+    pbs_job_name,
+    sequence_number,
+)
+from dpdispatcher.utils.job_status import JobStatus
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "scheduler_output"
+
+
+def recorded(flavour: str, name: str) -> CommandResult:
+    """A recorded command (exit code, stdout, stderr); see the folder's README."""
+    base = FIXTURES / flavour
+    if not (base / f"{name}.rc").exists():
+        pytest.fail(f"missing fixture {flavour}/{name}")
+    return CommandResult(
+        int((base / f"{name}.rc").read_text().strip()),
+        (base / f"{name}.stdout").read_text(),
+        (base / f"{name}.stderr").read_text(),
+    )
+
+
+class FakeContext(BaseContext):
+    """Answers commands from a queue and file checks from a set; records the commands."""
+
+    _abstract = True
+
+    def __init__(self, answers: Iterable[CommandResult] = (), files: Iterable[str] = ()) -> None:
+        super().__init__("/local", "/remote")
+        self.remote_root = "/remote/HASH"
+        self.answers = list(answers)
+        self.files = set(files)
+        self.commands: list[str] = []
+
+    def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
+        self.commands.append(cmd)
+        if not self.answers:
+            raise AssertionError(f"unexpected command {cmd!r}")
+        return self.answers.pop(0)
+
+    def files_exist(self, fnames: list[str]) -> set[str]:
+        return {f for f in fnames if f in self.files}
+
+
+def machine(cls: type[PBS] = PBS, ctx: BaseContext | None = None) -> PBS:
+    m = cls(context=ctx or FakeContext())
+    assert isinstance(m, cls)
+    return m
+
+
+def job(
+    n_tasks: int = 1,
+    job_id: str = "",
+    task_name: str | None = None,
+    gpus: int = 0,
+    queue: str = "",
+    nodes: int = 1,
+    cpus: int = 4,
+) -> Job:
+    tasks = [Task(f"echo {i}", f"t{i}", task_name=task_name) for i in range(n_tasks)]
+    j = Job(tasks, resources=Resources(nodes, cpus, gpus, queue, n_tasks))
+    j.job_id = job_id
+    return j
+
+
+# ------------------------------------------------------------------ registry / import paths
+def test_registered_names_and_reference_import_paths() -> None:
+    import dpdispatcher.pbs as flat
+
+    assert flat.PBS is PBS and flat.Torque is Torque
+    assert Machine.get_class("pbs") is PBS and Machine.get_class("TORQUE") is Torque
+    assert issubclass(Torque, PBS)
+
+
+# ------------------------------------------------------------------ headers
+def test_pbs_header_cpu_only() -> None:
+    assert machine().header_lines(job()) == [
+        "#!/bin/bash -l",
+        "#PBS -l select=1:ncpus=4",
+        "#PBS -j oe",
+    ]
+
+
+def test_pbs_header_gpus_queue_nodes() -> None:
+    lines = machine().header_lines(job(gpus=2, queue="gpuq", nodes=3, cpus=8))
+    assert lines[1:] == ["#PBS -l select=3:ncpus=8:ngpus=2", "#PBS -j oe", "#PBS -q gpuq"]
+
+
+def test_torque_header() -> None:
+    lines = machine(Torque).header_lines(job(gpus=1, queue="batch", nodes=2))
+    assert lines[1:] == ["#PBS -l nodes=2:ppn=4:gpus=1", "#PBS -j oe", "#PBS -q batch"]
+    assert machine(Torque).header_lines(job())[1] == "#PBS -l nodes=1:ppn=4"
+
+
+def test_job_name_only_for_a_single_named_task() -> None:
+    assert "#PBS -N relax" in machine().header_lines(job(task_name="relax"))
+    assert not any("-N" in line for line in machine().header_lines(job(2, task_name="relax")))
+    assert not any("-N" in line for line in machine().header_lines(job()))
+
+
+def test_torque_job_name_is_cut_to_15() -> None:
+    lines = machine(Torque).header_lines(job(task_name="a_rather_long_job_name"))
+    assert "#PBS -N a_rather_long_j" in lines
+    assert "#PBS -N a_rather_long_job_name" in machine().header_lines(
+        job(task_name="a_rather_long_job_name")
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("relax Fe/bcc #1", "relax_Fe_bcc__1"),
+        ("1st", "j1st"),
+        ("a@b:c", "a_b_c"),
+        ("x\n#PBS -q evil", "x__PBS_-q_evil"),
+        ("", "job"),
+    ],
+)
+def test_job_name_sanitised(raw: str, expected: str) -> None:
+    assert pbs_job_name(raw) == expected
+
+
+@pytest.mark.parametrize("queue", ["a b", "q\n#PBS -l evil", " q"])
+def test_queue_cannot_inject(queue: str) -> None:
+    with pytest.raises(ConfigurationError):
+        machine().header_lines(job(queue=queue))
+
+
+def test_script_starts_with_shebang() -> None:
+    assert machine().gen_script(job()).startswith("#!/bin/bash -l\n#PBS -l select=")
+
+
+def test_no_kwargs() -> None:
+    assert PBS.resources_subfields() == [] and Torque.resources_subfields() == []
+
+
+# ------------------------------------------------------------------ submit
+@pytest.mark.parametrize("flavour", ["pbs", "torque"])
+def test_recorded_qsub_outputs(flavour: str) -> None:
+    server = "pbsserver" if flavour == "pbs" else "torqueserver"
+    assert parse_qsub_output(recorded(flavour, "qsub").stdout) == f"1.{server}"
+    assert parse_qsub_output(recorded(flavour, "qsub_held").stdout) == f"4.{server}"
+
+
+def test_qsub_parse_variants() -> None:
+    assert parse_qsub_output("12[].server.example.org\n") == "12[].server.example.org"
+    assert parse_qsub_output("note: something\n77.srv\n") == "77.srv"
+    for garbage in ("", "qsub: Unknown queue\n", "; rm -rf /\n"):
+        with pytest.raises(SchedulerError):
+            parse_qsub_output(garbage)
+
+
+def test_submit_command() -> None:
+    assert machine().submit_command(job(), ".abc.sub") == "qsub .abc.sub"
+    assert machine().submit_command(job(), "my script") == "qsub 'my script'"
+
+
+@pytest.mark.parametrize("flavour", ["pbs", "torque"])
+def test_submit_failures(flavour: str) -> None:
+    m = machine(PBS if flavour == "pbs" else Torque)
+    assert m.is_transient(recorded(flavour, "qsub_transient"))
+    for case in (
+        "qsub_bad_queue",
+        "qsub_bad_option",
+        "qsub_bad_j",
+        "qsub_bad_l",
+        "qsub_missing_script",
+    ):
+        result = recorded(flavour, case)
+        assert not result.ok and not m.is_transient(result), case
+
+
+def test_submit_outcomes_through_the_core() -> None:
+    m = machine()
+    j = job()
+    assert m._submit_outcome(j, recorded("pbs", "qsub")) == "1.pbsserver"
+    assert isinstance(
+        m._submit_outcome(j, recorded("pbs", "qsub_transient")), TransientSchedulerError
+    )
+    refused = m._submit_outcome(j, recorded("pbs", "qsub_bad_queue"))
+    assert isinstance(refused, SchedulerError) and "Unknown queue" in str(refused)
+    assert not isinstance(refused, TransientSchedulerError)
+
+
+# ------------------------------------------------------------------ status
+def test_status_command_is_one_qstat_for_all() -> None:
+    jobs = [job(1, "1.pbsserver"), job(2, "2.pbsserver")]
+    assert machine().status_command(jobs) == "qstat -x 1.pbsserver 2.pbsserver"
+    assert machine(Torque).status_command(jobs) == "qstat 1.pbsserver 2.pbsserver"
+
+
+def test_status_command_validates_ids() -> None:
+    with pytest.raises(SchedulerError):
+        machine().status_command([job(1, "1; touch PWNED")])
+
+
+def _raw(cls: type[PBS], flavour: str, case: str, ids: Iterable[str]) -> dict[str, str]:
+    jobs = [job(i + 1, jid) for i, jid in enumerate(ids)]
+    return machine(cls).parse_status_output(recorded(flavour, case), jobs)
+
+
+def test_pbs_mixed_with_an_unknown_id() -> None:
+    ids = [f"{n}.pbsserver" for n in range(1, 7)] + ["99999.pbsserver"]
+    assert _raw(PBS, "pbs", "qstat_mixed", ids) == {
+        "1.pbsserver": "F",
+        "2.pbsserver": "F",
+        "3.pbsserver": "R",
+        "4.pbsserver": "H",
+        "5.pbsserver": "Q",
+        "6.pbsserver": "R",
+    }
+
+
+def test_torque_mixed_with_an_unknown_id() -> None:
+    ids = [f"{n}.torqueserver" for n in range(1, 7)] + ["99999.torqueserver"]
+    assert _raw(Torque, "torque", "qstat_mixed", ids) == {
+        "1.torqueserver": "C",
+        "2.torqueserver": "C",
+        "3.torqueserver": "R",
+        "4.torqueserver": "H",
+        "5.torqueserver": "Q",
+        "6.torqueserver": "R",
+    }
+
+
+@pytest.mark.parametrize(
+    ("flavour", "case"),
+    [
+        ("pbs", "qstat_unknown"),
+        ("pbs", "qstat_expired"),
+        ("pbs", "qstat_finished_without_x"),
+        ("pbs", "qstat_empty"),
+        ("torque", "qstat_unknown"),
+        ("torque", "qstat_expired"),
+        ("torque", "qstat_empty"),
+    ],
+)
+def test_jobs_the_server_forgot_are_absent_not_errors(flavour: str, case: str) -> None:
+    cls = PBS if flavour == "pbs" else Torque
+    assert _raw(cls, flavour, case, ["1.x", "99999.x"]) == {}
+
+
+@pytest.mark.parametrize(
+    ("flavour", "case"),
+    [
+        ("pbs", "qstat_malformed_id"),
+        ("pbs", "qstat_f_done"),
+        ("pbs", "qstat_f_running"),
+        ("torque", "qstat_f_killed"),
+        ("torque", "qstat_x_xml"),
+    ],
+)
+def test_other_formats_and_failures_are_refused_not_guessed(flavour: str, case: str) -> None:
+    cls = PBS if flavour == "pbs" else Torque
+    with pytest.raises(SchedulerError):
+        _raw(cls, flavour, case, ["1.x", "3.x"])
+
+
+def test_silent_failure_is_an_error_not_a_verdict() -> None:
+    with pytest.raises(SchedulerError, match="no message"):
+        machine().parse_status_output(CommandResult(1, "", ""), [job(1, "1.s")])
+
+
+@pytest.mark.parametrize("flavour", ["pbs", "torque"])
+def test_transient_wordings(flavour: str) -> None:
+    m = machine(PBS if flavour == "pbs" else Torque)
+    for case in ("qstat_transient", "qdel_transient", "qsub_transient"):
+        assert m.is_transient(recorded(flavour, case)), case
+    for case in ("qstat_unknown", "qdel_unknown", "qsub_bad_queue"):
+        assert not m.is_transient(recorded(flavour, case)), case
+
+
+def test_every_pbs_state_code_parses_and_maps() -> None:
+    table = parse_qstat_table(recorded("pbs", "qstat_all_states").stdout)
+    assert sorted(set(table.values())) == sorted(code for code, _, _ in PBS_STATES if code != "K")
+    assert all(code in PBS.state_map for code in table.values())
+    assert table["1100"] == "R"  # over-long id, name, user and queue
+
+
+def test_every_torque_state_code_parses_and_maps() -> None:
+    table = parse_qstat_table(recorded("torque", "qstat_all_states").stdout)
+    assert sorted(set(table.values())) == sorted(code for code, _, _ in TORQUE_STATES)
+    assert all(code in Torque.state_map for code in table.values())
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("Q", JobStatus.waiting),
+        ("H", JobStatus.waiting),
+        ("W", JobStatus.waiting),
+        ("T", JobStatus.waiting),
+        ("M", JobStatus.waiting),
+        ("R", JobStatus.running),
+        ("B", JobStatus.running),
+        ("S", JobStatus.running),
+        ("U", JobStatus.running),
+        ("E", JobStatus.completing),
+        ("F", JobStatus.finished),
+        ("X", JobStatus.finished),
+        ("K", JobStatus.terminated),
+    ],
+)
+def test_pbs_state_decisions(code: str, status: JobStatus) -> None:
+    assert PBS.state_map[code] == status
+
+
+def test_torque_completed_is_ended_and_pbs_letters_are_not_borrowed() -> None:
+    assert Torque.state_map["C"] == JobStatus.finished
+    assert Torque.state_map["E"] == JobStatus.completing
+    assert "F" not in Torque.state_map and "C" not in PBS.state_map
+
+
+def test_truncated_ids_match_by_sequence_number() -> None:
+    out = (
+        "Job id            Name             User              Time Use S Queue\n"
+        "----------------  ---------------- ----------------  -------- - -----\n"
+        "3084.groq-r01-co* run              alice             00:01:00 R workq\n"
+    )
+    j = job(1, "3084.groq-r01-cores.example.org")
+    assert machine().parse_status_output(CommandResult(0, out, ""), [j]) == {j.job_id: "R"}
+    assert sequence_number("12.a.b") == "12"
+
+
+def test_gone_job_ids_wordings() -> None:
+    text = (
+        "qstat: Unknown Job Id 5.s\nqstat: Unknown Job Id Error 6.t\n"
+        "qstat: 7.s Job has finished, use -x or -H to obtain historical job information\n"
+        "qdel: Job has finished 8.s\n"
+    )
+    assert gone_job_ids(text) == ({"5", "6", "7", "8"}, [])
+
+
+def _check(
+    cls: type[PBS], answer: CommandResult, jobs: list[Job], files: Iterable[str] = ()
+) -> tuple[dict[str, JobStatus], FakeContext]:
+    ctx = FakeContext([answer], files)
+    states = machine(cls, ctx).check_status_many(jobs)
+    return {j.job_id: states[j.job_hash] for j in jobs}, ctx
+
+
+def test_ended_and_gone_jobs_are_judged_by_their_tag_with_one_command() -> None:
+    done, failed, running, gone = (
+        job(1, "1.pbsserver"),
+        job(2, "2.pbsserver"),
+        job(3, "3.pbsserver"),
+        job(4, "99999.pbsserver"),
+    )
+    states, ctx = _check(
+        PBS,
+        recorded("pbs", "qstat_mixed"),
+        [done, failed, running, gone],
+        files=[names.job_tag_file(done.job_hash), names.job_tag_file(gone.job_hash)],
+    )
+    assert states == {
+        "1.pbsserver": JobStatus.finished,
+        "2.pbsserver": JobStatus.terminated,
+        "3.pbsserver": JobStatus.running,
+        "99999.pbsserver": JobStatus.finished,
+    }
+    assert len(ctx.commands) == 1 and ctx.commands[0].startswith("qstat -x ")
+
+
+def test_torque_completed_job_without_tag_is_terminated() -> None:
+    states, _ = _check(
+        Torque,
+        recorded("torque", "qstat_mixed"),
+        [job(1, "2.torqueserver"), job(2, "5.torqueserver")],
+    )
+    assert states == {"2.torqueserver": JobStatus.terminated, "5.torqueserver": JobStatus.waiting}
+
+
+def test_transient_status_failure_raises_transient() -> None:
+    for cls, flavour in ((PBS, "pbs"), (Torque, "torque")):
+        with pytest.raises(TransientSchedulerError):
+            _check(cls, recorded(flavour, "qstat_transient"), [job(1, "3.x")])
+
+
+# ------------------------------------------------------------------ kill
+def test_kill_command_and_quiet_failures() -> None:
+    assert machine().kill_command("3.pbsserver") == "qdel 3.pbsserver"
+    ctx = FakeContext([recorded("pbs", "qdel_finished")])
+    machine(ctx=ctx).kill(job(1, "1.pbsserver"))  # a job already gone is not an error
+    assert ctx.commands == ["qdel 1.pbsserver"]
+
+
+# ------------------------------------------------------------------ docstring examples
+def test_docstring_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import doctest
+
+    import dpdispatcher.machines.pbs as module
+
+    monkeypatch.chdir(tmp_path)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
