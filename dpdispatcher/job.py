@@ -45,6 +45,12 @@ class Job:
             f"state={self.job_state.name}, tasks={len(self.job_task_list)})"
         )
 
+    def single_task_name(self) -> str:
+        """The ``task_name`` of a job holding exactly one task, else ``""`` (a job name)."""
+        if len(self.job_task_list) != 1:
+            return ""
+        return self.job_task_list[0].task_name or ""
+
     def get_hash(self) -> str:
         """sha1 of the JSON of the tasks and resources."""
         static = {

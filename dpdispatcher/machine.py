@@ -443,7 +443,7 @@ class Machine(Registered):
             return
         result = self.context.run(self.kill_command(quoting.job_id(job.job_id)))
         if not result.ok:
-            dlog.info("kill of job %s: %s", job.job_id, result.stderr.strip())
+            dlog.info("kill of job %s: %s", job.job_id, (result.stderr + result.stdout).strip())
 
     def check_if_recover(self, submission: Submission) -> bool:
         """Whether persisted state of ``submission`` exists in its job root."""

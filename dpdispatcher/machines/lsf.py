@@ -170,13 +170,6 @@ def gone_job_ids(stderr: str) -> tuple[set[str], list[str]]:
     return gone, other
 
 
-def _task_name(job: Job) -> str:
-    """The task name of a single-task job, or ``""``."""
-    if len(job.job_task_list) != 1:
-        return ""
-    return job.job_task_list[0].task_name or ""
-
-
 # --------------------------------------------------------------------------- LSF
 class LSF(Machine):
     """LSF: ``bsub < script``, one ``bjobs`` for all jobs, ``bkill``.
@@ -265,7 +258,7 @@ class LSF(Machine):
         gpus = gpu_line(res)
         if gpus:
             lines.append(gpus)
-        name = _task_name(job)
+        name = job.single_task_name()
         if name:
             lines.append(f"#BSUB -J {directive_value(lsf_job_name(name), 'task/task_name')}")
         return lines

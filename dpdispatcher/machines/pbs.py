@@ -185,13 +185,6 @@ def gone_job_ids(stderr: str) -> tuple[set[str], list[str]]:
     return gone, other
 
 
-def _task_name(job: Job) -> str:
-    """The task name of a single-task job, or ``""``."""
-    if len(job.job_task_list) != 1:
-        return ""
-    return job.job_task_list[0].task_name or ""
-
-
 # --------------------------------------------------------------------------- PBS
 class PBS(Machine):
     """PBS Professional / OpenPBS: ``qsub``, one ``qstat -x`` for all jobs, ``qdel``.
@@ -235,7 +228,7 @@ class PBS(Machine):
         lines = ["#!/bin/bash -l", self.resource_line(job), "#PBS -j oe"]
         if res.queue_name:
             lines.append(f"#PBS -q {directive_value(res.queue_name, 'resources/queue_name')}")
-        name = _task_name(job)
+        name = job.single_task_name()
         if name:
             safe = pbs_job_name(name, self.job_name_max)
             lines.append(f"#PBS -N {directive_value(safe, 'task/task_name')}")

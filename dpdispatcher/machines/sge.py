@@ -192,13 +192,6 @@ def parse_error_reasons(stdout: str) -> dict[str, str]:
     return out
 
 
-def _task_name(job: Job) -> str:
-    """The task name of a single-task job, or ``""``."""
-    if len(job.job_task_list) != 1:
-        return ""
-    return job.job_task_list[0].task_name or ""
-
-
 # --------------------------------------------------------------------------- SGE
 class SGE(Machine):
     """Grid Engine: ``qsub``, one ``qstat`` for all of the user's jobs, ``qdel``.
@@ -260,7 +253,7 @@ class SGE(Machine):
     @staticmethod
     def job_name(job: Job) -> str:
         """``kwargs.job_name``, else a single task's ``task_name``, else ``wDPjob``."""
-        given = job.resources.kwargs.get("job_name") or _task_name(job)
+        given = job.resources.kwargs.get("job_name") or job.single_task_name()
         return sge_job_name(str(given)) if given else DEFAULT_JOB_NAME
 
     def header_lines(self, job: Job) -> list[str]:

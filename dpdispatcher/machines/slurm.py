@@ -268,7 +268,7 @@ class Slurm(Machine):
             lines.append(
                 f"#SBATCH --partition {directive_value(res.queue_name, 'resources/queue_name')}"
             )
-        name = _single_task_name(job)
+        name = slurm_job_name(job.single_task_name()) if job.single_task_name() else ""
         if name:
             lines.append(f"#SBATCH --job-name {directive_value(name, 'task/task_name')}")
         return lines
@@ -339,12 +339,6 @@ class Slurm(Machine):
         self._accounting = True
         for jid, how in parse_sacct_output(result.stdout).items():
             dlog.info("Slurm job %s ended without its finish tag: %s", jid, how)
-
-
-def _single_task_name(job: Job) -> str:
-    if len(job.job_task_list) != 1 or not job.job_task_list[0].task_name:
-        return ""
-    return slurm_job_name(job.job_task_list[0].task_name)
 
 
 # --------------------------------------------------------------------------- arrays
