@@ -1,0 +1,402 @@
+"""Safe extraction of archives received from a remote (tar now, zip for the cloud).
+
+An archive coming back from a cluster is data from another machine: a member named
+``/etc/x`` or ``../../x``, a symbolic or hard link pointing out of the target, or a
+device file must never be written. The checks are pure functions over member
+descriptions (:class:`Member`), shared by the tar and zip readers:
+
+- :func:`member_parts` validates one member name;
+- :class:`ArchiveChecker` validates members one by one, remembering the links seen so
+  far (a member whose path runs through a link is refused) and, in
+  :meth:`ArchiveChecker.finish`, resolves every link against all the others.
+
+Extraction goes to a fresh staging directory inside the target first; only when every
+member passed is anything moved into place, so a bad archive extracts nothing. Files
+already present in the target are kept (a file already present counts as delivered).
+
+Examples
+--------
+>>> import io, tarfile, tempfile
+>>> buf = io.BytesIO()
+>>> with tarfile.open(fileobj=buf, mode="w") as tar:
+...     info = tarfile.TarInfo("../evil"); info.size = 0
+...     tar.addfile(info, io.BytesIO(b""))
+>>> _ = buf.seek(0)
+>>> safe_extract_tar(buf, tempfile.mkdtemp())
+Traceback (most recent call last):
+...
+dpdispatcher.errors.UnsafeArchiveError: archive member '../evil': climbs out of the target with '..'
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import IO, Any, Literal, Protocol
+
+from dpdispatcher.errors import UnsafeArchiveError
+
+__all__ = [
+    "ArchiveChecker",
+    "Kind",
+    "Member",
+    "check_members",
+    "member_parts",
+    "safe_extract_tar",
+    "safe_extract_zip",
+]
+
+_MAX_LINK_HOPS = 40
+_COPY_BUFSIZE = 1 << 20
+#: read size of tar streams: tarfile copies its whole buffer at each small read, so a
+#: large one makes archives of many small files slow
+_STREAM_BUFSIZE = 1 << 16
+
+Parts = tuple[str, ...]
+
+
+class Readable(Protocol):
+    """What member data is read from."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes."""
+        ...
+
+
+class Kind(enum.Enum):
+    """What an archive member is."""
+
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    OTHER = "other"  # devices, FIFOs, sockets: always refused
+
+
+@dataclass(frozen=True)
+class Member:
+    """A format-neutral description of one archive member."""
+
+    name: str
+    kind: Kind
+    linkname: str = ""
+
+
+def _bad(name: str, why: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(f"archive member {name!r}: {why}")
+
+
+def member_parts(name: str) -> Parts:
+    """The components of a member name, normalised; raise if it could escape.
+
+    Refuses empty and absolute names (also ``C:`` drive names), ``..`` components,
+    NUL characters and backslashes (a Windows separator). ``.`` components and
+    repeated slashes are dropped; the archive root itself gives ``()``.
+
+    Examples
+    --------
+    >>> member_parts("./a//b/")
+    ('a', 'b')
+    """
+    if not isinstance(name, str) or "\0" in name:
+        raise _bad(str(name), "contains a NUL character")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise _bad(name, "is an absolute path")
+    if "\\" in name:
+        raise _bad(name, "contains a backslash")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise _bad(name, "climbs out of the target with '..'")
+    return parts
+
+
+def _resolve(start: Parts, target: str, links: dict[Parts, str], name: str) -> Parts:
+    """Resolve ``target`` (relative to directory ``start``) inside the archive tree.
+
+    ``links`` maps the path of every symbolic link member to its target, so links
+    through links are followed; leaving the root at any step raises.
+    """
+    resolved = list(start)
+    pending = [p for p in target.split("/") if p not in ("", ".")][::-1]
+    if target.startswith("/"):
+        raise _bad(name, f"links to the absolute path {target!r}")
+    hops = 0
+    while pending:
+        comp = pending.pop()
+        if comp == "..":
+            if not resolved:
+                raise _bad(name, f"link target {target!r} points outside the target")
+            resolved.pop()
+            continue
+        resolved.append(comp)
+        inner = links.get(tuple(resolved))
+        if inner is None:
+            continue
+        hops += 1
+        if hops > _MAX_LINK_HOPS:
+            raise _bad(name, "link chain too long (a loop?)")
+        if inner.startswith("/"):
+            raise _bad(name, f"link target {target!r} runs through an absolute link")
+        resolved.pop()
+        pending.extend(p for p in reversed(inner.split("/")) if p not in ("", "."))
+    return tuple(resolved)
+
+
+class ArchiveChecker:
+    """Validate archive members one at a time, then all together.
+
+    :meth:`check` must be called for each member in archive order before it is
+    written; :meth:`finish` re-checks every link against the complete set of links.
+    """
+
+    def __init__(self) -> None:
+        self.links: dict[Parts, str] = {}
+        self.kinds: dict[Parts, Kind] = {}
+        self.link_members: list[tuple[Parts, Member]] = []
+
+    def check(self, member: Member) -> Parts:
+        """Validate ``member``; return its normalised path components."""
+        parts = member_parts(member.name)
+        if member.kind is Kind.OTHER:
+            raise _bad(member.name, "is a device, FIFO or other special file")
+        if not parts:
+            if member.kind is Kind.DIR:
+                return parts
+            raise _bad(member.name, "has an empty name")
+        for depth in range(1, len(parts)):
+            if parts[:depth] in self.links:
+                raise _bad(member.name, "is written through a link member")
+            if self.kinds.get(parts[:depth], Kind.DIR) is not Kind.DIR:
+                raise _bad(member.name, "is inside a member that is not a directory")
+        previous = self.kinds.get(parts)
+        if previous is not None and (
+            previous is not member.kind or member.kind in (Kind.SYMLINK, Kind.HARDLINK)
+        ):
+            raise _bad(member.name, "appears twice with different contents")
+        if member.kind is Kind.SYMLINK:
+            _resolve(parts[:-1], member.linkname, self.links, member.name)
+            self.links[parts] = member.linkname
+            self.link_members.append((parts, member))
+        elif member.kind is Kind.HARDLINK:
+            try:
+                target = member_parts(member.linkname) if member.linkname else ()
+            except UnsafeArchiveError:
+                target = ()
+            if self.kinds.get(target) is not Kind.FILE or target in self.links:
+                raise _bad(
+                    member.name,
+                    f"hard link to {member.linkname!r}, which is not an "
+                    "earlier regular file of the archive",
+                )
+        self.kinds[parts] = member.kind
+        return parts
+
+    def finish(self) -> None:
+        """Resolve every symbolic link with knowledge of all the others."""
+        for parts, member in self.link_members:
+            _resolve(parts[:-1], member.linkname, self.links, member.name)
+
+
+def check_members(members: Iterable[Member]) -> list[Parts]:
+    """Validate a whole member list (pure); return the normalised paths.
+
+    Examples
+    --------
+    >>> check_members([Member("a", Kind.DIR), Member("a/l", Kind.SYMLINK, "../b")])
+    [('a',), ('a', 'l')]
+    >>> check_members([Member("l", Kind.SYMLINK, "/etc")])
+    Traceback (most recent call last):
+    ...
+    dpdispatcher.errors.UnsafeArchiveError: archive member 'l': links to the absolute path '/etc'
+    """
+    checker = ArchiveChecker()
+    out = [checker.check(m) for m in members]
+    checker.finish()
+    return out
+
+
+# -- writing into a staging directory --------------------------------------------------
+def _path(root: str, parts: Parts) -> str:
+    return os.path.join(root, *parts)
+
+
+def _write_file(root: str, parts: Parts, src: Readable | None, mode: int) -> None:
+    path = _path(root, parts)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.lexists(path):
+        os.unlink(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        if src is not None:
+            shutil.copyfileobj(src, out, _COPY_BUFSIZE)
+    os.chmod(path, (mode & 0o777) | 0o600)
+
+
+def _make_entry(
+    staging: str, parts: Parts, member: Member, mode: int, data: Readable | None
+) -> None:
+    if not parts:
+        return
+    path = _path(staging, parts)
+    if member.kind is Kind.DIR:
+        os.makedirs(path, exist_ok=True)
+        os.chmod(path, (mode & 0o777) | 0o700)
+    elif member.kind is Kind.FILE:
+        _write_file(staging, parts, data, mode)
+    elif member.kind is Kind.SYMLINK:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.symlink(member.linkname, path)
+    else:  # hard link to an earlier regular file of the archive
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.link(_path(staging, member_parts(member.linkname)), path)
+
+
+def _merge(staging: str, dest: str, rel: str = "") -> list[str]:
+    """Move staged entries into ``dest``; entries already present there are kept."""
+    placed: list[str] = []
+    for entry in sorted(os.listdir(os.path.join(staging, rel))):
+        sub = os.path.join(rel, entry)
+        src, dst = os.path.join(staging, sub), os.path.join(dest, sub)
+        if os.path.lexists(dst):
+            if os.path.isdir(dst) and os.path.isdir(src) and not os.path.islink(src):
+                placed.extend(_merge(staging, dest, sub))
+            continue
+        os.replace(src, dst)
+        placed.append(sub)
+    return placed
+
+
+class _Staging:
+    """A fresh directory inside ``dest`` that is removed whatever happens."""
+
+    def __init__(self, dest: str) -> None:
+        os.makedirs(dest, exist_ok=True)
+        self.dest = dest
+        self.path = tempfile.mkdtemp(prefix=".dpdispatcher-extract-", dir=dest)
+
+    def __enter__(self) -> _Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+# -- tar -----------------------------------------------------------------------------
+def _tar_member(info: tarfile.TarInfo) -> Member:
+    if info.isdir():
+        return Member(info.name, Kind.DIR)
+    if info.issym():
+        return Member(info.name, Kind.SYMLINK, info.linkname)
+    if info.islnk():
+        return Member(info.name, Kind.HARDLINK, info.linkname)
+    if info.isreg():
+        return Member(info.name, Kind.FILE)
+    return Member(info.name, Kind.OTHER)
+
+
+_TAR_MODES: dict[str, Literal["r|*", "r|", "r|gz"]] = {"*": "r|*", "": "r|", "gz": "r|gz"}
+
+
+class _DirectReader:
+    """Reads a member's data straight from the tar stream (no per-member buffering)."""
+
+    def __init__(self, stream: Any, size: int) -> None:
+        self._stream = stream
+        self._left = size
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes of the member (all that is left when negative)."""
+        n = self._left if size < 0 else min(size, self._left)
+        if n <= 0:
+            return b""
+        data: bytes = self._stream.read(n)
+        if len(data) < n:
+            raise tarfile.ReadError("unexpected end of data")
+        self._left -= n
+        return data
+
+
+def _member_data(tar: tarfile.TarFile, info: tarfile.TarInfo) -> Readable | None:
+    stream = tar.fileobj
+    if not info.issparse() and stream is not None and stream.tell() == info.offset_data:
+        return _DirectReader(stream, info.size)
+    return tar.extractfile(info)
+
+
+def safe_extract_tar(fileobj: IO[bytes], dest: str, *, compression: str = "*") -> list[str]:
+    """Extract a tar stream into ``dest``, refusing it whole if any member is unsafe.
+
+    Parameters
+    ----------
+    fileobj : binary file object
+        Read sequentially (a socket or channel works; nothing is seeked).
+    dest : str
+        Target directory (created if needed).
+    compression : str
+        ``"*"`` detects gzip/bz2/xz, ``""`` reads a plain tar, ``"gz"`` forces gzip.
+
+    Returns
+    -------
+    list of str
+        Top-most paths (relative to ``dest``) that were placed; entries already present
+        in ``dest`` were kept and are not listed.
+
+    Raises
+    ------
+    UnsafeArchiveError
+        A member is absolute, climbs with ``..``, is a link leaving ``dest`` or passing
+        through another link, or is a device/FIFO. Nothing is extracted then.
+    tarfile.TarError
+        The stream is not a (complete) tar archive.
+    """
+    mode = _TAR_MODES[compression]
+    checker = ArchiveChecker()
+    with _Staging(dest) as staging:
+        with tarfile.open(fileobj=fileobj, mode=mode, bufsize=_STREAM_BUFSIZE) as tar:
+            for info in tar:
+                member = _tar_member(info)
+                parts = checker.check(member)
+                data = _member_data(tar, info) if member.kind is Kind.FILE else None
+                _make_entry(staging.path, parts, member, info.mode, data)
+        checker.finish()
+        return _merge(staging.path, dest)
+
+
+# -- zip -----------------------------------------------------------------------------
+def _zip_member(info: zipfile.ZipInfo, archive: zipfile.ZipFile) -> Member:
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        return Member(info.filename, Kind.SYMLINK, archive.read(info).decode("utf-8"))
+    if info.is_dir() or stat.S_ISDIR(mode):
+        return Member(info.filename, Kind.DIR)
+    if mode and not stat.S_ISREG(mode):
+        return Member(info.filename, Kind.OTHER)
+    return Member(info.filename, Kind.FILE)
+
+
+def safe_extract_zip(path: str, dest: str) -> list[str]:
+    """Extract a zip archive into ``dest`` with the checks of :func:`safe_extract_tar`.
+
+    Every member is checked before anything is written.
+    """
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        members = [_zip_member(info, archive) for info in infos]
+        all_parts = check_members(members)
+        with _Staging(dest) as staging:
+            for info, member, parts in zip(infos, members, all_parts):
+                mode = (info.external_attr >> 16) or 0o644
+                if member.kind is Kind.FILE:
+                    with archive.open(info) as data:
+                        _make_entry(staging.path, parts, member, mode, data)
+                else:
+                    _make_entry(staging.path, parts, member, mode, None)
+            return _merge(staging.path, dest)

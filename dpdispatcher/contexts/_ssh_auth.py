@@ -1,0 +1,426 @@
+"""Where to connect, whom to trust, how to log in: the decisions behind an SSH session.
+
+Pure where possible (endpoint resolution from ``~/.ssh/config`` values, prompt
+answering, host-key decisions); paramiko is imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import ContextError
+
+if TYPE_CHECKING:
+    import paramiko
+
+HOST_KEY_POLICIES = ("reject", "accept-new", "auto-add")
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
+DISCOVERED_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
+_CODE_WORDS = ("verification", "code", "token", "otp", "one-time", "2fa", "authenticator")
+
+
+class SSHError(ContextError):
+    """Base class of the errors of the SSH transport."""
+
+
+class SSHConnectionError(SSHError):
+    """The server could not be reached, or the connection broke (retried with backoff)."""
+
+
+class ConnectionDropped(SSHConnectionError):
+    """The connection broke during an operation; ``sent`` tells if a command was sent."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class SSHAuthenticationError(SSHError):
+    """No authentication method was accepted (not retried)."""
+
+
+class HostKeyError(SSHError):
+    """The server's host key could not be trusted (not retried)."""
+
+
+class UnknownHostKeyError(HostKeyError):
+    """The host is not in known_hosts and the policy is ``reject``."""
+
+
+class HostKeyChangedError(HostKeyError):
+    """The host is in known_hosts with a different key: always refused."""
+
+
+class AmbiguousCommandError(SSHError):
+    """A command that must not run twice may or may not have run when the link broke."""
+
+
+class SSHTimeoutError(SSHError):
+    """A command did not finish within its timeout."""
+
+
+class Secret:
+    """A password-like value that never shows in a repr, a log line or ``vars()``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself (only where it is sent to the server)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+def reveal(secret: Secret | None) -> str | None:
+    """The value of an optional secret."""
+    return None if secret is None else secret.reveal()
+
+
+# -- endpoint --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Endpoint:
+    """The resolved connection target (profile values, completed by ``~/.ssh/config``)."""
+
+    hostname: str
+    port: int
+    username: str
+    key_files: tuple[str, ...]
+    proxy_command: str | None
+    known_hosts: tuple[str, ...]
+    read_only_known_hosts: tuple[str, ...] = ()
+
+    @property
+    def host_id(self) -> str:
+        """The name of this host in known_hosts (``[host]:port`` unless port 22)."""
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.username}@{self.hostname}:{self.port}"
+
+
+def lookup_ssh_config(alias: str, path: str = "~/.ssh/config") -> dict[str, Any]:
+    """The ``Host`` entry of ``alias`` in an OpenSSH client config (``{}`` if none)."""
+    import paramiko
+
+    full = os.path.expanduser(path)
+    if not os.path.isfile(full):
+        return {}
+    try:
+        return dict(paramiko.SSHConfig.from_path(full).lookup(alias))
+    except Exception as err:  # noqa: BLE001 - a broken user config must not block us
+        dlog.warning("ignoring %s: %s", full, err)
+        return {}
+
+
+def _expand_proxy(command: str, host: str, port: int, user: str) -> str:
+    out, i = [], 0
+    while i < len(command):
+        ch = command[i]
+        if ch == "%" and i + 1 < len(command):
+            nxt = command[i + 1]
+            repl = {"h": host, "p": str(port), "r": user, "%": "%"}.get(nxt)
+            if repl is not None:
+                out.append(repl)
+                i += 2
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def proxy_jump_command(jump: str, host: str, port: int) -> str:
+    """An OpenSSH ProxyJump value as the equivalent ProxyCommand."""
+    hops = [h.strip() for h in jump.split(",") if h.strip()]
+    last = hops[-1]
+    user, _, hostport = last.rpartition("@")
+    jhost, jport = hostport, ""
+    if hostport.count(":") == 1:
+        jhost, jport = hostport.split(":")
+    argv = ["ssh"]
+    if len(hops) > 1:
+        argv += ["-J", ",".join(hops[:-1])]
+    if user:
+        argv += ["-l", user]
+    if jport:
+        argv += ["-p", jport]
+    argv += ["-W", f"{host}:{port}", jhost]
+    return shlex.join(argv)
+
+
+def resolve_endpoint(
+    alias: str,
+    *,
+    username: str | None,
+    port: int,
+    key_filename: str | Sequence[str] | None,
+    proxy_command: str | None,
+    known_hosts: str | None,
+    host_config: dict[str, Any],
+) -> Endpoint:
+    """Complete the profile with ``host_config`` (a ``~/.ssh/config`` lookup).
+
+    The config fills only what the profile leaves unset: ``HostName``, ``Port`` (when
+    the profile has the default 22), ``User``, ``IdentityFile`` (tried after
+    ``key_filename``), ``ProxyCommand``/``ProxyJump`` and ``UserKnownHostsFile``.
+
+    Examples
+    --------
+    >>> ep = resolve_endpoint("c", username=None, port=22, key_filename=None,
+    ...     proxy_command=None, known_hosts=None,
+    ...     host_config={"hostname": "10.0.0.5", "port": "2222", "user": "bob"})
+    >>> ep.host_id, ep.username
+    ('[10.0.0.5]:2222', 'bob')
+    """
+    hostname = str(host_config.get("hostname") or alias)
+    if port == 22 and str(host_config.get("port", "")).isdigit():
+        port = int(host_config["port"])
+    user = username or host_config.get("user") or _local_user()
+    keys: list[str] = []
+    if isinstance(key_filename, str):
+        keys.append(key_filename)
+    elif key_filename:
+        keys.extend(key_filename)
+    keys.extend(k for k in host_config.get("identityfile", []) if k not in keys)
+    proxy = proxy_command
+    if proxy:
+        proxy = _expand_proxy(proxy, hostname, port, user)
+    elif host_config.get("proxycommand", "none").lower() != "none":
+        proxy = str(host_config["proxycommand"])
+    elif host_config.get("proxyjump", "none").lower() != "none":
+        proxy = proxy_jump_command(str(host_config["proxyjump"]), hostname, port)
+    read_only: tuple[str, ...] = ()
+    if known_hosts:
+        files: tuple[str, ...] = (known_hosts,)
+    elif host_config.get("userknownhostsfile"):
+        files = tuple(shlex.split(str(host_config["userknownhostsfile"])))
+    else:
+        files, read_only = (DEFAULT_KNOWN_HOSTS,), (GLOBAL_KNOWN_HOSTS,)
+    return Endpoint(
+        hostname,
+        int(port),
+        str(user),
+        tuple(os.path.expanduser(k) for k in keys),
+        proxy or None,
+        tuple(os.path.expanduser(f) for f in files),
+        read_only,
+    )
+
+
+def _local_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+# -- host keys -----------------------------------------------------------------------
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH-style ``SHA256:...`` fingerprint of a public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def load_known_hosts(files: Sequence[str]) -> paramiko.HostKeys:
+    """All entries of the known_hosts files that exist (unreadable lines skipped)."""
+    import paramiko
+
+    keys = paramiko.HostKeys()
+    for path in files:
+        if os.path.isfile(path):
+            try:
+                keys.load(path)
+            except (OSError, paramiko.SSHException) as err:
+                dlog.warning("could not read known_hosts file %s: %s", path, err)
+    return keys
+
+
+def known_key_types(known: paramiko.HostKeys, host_id: str) -> list[str]:
+    """Key types recorded for ``host_id`` (to ask the server for one of them)."""
+    entry = known.lookup(host_id)
+    return list(entry.keys()) if entry else []
+
+
+def check_host_key(
+    endpoint: Endpoint, key: paramiko.PKey, known: paramiko.HostKeys, policy: str
+) -> str:
+    """Decide about the server's key: ``"known"``, ``"remember"`` or ``"accept"``.
+
+    Raises :class:`HostKeyChangedError` when known_hosts holds another key for the
+    host (whatever the policy) and :class:`UnknownHostKeyError` for an unknown host
+    under the ``reject`` policy.
+    """
+    host_id = endpoint.host_id
+    where = ", ".join(endpoint.known_hosts + endpoint.read_only_known_hosts)
+    entry = known.lookup(host_id)
+    if entry:
+        mine = entry.get(key.get_name())
+        if mine is not None and mine.asbytes() == key.asbytes():
+            return "known"
+        recorded = "; ".join(f"{t} {fingerprint(k)}" for t, k in entry.items())
+        raise HostKeyChangedError(
+            f"HOST KEY CHANGED for {host_id}: the server presented {key.get_name()} "
+            f"{fingerprint(key)}, but {where} records {recorded}. Someone may be "
+            "intercepting the connection, or the host was reinstalled. If the change is "
+            f"legitimate, remove the old entry (ssh-keygen -R {shlex.quote(host_id)} -f "
+            f"{shlex.quote(endpoint.known_hosts[0])}) and connect again. A changed key is "
+            "refused whatever host_key_policy says."
+        )
+    if policy == "reject":
+        scan_port = f"-p {endpoint.port} " if endpoint.port != 22 else ""
+        raise UnknownHostKeyError(
+            f"unknown host {host_id}: its {key.get_name()} key {fingerprint(key)} is not in "
+            f"{where}. Check the fingerprint with the cluster's administrators, then add it "
+            f"(ssh-keyscan {scan_port}-t {key.get_name()} {endpoint.hostname} >> "
+            f"{shlex.quote(endpoint.known_hosts[0])}, or log in once with ssh), or set "
+            'remote_profile.host_key_policy to "accept-new" to trust and remember a host '
+            "seen for the first time."
+        )
+    return "remember" if policy == "accept-new" else "accept"
+
+
+def remember_host_key(path: str, host_id: str, key: paramiko.PKey) -> None:
+    """Append the host's key to a known_hosts file (created 0600 in a 0700 dir)."""
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    line = f"{host_id} {key.get_name()} {key.get_base64()}\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="ascii") as fh:
+        fh.write(line)
+
+
+# -- authentication -------------------------------------------------------------------
+def answer_prompts(
+    prompts: Sequence[tuple[str, bool]], password: str | None, totp_secret: str | None
+) -> list[str]:
+    """Answers to keyboard-interactive prompts: one-time codes and passwords.
+
+    A prompt mentioning a code/token/OTP gets the current TOTP of ``totp_secret``; a
+    password prompt (or any hidden prompt) gets ``password``.
+
+    Examples
+    --------
+    >>> answer_prompts([("Password: ", False)], "pw", None)
+    ['pw']
+    """
+    from dpdispatcher.utils.utils import generate_totp
+
+    answers = []
+    for text, echo in prompts:
+        low = text.lower()
+        if totp_secret and any(word in low for word in _CODE_WORDS):
+            answers.append(generate_totp(totp_secret))
+        elif password is not None and ("password" in low or not echo):
+            answers.append(password)
+        else:
+            answers.append("")
+    return answers
+
+
+def load_private_key(path: str, passphrase: str | None) -> paramiko.PKey:
+    """Load an RSA, ECDSA or Ed25519 private key file.
+
+    Raises :class:`SSHAuthenticationError` (naming the file, never the passphrase) if
+    it cannot be read, is encrypted without a passphrase, or the passphrase is wrong.
+    """
+    import paramiko
+
+    if not os.path.isfile(path):
+        raise SSHAuthenticationError(f"key file {path} does not exist")
+    errors: list[str] = []
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key_file(path, password=passphrase)
+        except paramiko.PasswordRequiredException as err:
+            raise SSHAuthenticationError(
+                f"key file {path} is encrypted: set remote_profile.passphrase"
+            ) from err
+        except (paramiko.SSHException, ValueError, TypeError) as err:
+            errors.append(type(err).__name__)
+        except OSError as err:
+            raise SSHAuthenticationError(f"cannot read key file {path}: {err.strerror}") from err
+    raise SSHAuthenticationError(
+        f"cannot load key file {path}: not an RSA, ECDSA or Ed25519 private key, or the "
+        "passphrase is wrong"
+    )
+
+
+def discovered_keys(passphrase: str | None) -> list[tuple[str, paramiko.PKey]]:
+    """Keys of the ssh-agent, then the default key files that load (quietly skipped)."""
+    import paramiko
+
+    out: list[tuple[str, paramiko.PKey]] = []
+    if os.environ.get("SSH_AUTH_SOCK"):
+        try:
+            out.extend(("ssh-agent", key) for key in paramiko.Agent().get_keys())
+        except (paramiko.SSHException, OSError) as err:
+            dlog.debug("ssh-agent unavailable: %s", err)
+    for name in DISCOVERED_KEYS:
+        path = os.path.expanduser(name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            out.append((path, load_private_key(path, passphrase)))
+        except SSHAuthenticationError as err:
+            dlog.debug("skipping %s", err)
+    return out
+
+
+class AuthState:
+    """Tracks which methods the server still allows and which ones were tried."""
+
+    def __init__(self, transport: paramiko.Transport, username: str) -> None:
+        import paramiko
+
+        self.transport = transport
+        self.tried: list[str] = []
+        self.allowed: list[str] = ["publickey", "keyboard-interactive", "password"]
+        self.done = False
+        try:
+            transport.auth_none(username)
+            self.done = transport.is_authenticated()
+        except paramiko.BadAuthenticationType as err:
+            self.allowed = list(err.allowed_types)
+        except paramiko.AuthenticationException:
+            pass
+        except (paramiko.SSHException, OSError, EOFError) as err:
+            raise SSHConnectionError(f"connection lost during authentication: {err}") from err
+
+    def attempt(self, method: str, label: str, call: Callable[[], Any]) -> bool:
+        """Try one method if the server allows it; True once fully authenticated."""
+        import paramiko
+
+        if method not in self.allowed:
+            return False
+        self.tried.append(label)
+        try:
+            remaining = call()
+        except paramiko.BadAuthenticationType as err:
+            self.allowed = list(err.allowed_types)
+            return False
+        except paramiko.AuthenticationException:
+            return False
+        except (paramiko.SSHException, OSError, EOFError) as err:
+            if self.transport.is_active():
+                return False
+            raise SSHAuthenticationError(
+                f"the server closed the connection during authentication ({label}): {err}"
+            ) from err
+        if self.transport.is_authenticated():
+            return True
+        if remaining:
+            self.allowed = list(remaining)
+        return False

@@ -1,0 +1,124 @@
+"""Uploads and downloads over one SSH session, each as one tar stream.
+
+Both are safe to repeat after a dropped connection: an upload resends only files whose
+remote SHA-256 differs; a download extracts nothing until its whole archive arrived.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from dpdispatcher import _files
+from dpdispatcher._archive import safe_extract_tar
+from dpdispatcher.contexts import _ssh_scripts as scripts
+from dpdispatcher.contexts import _ssh_transfer as transfer
+from dpdispatcher.contexts._ssh_auth import SSHError
+from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import RemoteFileNotFoundError
+
+if TYPE_CHECKING:
+    from dpdispatcher.contexts._ssh_session import SSHSession
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def upload_once(
+    session: SSHSession,
+    root: str,
+    entries: Sequence[transfer.LocalEntry],
+    *,
+    create_remote_root: bool,
+    tar_compress: bool,
+) -> None:
+    """Send ``entries`` not already identical in the job root ``root``: one tar stream.
+
+    A first round trip checks ``remote_root`` and, if the job root exists (a resumed
+    run), gets the SHA-256 of the files already there; unchanged ones are skipped.
+    """
+    regular = [e.rel for e in entries if e.kind == "file"]
+    probe = session.run_raw(
+        scripts.upload_probe(root, posixpath.dirname(root), create_remote_root),
+        stdin=scripts.nul_list("./" + r for r in regular),
+    )
+    if probe.exit_code != 0:
+        raise SSHError(_decode(probe.stderr).strip() or f"cannot prepare {root}")
+    exists, remote = scripts.parse_sha256sum(_decode(probe.stdout))
+    same = transfer.unchanged(entries, remote) if exists else set()
+    todo = [e for e in entries if e.rel not in same]
+    compress = tar_compress and scripts.should_compress(transfer.samples(todo))
+    sent: list[int] = []
+
+    def produce(send: Callable[[bytes], None]) -> None:
+        sink = transfer.ChunkWriter(send, compress)
+        transfer.write_tar(todo, sink)
+        sent.append(sink.sent)
+
+    res = session.run_raw(scripts.extract_script(root, compress), producer=produce)
+    if res.exit_code != 0:
+        raise SSHError(f"upload to {session.endpoint}:{root} failed: {_decode(res.stderr).strip()}")
+    dlog.info(
+        "uploaded %d entries (%.1f MB%s) to %s; %d unchanged files skipped",
+        len(todo),
+        sum(sent) / 1e6,
+        ", gzip" if compress else "",
+        root,
+        len(same),
+    )
+
+
+def download_once(
+    session: SSHSession,
+    root: str,
+    local_root: str,
+    requests: Sequence[_files.BackwardRequest],
+    *,
+    check_exists: bool,
+    mark_failure: bool,
+    tar_compress: bool,
+) -> None:
+    """Fetch what ``requests`` match in ``root`` into ``local_root``: one tar stream.
+
+    A first round trip expands the patterns remotely (and samples large files to
+    decide on gzip); paths already present locally are not fetched.
+    """
+    res = session.run_raw(
+        scripts.glob_script(root),
+        stdin=scripts.encode_requests([(r.directory, r.pattern) for r in requests]),
+    )
+    matches, samples = scripts.parse_glob_output(res.stdout)
+    names: list[str] = []
+    missing: list[str] = []
+    for index, req in enumerate(requests):
+        found = matches.get(index, [])
+        if not found and not req.optional:
+            if not check_exists:
+                missing.append(posixpath.join(req.directory, req.pattern))
+            elif mark_failure:
+                _files.mark_missing(os.path.join(local_root, req.directory), req.pattern)
+        for match in found:
+            rel = posixpath.normpath(posixpath.join(req.directory, match))
+            if rel not in names and not os.path.lexists(os.path.join(local_root, rel)):
+                names.append(rel)
+    if names:
+        compress = tar_compress and scripts.should_compress(samples)
+        placed: list[str] = []
+        res = session.run_raw(
+            scripts.tar_script(root, compress),
+            stdin=scripts.nul_list("./" + n for n in names),
+            consumer=lambda stream: placed.extend(safe_extract_tar(stream, local_root)),
+        )
+        if res.exit_code != 0:
+            raise SSHError(
+                f"download from {session.endpoint}:{root} failed: {_decode(res.stderr).strip()}"
+            )
+        dlog.info("downloaded %d paths from %s%s", len(names), root, " (gzip)" if compress else "")
+    if missing:
+        raise RemoteFileNotFoundError(
+            f"backward files not found in {root} on {session.endpoint.hostname}: "
+            f"{', '.join(missing)} (set check_exists=True to tolerate missing files)"
+        )

@@ -1,0 +1,119 @@
+"""The ``remote_profile`` of SSHContext: its dargs schema, and building the session."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+from dpdispatcher.contexts._ssh_session import SSHSession
+from dpdispatcher.errors import ConfigurationError
+
+
+def remote_profile_fields() -> list[Any]:
+    """The dargs fields of an SSH ``remote_profile`` (shared with :meth:`SSHSession.arginfo`)."""
+    from dargs import Argument
+
+    opt_s = [str, type(None)]
+    return [
+        Argument("hostname", str, doc="Host name or IP address (or a ~/.ssh/config alias)."),
+        Argument("username", str, doc="User name on the remote host."),
+        Argument(
+            "password",
+            opt_s,
+            optional=True,
+            doc="Password, used for keyboard-interactive and password logins.",
+        ),
+        Argument(
+            "port",
+            int,
+            optional=True,
+            default=22,
+            doc="SSH port (22 lets a ~/.ssh/config Port entry apply).",
+        ),
+        Argument(
+            "key_filename",
+            opt_s,
+            optional=True,
+            default=None,
+            doc="Private key file (RSA, ECDSA or Ed25519). If None, keys of the "
+            "ssh-agent and ~/.ssh are tried (look_for_keys), then the password.",
+        ),
+        Argument(
+            "passphrase", opt_s, optional=True, default=None, doc="Passphrase of the private key."
+        ),
+        Argument(
+            "timeout",
+            [int, float],
+            optional=True,
+            default=10,
+            doc="Seconds allowed to connect and complete the SSH handshake.",
+        ),
+        Argument(
+            "totp_secret",
+            opt_s,
+            optional=True,
+            default=None,
+            doc="Base32 secret of a time-based one-time password (2FA): one-time-code "
+            "prompts of keyboard-interactive logins get the current code.",
+        ),
+        Argument(
+            "tar_compress",
+            bool,
+            optional=True,
+            default=True,
+            doc="Compress transfers with gzip (skipped automatically when samples of "
+            "the large files show they do not compress).",
+        ),
+        Argument(
+            "look_for_keys",
+            bool,
+            optional=True,
+            default=True,
+            doc="Try the keys of the ssh-agent and ~/.ssh/id_* when authenticating.",
+        ),
+        Argument(
+            "execute_command",
+            opt_s,
+            optional=True,
+            default=None,
+            doc="Shell command run on the remote host after each connection.",
+        ),
+        Argument(
+            "proxy_command",
+            opt_s,
+            optional=True,
+            default=None,
+            doc="Command connecting to the host, e.g. `ssh -W %h:%p user@bastion` "
+            "(jump host); %h, %p and %r are replaced.",
+        ),
+        Argument(
+            "known_hosts",
+            opt_s,
+            optional=True,
+            doc="known_hosts file verifying the host key (default ~/.ssh/known_hosts "
+            "and /etc/ssh/ssh_known_hosts).",
+        ),
+        Argument(
+            "host_key_policy",
+            str,
+            optional=True,
+            doc="For a host absent from known_hosts: `reject` (default: refuse, with "
+            "instructions), `accept-new` (trust and remember it), or `auto-add` "
+            "(trust it for this session, with a warning). A changed host key is "
+            "always refused.",
+        ),
+    ]
+
+
+def make_session(profile: dict[str, Any]) -> SSHSession:
+    accepted = [p for p in inspect.signature(SSHSession.__init__).parameters if p != "self"]
+    for key in profile:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ConfigurationError(f"remote_profile/{key} is not an option of SSHContext.{hint}")
+    for key in ("hostname", "username"):
+        if not profile.get(key):
+            raise ConfigurationError(f"remote_profile/{key} is required for SSHContext")
+    return SSHSession(**{k: v for k, v in profile.items() if v is not None})
