@@ -23,42 +23,9 @@ from dpdispatcher.machines.pbs import (
     sequence_number,
 )
 from dpdispatcher.utils.job_status import JobStatus
+from tests.scheduler_doubles import FakeContext, recorded
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "scheduler_output"
-
-
-def recorded(flavour: str, name: str) -> CommandResult:
-    """A recorded command (exit code, stdout, stderr); see the folder's README."""
-    base = FIXTURES / flavour
-    if not (base / f"{name}.rc").exists():
-        pytest.fail(f"missing fixture {flavour}/{name}")
-    return CommandResult(
-        int((base / f"{name}.rc").read_text().strip()),
-        (base / f"{name}.stdout").read_text(),
-        (base / f"{name}.stderr").read_text(),
-    )
-
-
-class FakeContext(BaseContext):
-    """Answers commands from a queue and file checks from a set; records the commands."""
-
-    _abstract = True
-
-    def __init__(self, answers: Iterable[CommandResult] = (), files: Iterable[str] = ()) -> None:
-        super().__init__("/local", "/remote")
-        self.remote_root = "/remote/HASH"
-        self.answers = list(answers)
-        self.files = set(files)
-        self.commands: list[str] = []
-
-    def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
-        self.commands.append(cmd)
-        if not self.answers:
-            raise AssertionError(f"unexpected command {cmd!r}")
-        return self.answers.pop(0)
-
-    def files_exist(self, fnames: list[str]) -> set[str]:
-        return {f for f in fnames if f in self.files}
 
 
 def machine(cls: type[PBS] = PBS, ctx: BaseContext | None = None) -> PBS:

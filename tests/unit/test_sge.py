@@ -22,41 +22,15 @@ from dpdispatcher.machines.sge import (
     sge_state_by_letters,
 )
 from dpdispatcher.utils.job_status import JobStatus
+from tests.scheduler_doubles import FakeContext
+from tests.scheduler_doubles import recorded as shared_recorded
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "scheduler_output" / "sge"
 
 
 def recorded(name: str) -> CommandResult:
-    """A recorded command (exit code, stdout, stderr); see the folder's README."""
-    if not (FIXTURES / f"{name}.rc").exists():
-        pytest.fail(f"missing fixture sge/{name}")
-    return CommandResult(
-        int((FIXTURES / f"{name}.rc").read_text().strip()),
-        (FIXTURES / f"{name}.stdout").read_text(),
-        (FIXTURES / f"{name}.stderr").read_text(),
-    )
-
-
-class FakeContext(BaseContext):
-    """Answers commands from a queue and file checks from a set; records the commands."""
-
-    _abstract = True
-
-    def __init__(self, answers: Iterable[CommandResult] = (), files: Iterable[str] = ()) -> None:
-        super().__init__("/local", "/remote")
-        self.remote_root = "/remote/HASH"
-        self.answers = list(answers)
-        self.files = set(files)
-        self.commands: list[str] = []
-
-    def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
-        self.commands.append(cmd)
-        if not self.answers:
-            raise AssertionError(f"unexpected command {cmd!r}")
-        return self.answers.pop(0)
-
-    def files_exist(self, fnames: list[str]) -> set[str]:
-        return {f for f in fnames if f in self.files}
+    """A recorded SGE command (see the folder's README)."""
+    return shared_recorded("sge", name)
 
 
 def machine(ctx: BaseContext | None = None) -> SGE:

@@ -33,56 +33,31 @@ from dpdispatcher.machines.slurm import (
     task_tag_path,
 )
 from dpdispatcher.utils.job_status import JobStatus
+from tests.scheduler_doubles import FakeContext as SharedFakeContext
+from tests.scheduler_doubles import recorded as shared_recorded
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "scheduler_output" / "slurm"
 
 
 def recorded(name: str) -> CommandResult:
-    """A recorded command: exit code, stdout, stderr (see the folder's README)."""
-    base = FIXTURES / name
-    if not (base.parent / f"{name}.rc").exists():
-        pytest.fail(f"missing fixture {name} in {FIXTURES}")
-    return CommandResult(
-        int((base.parent / f"{name}.rc").read_text().strip()),
-        (base.parent / f"{name}.stdout").read_text(),
-        (base.parent / f"{name}.stderr").read_text(),
-        (base.parent / f"{name}.cmd").read_text().strip(),
-    )
+    """A recorded real-Slurm command (see the folder's README)."""
+    return shared_recorded("slurm", name)
 
 
-class FakeContext(BaseContext):
-    """Answers commands from a queue and files from a set; records every command.
-
-    A submit command (the core's batch of wrapped ``sbatch`` calls) really runs in bash,
-    in a scratch directory, with an ``sbatch`` stub that replays the next answer, so the
-    core's wrapping and splitting are exercised as they are on a cluster.
+class FakeContext(SharedFakeContext):
+    """The shared scripted context; a submit command (the core's batch of wrapped
+    ``sbatch`` calls) really runs in bash, in a scratch directory, with an ``sbatch``
+    stub that replays the next answer, so the core's wrapping and splitting are
+    exercised as they are on a cluster.
     """
 
     _abstract = True
 
-    def __init__(self, answers: Iterable[CommandResult] = (), files: Iterable[str] = ()) -> None:
-        super().__init__("/local", "/remote")
-        self.remote_root = "/remote/HASH"
-        self.answers = list(answers)
-        self.files = set(files)
-        self.commands: list[str] = []
-        self.exist_queries: list[list[str]] = []
-
     def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
-        self.commands.append(cmd)
-        if not self.answers:
-            raise AssertionError(f"unexpected command {cmd!r}")
-        answer = self.answers.pop(0)
+        answer = super().run(cmd, timeout)
         if SUBMIT_MARK in cmd:
             return _replay_submit(cmd, answer)
         return answer
-
-    def files_exist(self, fnames: list[str]) -> set[str]:
-        self.exist_queries.append(list(fnames))
-        return {f for f in fnames if f in self.files}
-
-    def check_file_exists(self, fname: str) -> bool:
-        return fname in self.files
 
 
 def _replay_submit(cmd: str, answer: CommandResult) -> CommandResult:
