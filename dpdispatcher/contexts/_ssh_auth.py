@@ -14,8 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dpdispatcher.contexts._ssh_errors import (
+    HostKeyChangedError,
+    SSHAuthenticationError,
+    SSHConnectionError,
+    UnknownHostKeyError,
+)
 from dpdispatcher.dlog import dlog
-from dpdispatcher.errors import ContextError
 
 if TYPE_CHECKING:
     import paramiko
@@ -25,46 +30,6 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 DISCOVERED_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 _CODE_WORDS = ("verification", "code", "token", "otp", "one-time", "2fa", "authenticator")
-
-
-class SSHError(ContextError):
-    """Base class of the errors of the SSH transport."""
-
-
-class SSHConnectionError(SSHError):
-    """The server could not be reached, or the connection broke (retried with backoff)."""
-
-
-class ConnectionDropped(SSHConnectionError):
-    """The connection broke during an operation; ``sent`` tells if a command was sent."""
-
-    def __init__(self, message: str, *, sent: bool) -> None:
-        super().__init__(message)
-        self.sent = sent
-
-
-class SSHAuthenticationError(SSHError):
-    """No authentication method was accepted (not retried)."""
-
-
-class HostKeyError(SSHError):
-    """The server's host key could not be trusted (not retried)."""
-
-
-class UnknownHostKeyError(HostKeyError):
-    """The host is not in known_hosts and the policy is ``reject``."""
-
-
-class HostKeyChangedError(HostKeyError):
-    """The host is in known_hosts with a different key: always refused."""
-
-
-class AmbiguousCommandError(SSHError):
-    """A command that must not run twice may or may not have run when the link broke."""
-
-
-class SSHTimeoutError(SSHError):
-    """A command did not finish within its timeout."""
 
 
 class Secret:

@@ -15,7 +15,7 @@ from dpdispatcher import _files
 from dpdispatcher._archive import safe_extract_tar
 from dpdispatcher.contexts import _ssh_scripts as scripts
 from dpdispatcher.contexts import _ssh_transfer as transfer
-from dpdispatcher.contexts._ssh_auth import SSHError
+from dpdispatcher.contexts._ssh_errors import SSHError
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import RemoteFileNotFoundError
 

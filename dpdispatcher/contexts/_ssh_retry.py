@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from dpdispatcher.contexts import _ssh_scripts as scripts
-from dpdispatcher.contexts._ssh_auth import (
+from dpdispatcher.contexts._ssh_errors import (
     AmbiguousCommandError,
     ConnectionDropped,
     SSHConnectionError,
@@ -35,7 +35,8 @@ class Reconnecting:
 
     ssh_session: SSHSession
     #: seconds to wait before each reconnection attempt after a dropped connection
-    reconnect_delays: tuple[float, ...] = (0.2, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+    #: (about four minutes in all: a login node may take that long to come back)
+    reconnect_delays: tuple[float, ...] = (0.2, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
     #: seconds a journaled command that started before a drop may take to finish
     journal_wait: float = 600.0
     #: journal entries whose outcome was received (deleted with the next command)
@@ -63,7 +64,8 @@ class Reconnecting:
             except SSHConnectionError as err:
                 failure = err
             except (paramiko.SSHException, EOFError, OSError) as err:
-                if not session.lost():
+                # an errno is the server's answer (no such file...), not a broken link
+                if (isinstance(err, OSError) and err.errno) or not session.lost():
                     raise
                 failure = ConnectionDropped(
                     f"connection to {session.endpoint} lost: {err}", sent=True

@@ -11,17 +11,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher.contexts import _ssh_auth as auth
-from dpdispatcher.contexts._ssh_auth import (
-    ConnectionDropped,
-    SSHAuthenticationError,
-    SSHConnectionError,
-)
 from dpdispatcher.contexts._ssh_channel import (
     Consumer,
     Producer,
     RawResult,
+    enable_keepalive,
+    prefer_algorithms,
     run_on_channel,
     transport_errors,
+)
+from dpdispatcher.contexts._ssh_errors import (
+    ConnectionDropped,
+    SSHAuthenticationError,
+    SSHConnectionError,
 )
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError
@@ -29,8 +31,6 @@ from dpdispatcher.errors import ConfigurationError
 if TYPE_CHECKING:
     import paramiko
 
-#: preferred ciphers, fastest first (AES-GCM needs no separate MAC); others follow
-_FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
 #: receive window: fewer window adjustments than paramiko's 2 MiB on fast links, and
 #: enough in flight for high-latency ones
 _WINDOW = 8 << 20
@@ -133,11 +133,18 @@ class SSHSession:
         )
 
     @staticmethod
-    def arginfo() -> list[Any]:
-        """The dargs fields of an SSH ``remote_profile``."""
-        from dpdispatcher.contexts.ssh_context import remote_profile_fields
+    def arginfo() -> Any:
+        """The dargs ``Argument`` ("ssh_session") of the session's parameters."""
+        from dargs import Argument
 
-        return remote_profile_fields()
+        from dpdispatcher.contexts._ssh_profile import remote_profile_fields
+
+        return Argument(
+            "ssh_session",
+            dict,
+            remote_profile_fields(),
+            doc="Parameters of an SSH session (the SSH remote_profile).",
+        )
 
     # -- connection ---------------------------------------------------------------------
     @property
@@ -168,8 +175,12 @@ class SSHSession:
         t.join(0.3)
         return not t.is_active()
 
-    def ensure_alive(self) -> None:
-        """Connect (again) unless the connection is alive."""
+    def ensure_alive(self, max_check: int = 10, sleep_time: float = 10) -> None:
+        """Connect (again) unless the connection is alive.
+
+        ``max_check`` and ``sleep_time`` are accepted for compatibility; retrying is
+        done by :class:`SSHContext` around each operation.
+        """
         with self._lock:
             if not self.is_alive():
                 self.close()
@@ -222,7 +233,7 @@ class SSHSession:
             sock = socket.create_connection((ep.hostname, ep.port), timeout=self.timeout)
         except OSError as err:
             raise SSHConnectionError(f"cannot connect to {ep}: {err}") from err
-        _enable_keepalive(sock)
+        enable_keepalive(sock)
         return sock
 
     def _connect(self) -> None:
@@ -235,7 +246,7 @@ class SSHSession:
             transport.banner_timeout = self.timeout
             transport.auth_timeout = self.timeout
             known = auth.load_known_hosts(ep.known_hosts + ep.read_only_known_hosts)
-            _prefer(transport, auth.known_key_types(known, ep.host_id))
+            prefer_algorithms(transport, auth.known_key_types(known, ep.host_id))
             try:
                 transport.start_client(timeout=self.timeout)
             except transport_errors() as err:
@@ -329,12 +340,29 @@ class SSHSession:
 
     # -- commands -----------------------------------------------------------------------
     def exec_command(
-        self, cmd: str
+        self, cmd: str, retry: int = 0
     ) -> tuple[paramiko.ChannelFile, paramiko.ChannelFile, paramiko.channel.ChannelStderrFile]:
-        """Start ``cmd`` with the login shell; return ``(stdin, stdout, stderr)`` files."""
+        """Start ``cmd`` with the login shell; return ``(stdin, stdout, stderr)`` files.
+
+        Like paramiko's ``SSHClient.exec_command`` (``retry`` is accepted for
+        compatibility and ignored).
+        """
         chan = self._open_channel()
         chan.exec_command(cmd)
         return chan.makefile_stdin("wb"), chan.makefile("r"), chan.makefile_stderr("r")
+
+    def get_ssh_client(self) -> SSHSession:
+        """This session, which answers ``exec_command``, ``get_transport`` and
+        ``open_sftp`` like a paramiko ``SSHClient`` (kept for compatibility)."""
+        return self
+
+    def get_transport(self) -> paramiko.Transport:
+        """The live transport (as ``SSHClient.get_transport``)."""
+        return self.transport
+
+    def open_sftp(self) -> paramiko.SFTPClient:
+        """The SFTP client (as ``SSHClient.open_sftp``)."""
+        return self.sftp
 
     def _open_channel(self) -> paramiko.Channel:
         try:
@@ -370,37 +398,4 @@ class SSHSession:
 
 
 # -- helpers ---------------------------------------------------------------------------
-def _enable_keepalive(sock: socket.socket) -> None:
-    """No Nagle delay on small requests; notice a silently dead peer within a minute."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (
-        ("TCP_KEEPIDLE", 30),
-        ("TCP_KEEPINTVL", 10),
-        ("TCP_KEEPCNT", 3),
-        ("TCP_USER_TIMEOUT", 60000),
-    ):
-        opt = getattr(socket, name, None)
-        if opt is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, opt, value)
-
-
-def _prefer(transport: paramiko.Transport, known_types: list[str]) -> None:
-    """Ask for a host key type already in known_hosts, and for fast ciphers."""
-    opts = transport.get_security_options()
-    ciphers = list(opts.ciphers)
-    opts.ciphers = tuple(
-        [c for c in _FAST_CIPHERS if c in ciphers] + [c for c in ciphers if c not in _FAST_CIPHERS]
-    )
-    if known_types:
-        wanted = set(known_types)
-        if "ssh-rsa" in wanted:
-            wanted |= {"rsa-sha2-512", "rsa-sha2-256"}
-        types = list(opts.key_types)
-        opts.key_types = tuple(
-            [t for t in types if t in wanted] + [t for t in types if t not in wanted]
-        )
-
-
 __all__ = ["RawResult", "SSHSession"]

@@ -22,7 +22,7 @@ from dpdispatcher._script.quoting import sh
 from dpdispatcher.base_context import BaseContext, CommandResult, SPRetObj
 from dpdispatcher.contexts import _ssh_scripts as scripts
 from dpdispatcher.contexts import _ssh_transfer as transfer
-from dpdispatcher.contexts._ssh_auth import (
+from dpdispatcher.contexts._ssh_errors import (
     AmbiguousCommandError,
     HostKeyChangedError,
     HostKeyError,
@@ -169,8 +169,14 @@ class SSHContext(Reconnecting, BaseContext):
         rel = path[1:].lstrip("/") if path == "~" or path.startswith("~/") else path
         return posixpath.normpath(posixpath.join(self._home, rel))
 
+    def _root(self) -> str:
+        """The job root (or, before binding, the remote root), made absolute."""
+        if not posixpath.isabs(self.remote_root):
+            self.remote_root = self._absolute(self.remote_root)
+        return self.remote_root
+
     def _abs(self, fname: str) -> str:
-        return posixpath.join(self.remote_root, fname)
+        return posixpath.join(self._root(), fname)
 
     # -- commands --------------------------------------------------------------------------
     def run(
@@ -194,7 +200,7 @@ class SSHContext(Reconnecting, BaseContext):
         SSHTimeoutError
             ``timeout`` seconds passed.
         """
-        script = scripts.in_root(self.remote_root, cmd)
+        script = scripts.in_root(self._root(), cmd)
         what = f"command {cmd[:60]!r}"
         if idempotent:
             raw = self._call(what, lambda s: s.run_raw(script, timeout=timeout))
@@ -247,22 +253,23 @@ class SSHContext(Reconnecting, BaseContext):
         """Write several files atomically in one round trip."""
         if not files:
             return
-        archive = transfer.tar_bytes(files)
+        archive, root = transfer.tar_bytes(files), self._root()
         res = self._call(
             "write files",
-            lambda s: s.run_raw(scripts.write_files_script(self.remote_root), stdin=archive),
+            lambda s: s.run_raw(scripts.write_files_script(root), stdin=archive),
         )
         if res.exit_code != 0:
             raise SSHError(
-                f"writing {len(files)} files in {self.remote_root} failed: "
-                f"{_decode(res.stderr).strip()}"
+                f"writing {len(files)} files in {root} failed: {_decode(res.stderr).strip()}"
             )
 
     def read_file(self, fname: str) -> str:
         """Read ``fname`` from the job root (FileNotFoundError if it does not exist)."""
 
+        path = self._abs(fname)
+
         def op(session: SSHSession) -> bytes:
-            with session.sftp.open(self._abs(fname), "rb") as fh:
+            with session.sftp.open(path, "rb") as fh:
                 return bytes(fh.read())
 
         return _decode(self._call(f"read {fname}", op))
@@ -284,10 +291,11 @@ class SSHContext(Reconnecting, BaseContext):
                     if member is not None:
                         found[posixpath.normpath(info.name)] = _decode(member.read())
 
+        root = self._root()
         self._call(
             "read files",
             lambda s: s.run_raw(
-                scripts.read_files_script(self.remote_root),
+                scripts.read_files_script(root),
                 stdin=scripts.nul_list(fnames),
                 consumer=consume,
             ),
@@ -298,12 +306,8 @@ class SSHContext(Reconnecting, BaseContext):
         """Which of ``fnames`` exist in the job root, in one round trip."""
         if not fnames:
             return set()
-        res = self._call(
-            "check files",
-            lambda s: s.run_raw(
-                scripts.exists_script(self.remote_root), stdin=scripts.nul_list(fnames)
-            ),
-        )
+        script = scripts.exists_script(self._root())
+        res = self._call("check files", lambda s: s.run_raw(script, stdin=scripts.nul_list(fnames)))
         return set(scripts.split_nul(res.stdout)) & set(fnames)
 
     def check_file_exists(self, fname: str) -> bool:
@@ -323,11 +327,12 @@ class SSHContext(Reconnecting, BaseContext):
             _files.task_dirs(submission),
             follow=dereference,
         )
+        root = self._root()
         self._call(
             "upload",
             lambda s: upload_once(
                 s,
-                self.remote_root,
+                root,
                 entries,
                 create_remote_root=self.create_remote_root,
                 tar_compress=self.tar_compress,
@@ -350,11 +355,12 @@ class SSHContext(Reconnecting, BaseContext):
         """
         requests = list(_files.backward_requests(submission, back_error))
         if requests:
+            root = self._root()
             self._call(
                 "download",
                 lambda s: download_once(
                     s,
-                    self.remote_root,
+                    root,
                     self.local_root,
                     requests,
                     check_exists=check_exists,
@@ -365,7 +371,7 @@ class SSHContext(Reconnecting, BaseContext):
 
     def clean(self) -> None:
         """Remove the job root (in the background with ``clean_asynchronously``)."""
-        root = posixpath.normpath(self.remote_root)
+        root = posixpath.normpath(self._root())
         if root in ("/", ".", "") or (self._home is not None and root == self._home):
             raise ConfigurationError(f"refusing to remove {root!r}")
         script = scripts.clean_script(root, self.clean_asynchronously)
@@ -377,10 +383,8 @@ class SSHContext(Reconnecting, BaseContext):
     # -- asynchronous commands (compatibility) ---------------------------------------------
     def call(self, cmd: str) -> dict[str, Any]:
         """Start ``cmd`` in the job root without waiting; see :meth:`check_finish`."""
-        stdin, stdout, stderr = self._call(
-            "start command",
-            lambda s: s.exec_command(scripts.exec_string(scripts.in_root(self.remote_root, cmd))),
-        )
+        request = scripts.exec_string(scripts.in_root(self._root(), cmd))
+        stdin, stdout, stderr = self._call("start command", lambda s: s.exec_command(request))
         return {"stdin": stdin, "stdout": stdout, "stderr": stderr}
 
     @staticmethod

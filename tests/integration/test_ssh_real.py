@@ -213,6 +213,33 @@ def test_shell_over_ssh(tmp_path: Path, remote: Path, counters: Path) -> None:
     assert remote.is_dir()
 
 
+def test_home_relative_root_and_asynchronous_clean(tmp_path: Path, counters: Path) -> None:
+    name = f"dpd-ssh-test-{uuid.uuid4().hex[:10]}"
+    home = Path(os.path.expanduser(f"~{env('DPDISP_SSH_USER')}"))
+    try:
+        machine = Machine.load_from_dict(
+            {
+                "batch_type": "Shell",
+                "context_type": "SSHContext",
+                "local_root": str(tmp_path / "local"),
+                "remote_root": f"~/{name}",
+                "create_remote_root": True,
+                "clean_asynchronously": True,
+                "remote_profile": profile(),
+            }
+        )
+        sub = make_submission(tmp_path, machine, counters, n=2)
+        sub.run_submission(check_interval=1)
+        check_results(tmp_path, 2, counters)
+        assert machine.context.remote_root == str(home / name / sub.submission_hash)
+        deadline = time.monotonic() + 10
+        while (home / name / sub.submission_hash).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not (home / name / sub.submission_hash).exists()
+    finally:
+        shutil.rmtree(home / name, ignore_errors=True)
+
+
 def test_slurm_over_ssh(tmp_path: Path, remote: Path, counters: Path) -> None:
     require("DPDISP_SLURM", what="real Slurm")
     machine = make_machine(tmp_path, remote, batch_type="Slurm")

@@ -13,7 +13,7 @@ import pyotp
 import pytest
 
 from dpdispatcher.contexts import _ssh_auth as auth
-from dpdispatcher.contexts._ssh_auth import (
+from dpdispatcher.contexts._ssh_errors import (
     HostKeyChangedError,
     SSHAuthenticationError,
     UnknownHostKeyError,

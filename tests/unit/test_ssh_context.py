@@ -16,7 +16,7 @@ import dpdispatcher
 from dpdispatcher import Machine, Resources, Submission, Task
 from dpdispatcher.base_context import BaseContext
 from dpdispatcher.contexts import _ssh_scripts as scripts
-from dpdispatcher.contexts._ssh_auth import ConnectionDropped
+from dpdispatcher.contexts._ssh_errors import ConnectionDropped
 from dpdispatcher.contexts._ssh_session import RawResult
 from dpdispatcher.contexts.ssh_context import (
     AmbiguousCommandError,
@@ -103,7 +103,8 @@ def test_registry_and_import_paths() -> None:
     from dpdispatcher.ssh_context import SSHSession as FlatSession
 
     assert Flat is SSHContext and FlatSession is SSHSession
-    assert isinstance(SSHSession.arginfo(), list)
+    fields = [a.name for a in SSHSession.arginfo().sub_fields.values()]
+    assert fields[:2] == ["hostname", "username"] and "host_key_policy" in fields
     assert dpdispatcher.__version__
 
 
