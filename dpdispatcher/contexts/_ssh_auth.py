@@ -10,6 +10,7 @@ import base64
 import hashlib
 import os
 import shlex
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -269,12 +270,15 @@ def remember_host_key(path: str, host_id: str, key: paramiko.PKey) -> None:
 
 # -- authentication -------------------------------------------------------------------
 def answer_prompts(
-    prompts: Sequence[tuple[str, bool]], password: str | None, totp_secret: str | None
+    prompts: Sequence[tuple[str, bool]],
+    password: str | None,
+    totp_secret: str | None,
+    code: Callable[[], str] | None = None,
 ) -> list[str]:
     """Answers to keyboard-interactive prompts: one-time codes and passwords.
 
-    A prompt mentioning a code/token/OTP gets the current TOTP of ``totp_secret``; a
-    password prompt (or any hidden prompt) gets ``password``.
+    A prompt mentioning a code/token/OTP gets the current TOTP of ``totp_secret`` (or
+    what ``code()`` returns); a password prompt (or any hidden prompt) gets ``password``.
 
     Examples
     --------
@@ -287,12 +291,45 @@ def answer_prompts(
     for text, echo in prompts:
         low = text.lower()
         if totp_secret and any(word in low for word in _CODE_WORDS):
-            answers.append(generate_totp(totp_secret))
+            answers.append(code() if code is not None else generate_totp(totp_secret))
         elif password is not None and ("password" in low or not echo):
             answers.append(password)
         else:
             answers.append("")
     return answers
+
+
+class FreshCodes:
+    """TOTP codes for one session, remembering the last one given.
+
+    A reconnection within the same 30 s window would send the same code again, which
+    servers may refuse (a one-time code); :meth:`wait_for_next` then waits for a new
+    one before trying again.
+    """
+
+    def __init__(self, secret: str, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._secret = Secret(secret)
+        self._last = ""
+        self._sleep = sleep
+        self.reused = False
+
+    def _now(self) -> str:
+        from dpdispatcher.utils.utils import generate_totp
+
+        return generate_totp(self._secret.reveal())
+
+    def __call__(self) -> str:
+        code = self._now()
+        self.reused = code == self._last
+        self._last = code
+        return code
+
+    def wait_for_next(self) -> None:
+        """Sleep until the current code differs from the last one given (<= 31 s)."""
+        for _ in range(62):
+            if self._now() != self._last:
+                return
+            self._sleep(0.5)
 
 
 def load_private_key(path: str, passphrase: str | None) -> paramiko.PKey:

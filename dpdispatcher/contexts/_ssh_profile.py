@@ -107,6 +107,8 @@ def remote_profile_fields() -> list[Any]:
 
 
 def make_session(profile: dict[str, Any]) -> SSHSession:
+    """The session described by a ``remote_profile`` (unknown keys are refused, with a
+    did-you-mean hint; None values mean "the default")."""
     accepted = [p for p in inspect.signature(SSHSession.__init__).parameters if p != "self"]
     for key in profile:
         if key not in accepted:

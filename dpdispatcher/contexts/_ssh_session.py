@@ -119,6 +119,7 @@ class SSHSession:
         self._password = None if password is None else auth.Secret(password)
         self._passphrase = None if passphrase is None else auth.Secret(passphrase)
         self._totp_secret = None if totp_secret is None else auth.Secret(totp_secret)
+        self._codes = None if totp_secret is None else auth.FreshCodes(totp_secret)
         self._endpoint: auth.Endpoint | None = None
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
@@ -320,14 +321,18 @@ class SSHSession:
             def handler(
                 title: str, instructions: str, prompts: Sequence[tuple[str, bool]]
             ) -> list[str]:
-                return auth.answer_prompts(prompts, password, totp)
+                return auth.answer_prompts(prompts, password, totp, self._codes)
 
-            if state.attempt(
-                "keyboard-interactive",
-                "keyboard-interactive",
-                lambda: transport.auth_interactive(ep.username, handler),
-            ):
+            def interactive() -> Any:
+                return transport.auth_interactive(ep.username, handler)
+
+            if state.attempt("keyboard-interactive", "keyboard-interactive", interactive):
                 return
+            codes = self._codes
+            if codes is not None and codes.reused:  # refused a code already used: wait
+                codes.wait_for_next()
+                if state.attempt("keyboard-interactive", "keyboard-interactive", interactive):
+                    return
         if password is not None and state.attempt(
             "password", "password", lambda: transport.auth_password(ep.username, password)
         ):

@@ -192,7 +192,7 @@ def drop_connection(session: SSHSession) -> int:
     transport = session._transport
     assert transport is not None
     local_port = transport.sock.getsockname()[1]  # type: ignore[union-attr]
-    pids = _server_pids(local_port, int(env("DPDISP_SSH_PORT")))
+    pids = _server_pids(local_port, session.port)
     for pid in pids:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -363,6 +363,28 @@ def test_totp_keyboard_interactive(caplog: pytest.LogCaptureFixture) -> None:
     assert _whoami(s) == env("DPDISP_SSH_USER")
     for secret in (env("DPDISP_SSH_PASSWORD"), env("DPDISP_SSH_TOTP_SECRET")):
         assert secret not in caplog.text
+
+
+def test_totp_session_reconnects(tmp_path: Path) -> None:
+    require(
+        "DPDISP_SSH_TOTP_PORT", "DPDISP_SSH_TOTP_SECRET", "DPDISP_SSH_PASSWORD", what="TOTP sshd"
+    )
+    ctx = SSHContext(
+        str(tmp_path),
+        "/tmp",
+        profile(
+            port=int(env("DPDISP_SSH_TOTP_PORT")),
+            key_filename=None,
+            password=env("DPDISP_SSH_PASSWORD"),
+            totp_secret=env("DPDISP_SSH_TOTP_SECRET"),
+        ),
+    )
+    ctx.reconnect_delays = (0.1, 0.5)
+    assert ctx.run("echo one", idempotent=True).stdout == "one\n"
+    assert drop_connection(ctx.ssh_session) >= 1
+    assert ctx.run("echo two", idempotent=True).stdout == "two\n"
+    assert ctx.ssh_session.connections == 2
+    ctx.close()
 
 
 def test_jump_host(tmp_path: Path) -> None:

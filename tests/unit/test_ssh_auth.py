@@ -193,6 +193,19 @@ def test_answer_prompts() -> None:
     assert auth.answer_prompts([("Verification code: ", False)], None, None) == [""]
 
 
+def test_totp_codes_tell_reuse_and_wait_for_the_next() -> None:
+    secret = pyotp.random_base32()
+    slept: list[float] = []
+    codes = auth.FreshCodes(secret, sleep=slept.append)
+    first = codes()
+    assert not codes.reused
+    if codes() == first:  # same 30 s window
+        assert codes.reused
+        codes.wait_for_next()  # the fake sleep returns at once: it gives up after 31 s worth
+        assert slept and sum(slept) <= 31
+    assert "Secret('***')" in repr(vars(codes))
+
+
 def _keygen(tmp_path: Path, kind: str, passphrase: str = "") -> str:
     if shutil.which("ssh-keygen") is None:
         pytest.skip("no ssh-keygen")
