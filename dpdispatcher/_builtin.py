@@ -21,8 +21,4 @@ BUILTIN_MODULES = (
 )
 
 for _name in BUILTIN_MODULES:
-    try:
-        importlib.import_module(_name)
-    except ModuleNotFoundError as _err:  # a backend still being written
-        if _err.name != _name:
-            raise
+    importlib.import_module(_name)

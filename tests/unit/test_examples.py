@@ -13,7 +13,6 @@ import pytest
 
 from dpdispatcher import Machine, Resources, Task
 from dpdispatcher.base_context import BaseContext
-from dpdispatcher.errors import UnknownNameError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 REPO = EXAMPLES.parent
@@ -30,27 +29,6 @@ def _ids(paths: list[Path]) -> list[str]:
     return [str(p.relative_to(EXAMPLES)) for p in paths]
 
 
-def _unregistered(data: dict[str, object]) -> list[str]:
-    """Names in an example whose batch or context type is not (yet) registered."""
-    missing = []
-    for key, registry in (("batch_type", Machine), ("context_type", BaseContext)):
-        if key in data:
-            try:
-                registry.resolve_name(str(data[key]))
-            except UnknownNameError:
-                missing.append(f"{key} {data[key]}")
-    return missing
-
-
-def _xfail_if_backend_missing(path: Path) -> None:
-    # Some backends (PBS, LSF, SSH, Bohrium) are written in parallel with these examples.
-    # Until a backend registers itself, its examples cannot load; as soon as it does,
-    # this test checks them for real.
-    missing = _unregistered(json.loads(path.read_text(encoding="utf-8")))
-    if missing:
-        pytest.xfail(f"{path.name}: {', '.join(missing)} not registered yet")
-
-
 def test_the_example_folders_hold_what_the_tests_expect() -> None:
     assert len(MACHINE_FILES) >= 6
     assert len(RESOURCES_FILES) >= 4
@@ -60,7 +38,6 @@ def test_the_example_folders_hold_what_the_tests_expect() -> None:
 
 @pytest.mark.parametrize("path", MACHINE_FILES, ids=_ids(MACHINE_FILES))
 def test_machine_example_loads(path: Path) -> None:
-    _xfail_if_backend_missing(path)
     machine = Machine.load_from_json(path)
     data = json.loads(path.read_text(encoding="utf-8"))
     assert type(machine) is Machine.get_class(data["batch_type"])
@@ -75,7 +52,6 @@ def test_machine_example_loads(path: Path) -> None:
 
 @pytest.mark.parametrize("path", RESOURCES_FILES, ids=_ids(RESOURCES_FILES))
 def test_resources_example_loads(path: Path) -> None:
-    _xfail_if_backend_missing(path)
     resources = Resources.load_from_json(path)
     data = json.loads(path.read_text(encoding="utf-8"))
     assert resources.group_size == data["group_size"]
