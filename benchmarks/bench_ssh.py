@@ -45,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--orig-python", help="interpreter with dpdispatcher 1.1.0")
     parser.add_argument("--skip-original", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print every round")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        help="seconds of quiet before each contender (disk write-back)",
+    )
     args = parser.parse_args()
 
     infra = load_infra_env()
@@ -236,7 +244,10 @@ def main() -> None:
             for name, python, extra, child_env in contenders[shift:] + contenders[:shift]:
                 local = work / f"local-{rnd}-{len(times[name])}-{extra['kind']}"
                 shutil.copytree(source, local)
-                os.sync()  # no write-back of the fresh copy during the timed transfers
+                # let the write-back of the fresh copy (and of what the previous contender
+                # deleted) finish before the clock starts
+                os.sync()
+                time.sleep(args.settle)
                 remote = f"{remote_base}/{extra['kind']}{extra.get('gzip', '')}-{rnd}"
                 subprocess.run(
                     [*shlex.split(ssh), f"rm -rf {remote} && mkdir -p {remote}"], check=True
@@ -253,6 +264,8 @@ def main() -> None:
                 if not res["ok"]:
                     raise RuntimeError(f"{name}: the files that came back are wrong")
                 times[name].append((res["up"], res["down"], res["cpu"]))
+                if args.verbose:
+                    print(f"round {rnd}: {name:20s} up {res['up']:.2f} down {res['down']:.2f}")
                 shutil.rmtree(local)
                 subprocess.run([*shlex.split(ssh), f"rm -rf {remote}"], check=True)
         report(times, args)
