@@ -4,6 +4,7 @@
 #   (as root; see tests/infra/up.sh), run the linters and pytest, tear the servers down.
 # Without root the real-component tests are skipped with a reason; under CI=true they
 # must run, so a missing component fails the suite.
+# DPDISP_KEEP_INFRA=1 leaves the servers running afterwards (handy when iterating).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -13,8 +14,10 @@ echo "== installing dpdispatcher[test]"
 
 if [ "$(id -u)" -eq 0 ]; then
     echo "== bringing up the test infrastructure"
-    trap 'bash tests/infra/sge.sh down >/dev/null 2>&1 || true
-          bash tests/infra/down.sh >/dev/null 2>&1 || true' EXIT
+    if [ "${DPDISP_KEEP_INFRA:-0}" != 1 ]; then
+        trap 'bash tests/infra/sge.sh down >/dev/null 2>&1 || true
+              bash tests/infra/down.sh >/dev/null 2>&1 || true' EXIT
+    fi
     bash tests/infra/up.sh
     bash tests/infra/sge.sh up
 else
