@@ -36,6 +36,7 @@ from dpdispatcher.contexts._ssh_files import download_once, upload_once
 from dpdispatcher.contexts._ssh_profile import make_session, remote_profile_fields
 from dpdispatcher.contexts._ssh_retry import Reconnecting
 from dpdispatcher.contexts._ssh_session import SSHSession
+from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import CommandError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -151,8 +152,15 @@ class SSHContext(Reconnecting, BaseContext):
         return self._call("open SFTP", lambda s: s.sftp)
 
     def close(self) -> None:
-        """Close the connection."""
-        self.ssh_session.close()
+        """Close the connection (first deleting the journal entries already received)."""
+        session = self.ssh_session
+        if self._done_tokens and session.is_alive():
+            try:
+                session.run_raw(scripts.forget_script(self._done_tokens))
+                self._done_tokens = []
+            except Exception as err:  # noqa: BLE001 - best effort: purged after a day anyway
+                dlog.debug("could not tidy the command journal: %s", err)
+        session.close()
 
     # -- binding ---------------------------------------------------------------------------
     def bind_submission(self, submission: Submission) -> None:

@@ -616,6 +616,11 @@ def test_drop_while_a_journaled_command_runs(tmp_path: Path, remote: Path, count
     assert (res.exit_code, res.stdout) == (0, "submitted 42\n")
     assert (counters / "journal").read_text() == "once\n"
     assert ctx.ssh_session.connections == 2
+    tokens = list(ctx._done_tokens)
+    assert tokens
+    ctx.close()  # tidies the journal entries it received
+    journal = Path(os.path.expanduser(f"~{env('DPDISP_SSH_USER')}")) / ".cache/dpdispatcher/ssh-run"
+    assert not [p for p in journal.iterdir() if p.name.split(".")[0] in tokens]
 
 
 # -- kill -9 of the dispatcher ------------------------------------------------------------------
