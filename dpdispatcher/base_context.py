@@ -133,8 +133,15 @@ class BaseContext(Registered):
         return self.remote_root
 
     # -- primitives every context implements --------------------------------------
-    def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
-        """Run a shell command in the job root; never raises for a non-zero exit."""
+    def run(
+        self, cmd: str, timeout: float | None = None, *, idempotent: bool = False
+    ) -> CommandResult:
+        """Run a shell command in the job root; never raises for a non-zero exit.
+
+        ``idempotent=True`` tells a context whose connection can drop that the command
+        may simply be run again (a status query); otherwise it must not be repeated
+        blindly (a submission).
+        """
         raise NotImplementedError
 
     def write_file(self, fname: str, write_str: str) -> str:

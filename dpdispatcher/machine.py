@@ -400,7 +400,7 @@ class Machine(Registered):
         submitted = [job for job in jobs if job.job_id]
         if not submitted:
             return {}
-        result = self.context.run(self.status_command(submitted))
+        result = self.context.run(self.status_command(submitted), idempotent=True)
         if not result.ok and self.is_transient(result):
             raise TransientSchedulerError(
                 f"{type(self).__name__} status query deferred: {result.stderr.strip()}"
@@ -441,7 +441,7 @@ class Machine(Registered):
         """Cancel a job; a job already gone is not an error."""
         if not job.job_id:
             return
-        result = self.context.run(self.kill_command(quoting.job_id(job.job_id)))
+        result = self.context.run(self.kill_command(quoting.job_id(job.job_id)), idempotent=True)
         if not result.ok:
             dlog.info("kill of job %s: %s", job.job_id, (result.stderr + result.stdout).strip())
 

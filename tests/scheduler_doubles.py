@@ -40,7 +40,9 @@ class FakeContext(BaseContext):
         self.commands: list[str] = []
         self.exist_queries: list[list[str]] = []
 
-    def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, cmd: str, timeout: float | None = None, *, idempotent: bool = False
+    ) -> CommandResult:
         self.commands.append(cmd)
         if not self.answers:
             raise AssertionError(f"unexpected command {cmd!r}")

@@ -39,7 +39,9 @@ class LocalShellContext(BaseContext):
 
     _abstract = True
 
-    def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, cmd: str, timeout: float | None = None, *, idempotent: bool = False
+    ) -> CommandResult:
         """Run ``cmd`` with bash in the job root (or the current directory before binding)."""
         cwd = self.remote_root if os.path.isdir(self.remote_root) else None
         try:

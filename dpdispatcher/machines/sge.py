@@ -341,7 +341,8 @@ class SGE(Machine):
         self._cleared.update(job.job_id for job in jobs)
         ids = [sh(job_id(job.job_id)) for job in jobs]
         result = self.context.run(
-            f"qstat -j {','.join(ids)} 2>/dev/null; qdel {' '.join(ids)} >/dev/null 2>&1; true"
+            f"qstat -j {','.join(ids)} 2>/dev/null; qdel {' '.join(ids)} >/dev/null 2>&1; true",
+            idempotent=True,
         )
         for jid, reason in parse_error_reasons(result.stdout).items():
             dlog.warning("SGE job %s was in error state (deleted): %s", jid, reason)

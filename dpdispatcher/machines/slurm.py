@@ -328,7 +328,8 @@ class Slurm(Machine):
             return
         ids = ",".join(job_id(job.job_id) for job in jobs)
         result = self.context.run(
-            f"sacct --noheader --parsable2 --format=JobID,State,ExitCode --jobs={sh(ids)}"
+            f"sacct --noheader --parsable2 --format=JobID,State,ExitCode --jobs={sh(ids)}",
+            idempotent=True,
         )
         if _ACCOUNTING_DISABLED in result.stderr + result.stdout:
             self._accounting = False

@@ -45,7 +45,7 @@ CHILD = textwrap.dedent("""
         from dpdispatcher.contexts._local import LocalShellContext
         from dpdispatcher.machine import SUBMIT_MARK
         original_run = LocalShellContext.run
-        def run(self, cmd, timeout=None):
+        def run(self, cmd, timeout=None, idempotent=False):
             if SUBMIT_MARK in cmd:
                 cmd = cmd.replace(chr(10), chr(10) + "sleep 0.2" + chr(10))
                 subprocess.Popen(["bash", "-c", cmd], cwd=self.remote_root)

@@ -53,7 +53,9 @@ class FakeContext(SharedFakeContext):
 
     _abstract = True
 
-    def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, cmd: str, timeout: float | None = None, *, idempotent: bool = False
+    ) -> CommandResult:
         answer = super().run(cmd, timeout)
         if SUBMIT_MARK in cmd:
             return _replay_submit(cmd, answer)
