@@ -79,9 +79,9 @@ def record_commands(machine: Machine, monkeypatch: pytest.MonkeyPatch) -> list[s
     calls: list[str] = []
     original = machine.context.run
 
-    def run(cmd: str, timeout: float | None = None) -> CommandResult:
+    def run(cmd: str, timeout: float | None = None, *, idempotent: bool = False) -> CommandResult:
         calls.append(cmd)
-        return original(cmd, timeout)
+        return original(cmd, timeout, idempotent=idempotent)
 
     monkeypatch.setattr(machine.context, "run", run)
     return calls
