@@ -93,6 +93,32 @@ def present_locally(local_dir: str, pattern: str) -> bool:
     return bool(glob.glob(full)) if has_magic(pattern) else os.path.lexists(full)
 
 
+def glob_rel(directory: str, pattern: str) -> list[str]:
+    """What ``pattern`` matches under ``directory``, as sorted relative paths."""
+    if has_magic(pattern):
+        matches = glob.glob(os.path.join(directory, pattern))
+        return sorted(os.path.relpath(p, directory) for p in matches)
+    return [pattern] if os.path.lexists(os.path.join(directory, pattern)) else []
+
+
+def unmatched(
+    req: BackwardRequest, local_dir: str, check_exists: bool, mark_failure: bool
+) -> str | None:
+    """Apply the missing-file rule to a request that matched nothing remotely.
+
+    Returns the path to report as missing, or None when the request is optional, already
+    present locally (counts as downloaded) or tolerated by ``check_exists`` (then marked
+    with :func:`mark_missing` when ``mark_failure``).
+    """
+    if req.optional or present_locally(local_dir, req.pattern):
+        return None
+    if check_exists:
+        if mark_failure:
+            mark_missing(local_dir, req.pattern)
+        return None
+    return os.path.join(req.directory, req.pattern)
+
+
 def mark_missing(local_dir: str, pattern: str) -> None:
     """Write the empty marker telling that ``pattern`` could not be downloaded."""
     os.makedirs(local_dir, exist_ok=True)

@@ -95,11 +95,10 @@ def download_once(
     missing: list[str] = []
     for index, req in enumerate(requests):
         found = matches.get(index, [])
-        if not found and not req.optional:
-            if not check_exists:
-                missing.append(posixpath.join(req.directory, req.pattern))
-            elif mark_failure:
-                _files.mark_missing(os.path.join(local_root, req.directory), req.pattern)
+        if not found:
+            local_dir = os.path.join(local_root, req.directory)
+            report = _files.unmatched(req, local_dir, check_exists, mark_failure)
+            missing += [report] if report else []
         for match in found:
             rel = posixpath.normpath(posixpath.join(req.directory, match))
             if rel not in names and not os.path.lexists(os.path.join(local_root, rel)):

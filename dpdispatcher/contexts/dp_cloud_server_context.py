@@ -50,7 +50,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from dpdispatcher import _files
 from dpdispatcher._script import names
 from dpdispatcher.contexts._local import LocalShellContext, remove_path
-from dpdispatcher.contexts.local_context import _glob_rel
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError, RemoteFileNotFoundError
 
@@ -489,16 +488,10 @@ class DpCloudServerContext(LocalShellContext):
         missing: list[str] = []
         for req, sources in self._requests(submission, back_error):
             local_dir = os.path.join(self.local_root, req.directory)
-            found = [(src, rel) for src in sources for rel in _glob_rel(src, req.pattern)]
+            found = [(src, rel) for src in sources for rel in _files.glob_rel(src, req.pattern)]
             if not found:
-                if req.optional or _files.present_locally(local_dir, req.pattern):
-                    continue
-                if check_exists:
-                    if mark_failure:
-                        _files.mark_missing(local_dir, req.pattern)
-                    continue
-                missing.append(os.path.join(req.directory, req.pattern))
-                continue
+                report = _files.unmatched(req, local_dir, check_exists, mark_failure)
+                missing += [report] if report else []
             for src, rel in found:
                 _bring_back(os.path.join(src, rel), os.path.join(local_dir, rel), self.keep_backup)
         if self.keep_backup:

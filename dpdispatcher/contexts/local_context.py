@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import threading
@@ -72,16 +71,10 @@ class LocalContext(LocalShellContext):
         for req in _files.backward_requests(submission, back_error):
             remote_dir = os.path.join(self.remote_root, req.directory)
             local_dir = os.path.join(self.local_root, req.directory)
-            matches = _glob_rel(remote_dir, req.pattern)
+            matches = _files.glob_rel(remote_dir, req.pattern)
             if not matches:
-                if req.optional or _files.present_locally(local_dir, req.pattern):
-                    continue
-                if check_exists:
-                    if mark_failure:
-                        _files.mark_missing(local_dir, req.pattern)
-                    continue
-                missing.append(os.path.join(req.directory, req.pattern))
-                continue
+                report = _files.unmatched(req, local_dir, check_exists, mark_failure)
+                missing += [report] if report else []
             for rel in matches:
                 _move_back(os.path.join(remote_dir, rel), os.path.join(local_dir, rel))
         if missing:
@@ -110,14 +103,6 @@ def _place(src: str, dst: str, symlink: bool) -> None:
         shutil.copytree(src, dst, symlinks=True)
     else:
         shutil.copy2(src, dst)
-
-
-def _glob_rel(directory: str, pattern: str) -> list[str]:
-    if _files.has_magic(pattern):
-        return sorted(
-            os.path.relpath(p, directory) for p in glob.glob(os.path.join(directory, pattern))
-        )
-    return [pattern] if os.path.lexists(os.path.join(directory, pattern)) else []
 
 
 def _move_back(src: str, dst: str) -> None:
