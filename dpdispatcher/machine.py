@@ -47,16 +47,28 @@ def wrap_submit(submit_cmd: str, id_file: str) -> str:
     )
 
 
+def submit_lock_command() -> str:
+    """Take the job root's submit lock for the rest of the shell (waits while another
+    shell holds it; skipped where ``flock`` is missing)."""
+    lock = quoting.sh(names.submit_lock_file())
+    return f"exec 9>>{lock}; if command -v flock >/dev/null 2>&1; then flock -x 9; fi"
+
+
 def batch_submit_command(parts: Sequence[tuple[str, str]]) -> str:
     """One shell command running each ``(job_hash, wrapped_submit)`` and marking its end.
 
-    It stops at the first refused submission (the scheduler is down or rejects these
-    resources): the jobs after it are left for a later attempt.
+    It holds the submit lock while it runs, and stops at the first refused submission (the
+    scheduler is down or rejects these resources): the jobs after it are left for a later
+    attempt.
     """
-    return "\n".join(
-        f'( {cmd} ) 2>&1; rc=$?; echo "{SUBMIT_MARK} {job_hash} $rc"; '
-        f'[ $rc -eq 0 ] || {{ echo "{STOPPED_MARK}"; exit 0; }}'
-        for job_hash, cmd in parts
+    return (
+        submit_lock_command()
+        + "\n"
+        + "\n".join(
+            f'( {cmd} ) 2>&1 9>&-; rc=$?; echo "{SUBMIT_MARK} {job_hash} $rc"; '
+            f'[ $rc -eq 0 ] || {{ echo "{STOPPED_MARK}"; exit 0; }}'
+            for job_hash, cmd in parts
+        )
     )
 
 

@@ -31,7 +31,7 @@ from dpdispatcher.errors import (
     TransientSchedulerError,
 )
 from dpdispatcher.job import Job
-from dpdispatcher.machine import Machine
+from dpdispatcher.machine import Machine, submit_lock_command
 from dpdispatcher.resources import Resources
 from dpdispatcher.task import Task
 from dpdispatcher.utils.job_status import JobStatus
@@ -353,6 +353,8 @@ class Submission:
             job.job_state = JobStatus(body.get("job_state", JobStatus.unsubmitted))
             job.job_id = _checked_job_id(body.get("job_id"), where)
             job.fail_count = int(body.get("fail_count", 0))
+        # a shell left submitting by a killed predecessor may still be recording job ids
+        self._bound_machine().context.run(submit_lock_command() + "; true", idempotent=True)
         self._adopt_recorded_job_ids()
         dlog.info("recovered submission %s from %s", self.submission_hash, where)
         return True

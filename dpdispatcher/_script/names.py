@@ -45,6 +45,12 @@ def task_tag_file(task_hash: str) -> str:
     return f"{task_hash}_task_tag_finished"
 
 
+def submit_lock_file() -> str:
+    """Held (``flock``) by a shell while it submits jobs, so that a restarted dispatcher
+    waits for a submitting shell its killed predecessor left behind."""
+    return ".dpdispatcher_submit.lock"
+
+
 def state_file(submission_hash: str) -> str:
     """The persisted submission state in the job root."""
     return f"{submission_hash}.json"

@@ -47,9 +47,11 @@ CHILD = textwrap.dedent("""
         original_run = LocalShellContext.run
         def run(self, cmd, timeout=None, idempotent=False):
             if SUBMIT_MARK in cmd:
-                cmd = cmd.replace(chr(10), chr(10) + "sleep 0.2" + chr(10))
-                subprocess.Popen(["bash", "-c", cmd], cwd=self.remote_root)
-                time.sleep(0.3)
+                # the orphaned shell is still submitting when the rerun recovers
+                cmd = cmd.replace(chr(10), chr(10) + "sleep 1" + chr(10))
+                subprocess.Popen(["bash", "-c", cmd], cwd=self.remote_root,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
                 die()
             return original_run(self, cmd, timeout)
         LocalShellContext.run = run
