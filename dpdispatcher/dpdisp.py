@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from dpdispatcher._loaders import load_json
+from dpdispatcher._state import local_state_dir
 from dpdispatcher.dlog import dlog, setup_logging
 from dpdispatcher.errors import ConfigurationError, DPDispatcherError
 from dpdispatcher.job import Job
 from dpdispatcher.machine import Machine
 from dpdispatcher.resources import Resources
-from dpdispatcher.submission import Submission, local_state_dir
+from dpdispatcher.submission import Submission
 from dpdispatcher.task import Task
 from dpdispatcher.utils.job_status import JobStatus
 

@@ -15,8 +15,6 @@ from dpdispatcher.utils.job_status import JobStatus
 if TYPE_CHECKING:
     from dpdispatcher.machine import Machine
 
-_RUNTIME_KEYS = ("job_state", "job_id", "fail_count")
-
 
 class Job:
     """Tasks sharing one job script, one scheduler job id and one copy of the resources.

@@ -461,5 +461,23 @@ class Machine(Registered):
         """Whether persisted state of ``submission`` exists in its job root."""
         return self.context.check_file_exists(names.state_file(submission.submission_hash))
 
+    def check_resources(self, resources: Resources) -> None:
+        """Refuse ``resources.kwargs`` keys this batch type does not know (did-you-mean)."""
+        import difflib
+
+        allowed: dict[str, str] = {}
+        for arg in self.resources_subfields():
+            allowed[arg.name] = arg.name
+            allowed.update(dict.fromkeys(arg.alias, arg.name))
+        for key in resources.kwargs:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, list(allowed), n=1)
+                hint = f" Did you mean {close[0]}?" if close else ""
+                valid = ", ".join(sorted(set(allowed.values()))) or "none"
+                raise ConfigurationError(
+                    f"resources/kwargs/{key} is not an option of batch type "
+                    f"{type(self).__name__} (valid: {valid}).{hint}"
+                )
+
     def default_resources(self, resources: Resources) -> None:
         """Kept for compatibility; defaults come from the schema."""

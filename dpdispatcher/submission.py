@@ -6,7 +6,6 @@ here, where the reference manual places them.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -15,18 +14,17 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dpdispatcher import _files
 from dpdispatcher._loaders import check_path_list, load_json
-from dpdispatcher._script import names, quoting
+from dpdispatcher._script import names
+from dpdispatcher._state import local_state_dir, parse_state
 from dpdispatcher.contexts._local import atomic_write
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import (
     ConfigurationError,
     JobFailedError,
-    RecoveryError,
     SchedulerError,
     TransientSchedulerError,
 )
@@ -58,14 +56,6 @@ class Timing:
         return float(
             min(self.resubmit_delay * 2 ** max(fail_count - 1, 0), self.resubmit_delay_max)
         )
-
-
-def local_state_dir() -> Path:
-    """Where a copy of every submission's state is kept (``dpdisp submission`` reads it)."""
-    home = os.environ.get("DPDISPATCHER_HOME") or os.path.join(
-        os.path.expanduser("~"), ".dpdispatcher"
-    )
-    return Path(home, "submission")
 
 
 class Submission:
@@ -319,7 +309,7 @@ class Submission:
             self.generate_jobs()
         for job in self.belonging_jobs:
             job.machine = machine
-        _check_kwargs(machine, self._resources())
+        machine.check_resources(self._resources())
         machine.context.bind_submission(self)
         if not os.path.isdir(machine.context.local_root):
             raise ConfigurationError(
@@ -335,24 +325,10 @@ class Submission:
         if not ctx.check_file_exists(fname):
             return False
         where = os.path.join(ctx.remote_root, fname)
-        try:
-            data = json.loads(ctx.read_file(fname))
-        except json.JSONDecodeError as err:
-            raise RecoveryError(
-                f"{where}: the persisted state is not valid JSON ({err}); "
-                "move it away to start this submission afresh"
-            ) from err
-        if _static_form(data) != json.loads(json.dumps(self.serialize(if_static=True))):
-            raise RecoveryError(
-                f"{where} describes a different submission; "
-                "move it away to start this submission afresh"
-            )
-        old = {h: body for j in data["belonging_jobs"] for h, body in j.items()}
+        runtime = parse_state(ctx.read_file(fname), where, self.serialize(if_static=True))
         for job in self.belonging_jobs:
-            body = old[job.job_hash]
-            job.job_state = JobStatus(body.get("job_state", JobStatus.unsubmitted))
-            job.job_id = _checked_job_id(body.get("job_id"), where)
-            job.fail_count = int(body.get("fail_count", 0))
+            old = runtime[job.job_hash]
+            job.job_state, job.job_id, job.fail_count = old.job_state, old.job_id, old.fail_count
         # a shell left submitting by a killed predecessor may still be recording job ids
         self._bound_machine().context.run(submit_lock_command() + "; true", idempotent=True)
         self._adopt_recorded_job_ids()
@@ -575,40 +551,3 @@ class Submission:
         for job in self.belonging_jobs:
             if job.job_id and job.job_state != JobStatus.finished:
                 machine.kill(job)
-
-
-def _checked_job_id(value: Any, where: str) -> str:
-    """A job id read from a state file, refused unless it is a plain scheduler id."""
-    text = str(value or "")
-    try:
-        return quoting.job_id(text) if text else ""
-    except SchedulerError as err:
-        raise RecoveryError(f"{where}: {err}") from err
-
-
-def _static_form(data: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(data)
-    for job in out.get("belonging_jobs", []):
-        for body in job.values():
-            for key in ("job_state", "job_id", "fail_count"):
-                body.pop(key, None)
-    return out
-
-
-def _check_kwargs(machine: Machine, resources: Resources) -> None:
-    import difflib
-
-    allowed: dict[str, str] = {}
-    for arg in machine.resources_subfields():
-        allowed[arg.name] = arg.name
-        for alias in arg.alias:
-            allowed[alias] = arg.name
-    for key in resources.kwargs:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f" Did you mean {close[0]}?" if close else ""
-            valid = ", ".join(sorted(set(allowed.values()))) or "none"
-            raise ConfigurationError(
-                f"resources/kwargs/{key} is not an option of batch type "
-                f"{type(machine).__name__} (valid: {valid}).{hint}"
-            )
