@@ -7,17 +7,17 @@ Regenerate after an intended change with
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dpdispatcher import Job, Machine, Resources, Task
+from dpdispatcher import Machine
+from tests import golden
+from tests.golden import make_job
 
 SCRIPTS = Path(__file__).parent.parent / "fixtures" / "scripts"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 FLAVOURS = {"pbs": "PBS", "torque": "Torque", "sge": "SGE", "lsf": "LSF"}
 CUDA = {"if_cuda_multi_devices": True}
 
@@ -129,60 +129,18 @@ def spec(flavour: str, case: str) -> tuple[int, str | None, dict[str, Any]]:
     return n, name, res
 
 
-def make_job(n_tasks: int, task_name: str | None, res: dict[str, Any]) -> Job:
-    res = dict(res)
-    tasks = [
-        Task(
-            f"run_step {i} --input in.{i} > out.{i}",
-            f"task.{i:03d}/",
-            task_name=task_name,
-            forward_files=["in"],
-            backward_files=["out"],
-        )
-        for i in range(n_tasks)
-    ]
-    resources = Resources(
-        res.pop("number_node", 1),
-        res.pop("cpu_per_node", 4),
-        res.pop("gpu_per_node", 0),
-        res.pop("queue_name", ""),
-        n_tasks,
-        **res,
-    )
-    return Job(tasks, resources=resources)
-
-
 def make_machine(flavour: str, tmp_path: Path) -> Machine:
-    m = Machine(
-        batch_type=FLAVOURS[flavour],
-        context_type="LocalContext",
-        local_root=str(tmp_path),
-        remote_root="/remote/root",
-    )
-    m.context.remote_root = "/remote/root/SUBMISSION"
-    return m
+    return golden.make_machine(FLAVOURS[flavour], tmp_path)
 
 
 def render(flavour: str, case: str, tmp_path: Path) -> tuple[str, str, str]:
-    job = make_job(*spec(flavour, case))
-    machine = make_machine(flavour, tmp_path)
-    script, body = machine.gen_script(job), machine.gen_run_body(job)
-    text = script + "#### .run file ####\n" + body
-    text = text.replace(job.job_hash, "JOBHASH")
-    for task in job.job_task_list:
-        text = text.replace(task.task_hash, f"TASKHASH_{task.task_work_path.strip('/')}")
-    return text, script, body
+    return golden.render(make_machine(flavour, tmp_path), make_job(*spec(flavour, case)))
 
 
 @pytest.mark.parametrize(("flavour", "case"), CASES)
 def test_golden_scripts(flavour: str, case: str, tmp_path: Path) -> None:
     text, _, _ = render(flavour, case, tmp_path)
-    golden = SCRIPTS / flavour / f"{case}.sub"
-    if UPDATE:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-    assert golden.exists(), f"{golden} missing: run with UPDATE_GOLDEN=1 and review it"
-    assert text == golden.read_text()
+    golden.check_golden(SCRIPTS / flavour / f"{case}.sub", text)
 
 
 @pytest.mark.parametrize(("flavour", "case"), CASES)

@@ -12,9 +12,9 @@ from dpdispatcher import Job, Machine, Resources, Task
 from dpdispatcher._script import names, render
 from dpdispatcher._script.quoting import directive_value, env_value, job_id, sh
 from dpdispatcher.errors import ConfigurationError, SchedulerError
+from tests.golden import check_golden
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "scripts" / "shell"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 CASES = {
     "cpu": dict(),
@@ -57,11 +57,7 @@ def test_golden_shell_scripts(case, tmp_path):
     text = text.replace(job.job_hash, "JOBHASH")
     for task in job.job_task_list:
         text = text.replace(task.task_hash, f"TASKHASH_{task.task_work_path.strip('/')}")
-    golden = GOLDEN / f"{case}.sub"
-    if UPDATE:
-        golden.write_text(text)
-    assert golden.exists(), f"{golden} missing: run with UPDATE_GOLDEN=1 and review it"
-    assert text == golden.read_text()
+    check_golden(GOLDEN / f"{case}.sub", text)
 
 
 def test_rendering_is_pure(tmp_path):

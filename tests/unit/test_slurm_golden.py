@@ -6,17 +6,16 @@ and review the diff of ``tests/fixtures/scripts/slurm/``.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dpdispatcher import Job, Machine, Resources, Task
+from tests import golden
+from tests.golden import make_job, make_machine
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "scripts" / "slurm"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 TEMPLATE = GOLDEN / "header_template.tpl"
 
 CUDA = {"if_cuda_multi_devices": True}
@@ -87,62 +86,15 @@ CASES: dict[str, tuple[str, int, str | None, dict[str, Any]]] = {
 }
 
 
-def make_job(n_tasks: int, task_name: str | None, res: dict[str, Any]) -> Job:
-    res = dict(res)
-    tasks = [
-        Task(
-            f"run_step {i} --input in.{i} > out.{i}",
-            f"task.{i:03d}/",
-            task_name=task_name,
-            forward_files=["in"],
-            backward_files=["out"],
-        )
-        for i in range(n_tasks)
-    ]
-    base = [
-        res.pop(k, d)
-        for k, d in (
-            ("number_node", 1),
-            ("cpu_per_node", 4),
-            ("gpu_per_node", 0),
-            ("queue_name", ""),
-        )
-    ]
-    return Job(tasks, resources=Resources(*base, n_tasks, **res))
-
-
-def make_machine(batch_type: str, tmp_path: Path) -> Machine:
-    m = Machine(
-        batch_type=batch_type,
-        context_type="LocalContext",
-        local_root=str(tmp_path),
-        remote_root="/remote/root",
-    )
-    m.context.remote_root = "/remote/root/SUBMISSION"
-    return m
-
-
 def render(case: str, tmp_path: Path) -> tuple[str, str, str]:
     batch_type, n_tasks, name, res = CASES[case]
-    job = make_job(n_tasks, name, res)
-    machine = make_machine(batch_type, tmp_path)
-    script, body = machine.gen_script(job), machine.gen_run_body(job)
-    text = script + "#### .run file ####\n" + body
-    text = text.replace(job.job_hash, "JOBHASH")
-    for task in job.job_task_list:
-        text = text.replace(task.task_hash, f"TASKHASH_{task.task_work_path.strip('/')}")
-    return text, script, body
+    return golden.render(make_machine(batch_type, tmp_path), make_job(n_tasks, name, res))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_slurm_scripts(case: str, tmp_path: Path) -> None:
     text, _, _ = render(case, tmp_path)
-    golden = GOLDEN / f"{case}.sub"
-    if UPDATE:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-    assert golden.exists(), f"{golden} missing: run with UPDATE_GOLDEN=1 and review it"
-    assert text == golden.read_text()
+    golden.check_golden(GOLDEN / f"{case}.sub", text)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
