@@ -37,16 +37,28 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigurationError(f"{path}: no such file") from err
 
 
+def path_problem(path: Any) -> str | None:
+    """What is wrong with ``path`` as a relative path inside the work base, or None.
+
+    >>> path_problem("a/b"), path_problem("a/../../b")
+    (None, "'a/../../b' must not climb out of the work base with '..'")
+    """
+    if not isinstance(path, str) or path == "":
+        return f"expected a non-empty relative path, got {path!r}"
+    if "\0" in path:
+        return f"{path!r} contains a NUL byte"
+    if path.startswith("/"):
+        return f"{path!r} must be relative to the work base"
+    if ".." in path and ".." in path.split("/"):
+        return f"{path!r} must not climb out of the work base with '..'"
+    return None
+
+
 def check_relative_path(path: str, key: str) -> str:
     """Refuse absolute paths and paths climbing out with ``..``."""
-    if not isinstance(path, str) or path == "":
-        raise ConfigurationError(f"{key}: expected a non-empty relative path, got {path!r}")
-    if "\0" in path:
-        raise ConfigurationError(f"{key}: {path!r} contains a NUL byte")
-    if path.startswith("/"):
-        raise ConfigurationError(f"{key}: {path!r} must be relative to the work base")
-    if ".." in Path(path).parts:
-        raise ConfigurationError(f"{key}: {path!r} must not climb out of the work base with '..'")
+    problem = path_problem(path)
+    if problem is not None:
+        raise ConfigurationError(f"{key}: {problem}")
     return path
 
 
@@ -54,4 +66,8 @@ def check_path_list(paths: Any, key: str) -> list[str]:
     """A list of relative paths (a single string is refused: it is a common slip)."""
     if not isinstance(paths, (list, tuple)):
         raise ConfigurationError(f"{key}: expected a list of paths, got {type(paths).__name__}")
-    return [check_relative_path(p, f"{key}[{i}]") for i, p in enumerate(paths)]
+    for i, path in enumerate(paths):
+        problem = path_problem(path)
+        if problem is not None:
+            raise ConfigurationError(f"{key}[{i}]: {problem}")
+    return list(paths)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -147,6 +148,13 @@ class BaseContext(Registered):
     def write_file(self, fname: str, write_str: str) -> str:
         """Write ``write_str`` to ``fname`` in the job root, atomically."""
         raise NotImplementedError
+
+    def write_file_chunks(self, fname: str, chunks: Iterable[str]) -> str:
+        """Write the text made of ``chunks`` to ``fname`` in the job root, atomically.
+
+        Contexts that can stream to the file override this; the default joins the pieces.
+        """
+        return self.write_file(fname, "".join(chunks))
 
     def read_file(self, fname: str) -> str:
         """Read ``fname`` from the job root."""

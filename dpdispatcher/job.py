@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._script import names
@@ -49,13 +50,14 @@ class Job:
             return ""
         return self.job_task_list[0].task_name or ""
 
+    def _static_body(self) -> str:
+        """The JSON of the tasks and resources, without the closing brace."""
+        tasks = ", ".join([task.to_json() for task in self.job_task_list])
+        return f'{{"job_task_list": [{tasks}], "resources": {self.resources.to_json()}'
+
     def get_hash(self) -> str:
         """sha1 of the JSON of the tasks and resources."""
-        static = {
-            "job_task_list": [t.serialize() for t in self.job_task_list],
-            "resources": self.resources.serialize(),
-        }
-        return hashlib.sha1(json.dumps(static).encode("utf-8")).hexdigest()
+        return hashlib.sha1((self._static_body() + "}").encode("utf-8")).hexdigest()
 
     def serialize(self, if_static: bool = False) -> dict[str, Any]:
         """``{job_hash: {...}}``; runtime fields (state, id, fail count) unless ``if_static``."""
@@ -68,6 +70,20 @@ class Job:
                 job_state=int(self.job_state), job_id=self.job_id, fail_count=self.fail_count
             )
         return {self.job_hash: body}
+
+    def to_json(self, if_static: bool = False) -> str:
+        """``json.dumps(self.serialize(if_static))``, assembled from the cached JSON of the
+        tasks and resources (nothing is serialised again)."""
+        if if_static:
+            tail = "}"
+        else:
+            job_id = self.job_id
+            job_id_json = _json_str(job_id) if isinstance(job_id, str) else json.dumps(job_id)
+            tail = (
+                f', "job_state": {int(self.job_state)}, "job_id": {job_id_json}, '
+                f'"fail_count": {int(self.fail_count)}}}'
+            )
+        return f"{{{_json_str(self.job_hash)}: {self._static_body()}{tail}}}"
 
     @classmethod
     def deserialize(cls, job_dict: dict[str, Any], machine: Machine | None = None) -> Job:
@@ -97,7 +113,7 @@ class Job:
 
     def job_to_json(self) -> str:
         """The serialized job as JSON text."""
-        return json.dumps(self.serialize())
+        return self.to_json()
 
     def register_job_id(self, job_id: str) -> None:
         """Record the scheduler's id of this job."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import copy
+import json
 from pathlib import Path
 from typing import Any
 
 from dpdispatcher._loaders import load_json, load_yaml
+from dpdispatcher._tracked import plain, track
 from dpdispatcher.errors import ConfigurationError
 
 _FIELDS = (
@@ -28,6 +29,7 @@ _FIELDS = (
     "wait_time",
     "kwargs",
 )
+_FIELD_SET = frozenset(_FIELDS)
 
 
 class Resources:
@@ -46,6 +48,8 @@ class Resources:
     ['number_node', 'cpu_per_node', 'gpu_per_node', 'queue_name', 'group_size']
     """
 
+    __slots__ = (*_FIELDS, "_json", "__dict__")
+
     number_node: int
     cpu_per_node: int
     gpu_per_node: int
@@ -63,6 +67,7 @@ class Resources:
     append_script: list[str]
     wait_time: float
     kwargs: dict[str, Any]
+    _json: str | None
 
     def __init__(
         self,
@@ -113,6 +118,16 @@ class Resources:
             setattr(self, key, values[key])
         _check_semantics(self)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FIELD_SET:
+            value = track(value, self)
+            object.__setattr__(self, "_json", None)
+        object.__setattr__(self, name, value)
+
+    def _touch(self) -> None:
+        """A tracked list or dict of these resources changed: forget the cached JSON."""
+        object.__setattr__(self, "_json", None)
+
     def __repr__(self) -> str:
         return f"Resources({self.serialize()!r})"
 
@@ -122,8 +137,20 @@ class Resources:
     __hash__ = None  # type: ignore[assignment]
 
     def copy(self) -> Resources:
-        """An independent copy (each job owns one)."""
-        return copy.deepcopy(self)
+        """An independent copy (each job owns one); it shares the cached JSON text."""
+        new = type(self).__new__(type(self))
+        for key in _FIELDS:
+            object.__setattr__(new, key, track(getattr(self, key), new))
+        object.__setattr__(new, "_json", self._json)
+        return new
+
+    def to_json(self) -> str:
+        """``json.dumps(self.serialize())``, computed once and kept until a field changes."""
+        text = self._json
+        if text is None:
+            text = json.dumps(self.serialize())
+            object.__setattr__(self, "_json", text)
+        return text
 
     @staticmethod
     def arginfo(detail_kwargs: bool = True) -> Any:
@@ -177,16 +204,7 @@ class Resources:
 
     def serialize(self) -> dict[str, Any]:
         """The resources as a dictionary in the fixed key order that feeds hashes."""
-        return {key: _plain_copy(getattr(self, key)) for key in _FIELDS}
-
-
-def _plain_copy(value: Any) -> Any:
-    """Copy JSON-like data (dicts, lists, scalars) faster than ``copy.deepcopy``."""
-    if isinstance(value, dict):
-        return {k: _plain_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain_copy(v) for v in value]
-    return value
+        return {key: plain(getattr(self, key)) for key in _FIELDS}
 
 
 def _split_flat_kwargs(kwargs: dict[str, Any], flat: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,7 +163,7 @@ class Submission:
         resources = self._resources()
         if not self.belonging_tasks:
             raise ConfigurationError("submission has no tasks (task_list is empty)")
-        self._check_task_dirs_unique()
+        self._check_no_duplicate_tasks()
         tasks = list(self.belonging_tasks)
         random.Random(42).shuffle(tasks)
         size = resources.group_size or len(tasks)
@@ -173,15 +173,16 @@ class Submission:
             )
         self.submission_hash = self.get_hash()
 
-    def _check_task_dirs_unique(self) -> None:
-        seen: dict[str, Task] = {}
+    def _check_no_duplicate_tasks(self) -> None:
+        """Refuse a task listed twice (same hash): the two would share one finish tag."""
+        seen: set[str] = set()
         for task in self.belonging_tasks:
-            if task.task_hash in {t.task_hash for t in seen.values()}:
+            if task.task_hash in seen:
                 raise ConfigurationError(
                     f"task_list: the task {task!r} is listed twice (identical tasks would share "
                     "a finish tag)"
                 )
-            seen[task.task_hash] = task
+            seen.add(task.task_hash)
 
     def _resources(self) -> Resources:
         if self.resources is None:
@@ -210,9 +211,33 @@ class Submission:
             "belonging_jobs": [job.serialize(if_static=if_static) for job in self.belonging_jobs],
         }
 
+    def json_chunks(self, if_static: bool = False) -> Iterator[str]:
+        """``json.dumps(self.serialize(if_static))`` in pieces, one per job.
+
+        Each job's piece is assembled from the cached JSON of its tasks and resources, so
+        hashing and state writes serialise nothing twice and never hold the whole text.
+        """
+        machine = self.machine.serialize() if self.machine is not None else {}
+        resources = self.resources.to_json() if self.resources is not None else "{}"
+        yield (
+            f'{{"work_base": {json.dumps(self.work_base)}, "machine": {json.dumps(machine)}, '
+            f'"resources": {resources}, '
+            f'"forward_common_files": {json.dumps(list(self.forward_common_files))}, '
+            f'"backward_common_files": {json.dumps(list(self.backward_common_files))}, '
+            '"belonging_jobs": ['
+        )
+        sep = ""
+        for job in self.belonging_jobs:
+            yield sep + job.to_json(if_static)
+            sep = ", "
+        yield "]}"
+
     def get_hash(self) -> str:
         """sha1 of the JSON of the static form."""
-        return hashlib.sha1(json.dumps(self.serialize(if_static=True)).encode("utf-8")).hexdigest()
+        sha = hashlib.sha1()
+        for chunk in self.json_chunks(if_static=True):
+            sha.update(chunk.encode("utf-8"))
+        return sha.hexdigest()
 
     @classmethod
     def deserialize(
@@ -242,11 +267,10 @@ class Submission:
 
     def submission_to_json(self) -> None:
         """Persist the state atomically in the job root (and a copy in ~/.dpdispatcher)."""
-        text = json.dumps(self.serialize())
         fname = names.state_file(self.submission_hash)
-        self._bound_machine().context.write_file(fname, text)
+        self._bound_machine().context.write_file_chunks(fname, self.json_chunks())
         try:
-            atomic_write(str(local_state_dir() / fname), text)
+            atomic_write(str(local_state_dir() / fname), self.json_chunks())
         except OSError as err:
             dlog.debug("could not keep a local copy of the state: %s", err)
 

@@ -8,7 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from dpdispatcher._loaders import check_path_list, check_relative_path, load_json, load_yaml
+from dpdispatcher._tracked import TrackedList, track
 from dpdispatcher.errors import ConfigurationError
+
+#: the fields of :meth:`Task.serialize`; assigning one drops the cached JSON
+_SERIALIZED = frozenset(
+    (
+        "command",
+        "task_work_path",
+        "forward_files",
+        "backward_files",
+        "outlog",
+        "errlog",
+        "task_name",
+    )
+)
 
 
 class Task:
@@ -34,6 +48,29 @@ class Task:
     'out.txt'
     """
 
+    __slots__ = (
+        "__dict__",  # other attributes may still be set, as on the original's tasks
+        "_json",
+        "backward_files",
+        "command",
+        "errlog",
+        "forward_files",
+        "outlog",
+        "task_hash",
+        "task_name",
+        "task_work_path",
+    )
+
+    command: str
+    task_work_path: str
+    forward_files: list[str]
+    backward_files: list[str]
+    outlog: str | None
+    errlog: str | None
+    task_name: str | None
+    task_hash: str
+    _json: str | None
+
     def __init__(
         self,
         command: str,
@@ -46,23 +83,38 @@ class Task:
     ) -> None:
         if not isinstance(command, str) or not command.strip():
             raise ConfigurationError(f"task/command: expected a non-empty string, got {command!r}")
-        self.command = command
-        self.task_work_path = check_relative_path(task_work_path, "task/task_work_path")
-        self.forward_files = check_path_list(list(forward_files or []), "task/forward_files")
-        self.backward_files = check_path_list(list(backward_files or []), "task/backward_files")
+        check_relative_path(task_work_path, "task/task_work_path")
+        forward = check_path_list(forward_files or [], "task/forward_files")
+        backward = check_path_list(backward_files or [], "task/backward_files")
         for key, log in (("outlog", outlog), ("errlog", errlog)):
             if log is not None:
                 check_relative_path(log, f"task/{key}")
-        self.outlog = outlog
-        self.errlog = errlog
-        self.task_name = task_name
-        self.task_hash = self.get_hash()
+        init = object.__setattr__  # plain stores: nothing is cached yet
+        init(self, "command", command)
+        init(self, "task_work_path", task_work_path)
+        init(self, "forward_files", TrackedList(forward, self))
+        init(self, "backward_files", TrackedList(backward, self))
+        init(self, "outlog", outlog)
+        init(self, "errlog", errlog)
+        init(self, "task_name", task_name)
+        init(self, "_json", None)
+        init(self, "task_hash", self.get_hash())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SERIALIZED:
+            value = track(value, self)
+            object.__setattr__(self, "_json", None)
+        object.__setattr__(self, name, value)
+
+    def _touch(self) -> None:
+        """A tracked list of this task changed: forget the cached JSON."""
+        object.__setattr__(self, "_json", None)
 
     def __repr__(self) -> str:
         return f"Task(command={self.command!r}, task_work_path={self.task_work_path!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Task) and self.serialize() == other.serialize()
+        return isinstance(other, Task) and self.to_json() == other.to_json()
 
     def __hash__(self) -> int:
         return hash(self.task_hash)
@@ -110,9 +162,20 @@ class Task:
             out["task_name"] = self.task_name
         return out
 
+    def to_json(self) -> str:
+        """``json.dumps(self.serialize())``, computed once and kept until the task changes."""
+        text = self._json
+        if text is None:
+            text = json.dumps(self.serialize())
+            object.__setattr__(self, "_json", text)
+        return text
+
     def get_hash(self) -> str:
-        """sha1 of the JSON of :meth:`serialize`."""
-        return hashlib.sha1(json.dumps(self.serialize()).encode("utf-8")).hexdigest()
+        """sha1 of the JSON of :meth:`serialize` (of the task as it is now).
+
+        The ``task_hash`` attribute keeps the hash taken when the task was built.
+        """
+        return hashlib.sha1(self.to_json().encode("utf-8")).hexdigest()
 
 
 def _expect_dict(data: Any, source: str | Path) -> dict[str, Any]:

@@ -6,19 +6,24 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 
 from dpdispatcher.base_context import BaseContext, CommandResult
 from dpdispatcher.errors import ContextError
 
 
-def atomic_write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a unique temporary file and a rename."""
+def atomic_write(path: str, text: str | Iterable[str]) -> None:
+    """Write ``text`` (a string or pieces of one) to ``path`` through a unique temporary
+    file and a rename."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp.", suffix="." + os.path.basename(path))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            if isinstance(text, str):
+                fh.write(text)
+            else:
+                fh.writelines(text)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -65,6 +70,12 @@ class LocalShellContext(BaseContext):
         """Write a file in the job root atomically; return its path."""
         path = self._abs(fname)
         atomic_write(path, write_str)
+        return path
+
+    def write_file_chunks(self, fname: str, chunks: Iterable[str]) -> str:
+        """Write a file made of ``chunks`` in the job root atomically, streamed; its path."""
+        path = self._abs(fname)
+        atomic_write(path, chunks)
         return path
 
     def write_files(self, files: dict[str, str]) -> None:

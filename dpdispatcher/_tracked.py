@@ -1,0 +1,175 @@
+"""Lists and dicts that tell their owner when they change, so cached JSON stays true.
+
+``Task`` and ``Resources`` keep the JSON text of their serialised form, computed once:
+it feeds the task, job and submission hashes and every state write. Their list and dict
+fields are these tracked containers, so an in-place change (``task.forward_files.append``,
+``resources.kwargs["x"] = 1``) drops the owner's cached text just like an assignment does.
+
+>>> class Owner:
+...     cached = "old"
+...     def _touch(self) -> None:
+...         self.cached = None
+>>> owner = Owner()
+>>> files = track(["a"], owner)
+>>> files.append("b"); files, owner.cached
+(['a', 'b'], None)
+>>> import json; json.dumps(track({"k": [1]}, owner))
+'{"k": [1]}'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, SupportsIndex
+
+
+class Owner(Protocol):
+    """Anything holding a cache that a change of its containers makes stale."""
+
+    def _touch(self) -> None: ...
+
+
+def track(value: Any, owner: Owner) -> Any:
+    """A tracked copy of JSON-like ``value`` (lists and dicts at any depth) owned by ``owner``.
+
+    Scalars and strings are returned as they are; containers are copied, so the caller's
+    own lists and dicts are never changed behind its back and never shared by two owners.
+    """
+    if isinstance(value, list):
+        return TrackedList(value, owner)
+    if isinstance(value, dict):
+        return TrackedDict(value, owner)
+    return value
+
+
+def plain(value: Any) -> Any:
+    """A plain (untracked) deep copy of JSON-like ``value``."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+class TrackedList(list):  # type: ignore[type-arg]
+    """A list that calls ``owner._touch()`` after every in-place change."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, items: Any, owner: Owner) -> None:
+        self._owner = owner
+        list.__init__(self, [track(v, owner) for v in items])
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        # copies and pickles are plain lists: the owner re-tracks them when assigned
+        return (list, (plain(self),))
+
+    def _changed(self) -> None:
+        self._owner._touch()
+
+    def append(self, value: Any) -> None:
+        list.append(self, track(value, self._owner))
+        self._changed()
+
+    def extend(self, values: Any) -> None:
+        list.extend(self, [track(v, self._owner) for v in values])
+        self._changed()
+
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        list.insert(self, index, track(value, self._owner))
+        self._changed()
+
+    def remove(self, value: Any) -> None:
+        list.remove(self, value)
+        self._changed()
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        value = list.pop(self, index)
+        self._changed()
+        return value
+
+    def clear(self) -> None:
+        list.clear(self)
+        self._changed()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        list.sort(self, *args, **kwargs)
+        self._changed()
+
+    def reverse(self) -> None:
+        list.reverse(self)
+        self._changed()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if isinstance(index, slice):
+            value = [track(v, self._owner) for v in value]
+        else:
+            value = track(value, self._owner)
+        list.__setitem__(self, index, value)
+        self._changed()
+
+    def __delitem__(self, index: Any) -> None:
+        list.__delitem__(self, index)
+        self._changed()
+
+    def __iadd__(self, values: Any) -> TrackedList:  # type: ignore[misc]
+        self.extend(values)
+        return self
+
+    def __imul__(self, times: SupportsIndex) -> TrackedList:
+        list.__imul__(self, times)
+        self._changed()
+        return self
+
+
+class TrackedDict(dict):  # type: ignore[type-arg]
+    """A dict that calls ``owner._touch()`` after every in-place change."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, items: Any, owner: Owner) -> None:
+        self._owner = owner
+        dict.__init__(self, {k: track(v, owner) for k, v in dict(items).items()})
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        return (dict, (plain(self),))
+
+    def _changed(self) -> None:
+        self._owner._touch()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        dict.__setitem__(self, key, track(value, self._owner))
+        self._changed()
+
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, key)
+        self._changed()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            dict.__setitem__(self, key, track(value, self._owner))
+        self._changed()
+
+    def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[misc]
+        self.update(other)
+        return self
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        had = key in self
+        value = dict.pop(self, key, *default)
+        if had:
+            self._changed()
+        return value
+
+    def popitem(self) -> tuple[Any, Any]:
+        item = dict.popitem(self)
+        self._changed()
+        return item
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._changed()

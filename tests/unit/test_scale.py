@@ -1,0 +1,209 @@
+"""Scale: cached JSON stays true under mutation, and the work grows linearly with N.
+
+Nothing here is timed. Linearity is checked by counting calls of ``json.dumps``,
+``hashlib.sha1`` and ``Task.serialize`` for N and 2N tasks: doubling N may double them,
+never quadruple them. Benchmarks with timings live in benchmarks/bench_scale.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import pickle
+
+import pytest
+
+from dpdispatcher import Job, Machine, Resources, Submission, Task
+from dpdispatcher.errors import ConfigurationError
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _machine(tmp_path):
+    return Machine.load_from_dict({"batch_type": "Shell", "context_type": "LazyLocalContext",
+                                   "local_root": str(tmp_path)})
+
+
+def _tasks(n: int) -> list[Task]:
+    return [Task(f"echo {i}", f"t{i}", forward_files=["in.txt", "conf.json"],
+                 backward_files=["out.txt"]) for i in range(n)]
+
+
+def _resources(group_size: int = 2) -> Resources:
+    return Resources(1, 2, 0, "q", group_size, envs={"A": "1"}, kwargs={"gpu_usage": False},
+                     strategy={"if_cuda_multi_devices": False})
+
+
+# -- the cached JSON is the JSON of the object as it is now ------------------------------
+
+TASK_CHANGES = [
+    ("append", lambda t: t.forward_files.append("more.txt")),
+    ("extend", lambda t: t.backward_files.extend(["x", "y"])),
+    ("setitem", lambda t: t.forward_files.__setitem__(0, "renamed.txt")),
+    ("iadd", lambda t: t.forward_files.__iadd__(["z"])),
+    ("pop", lambda t: t.forward_files.pop()),
+    ("sort", lambda t: t.forward_files.sort()),
+    ("clear", lambda t: t.backward_files.clear()),
+    ("assign list", lambda t: setattr(t, "forward_files", ["new"])),
+    ("assign command", lambda t: setattr(t, "command", "echo changed")),
+    ("assign task_name", lambda t: setattr(t, "task_name", "named")),
+]
+
+
+@pytest.mark.parametrize(("what", "change"), TASK_CHANGES, ids=[c[0] for c in TASK_CHANGES])
+def test_task_json_follows_every_change(what, change):
+    task = _tasks(1)[0]
+    before = task.to_json()
+    built_hash = task.task_hash
+    change(task)
+    assert task.to_json() == json.dumps(task.serialize()) != before
+    assert task.get_hash() == _sha1(json.dumps(task.serialize()))
+    assert task.task_hash == built_hash  # as in the original: the hash taken when built
+
+
+def test_a_list_assigned_to_a_task_is_copied_and_tracked():
+    task, mine = _tasks(1)[0], ["a"]
+    task.forward_files = mine
+    mine.append("b")  # the caller's list is not the task's
+    assert task.forward_files == ["a"]
+    task.forward_files.append("c")
+    assert json.loads(task.to_json())["forward_files"] == ["a", "c"]
+
+
+RESOURCES_CHANGES = [
+    ("kwargs item", lambda r: r.kwargs.__setitem__("custom_gpu_line", "#X")),
+    ("kwargs update", lambda r: r.kwargs.update(gpu_usage=True)),
+    ("envs pop", lambda r: r.envs.pop("A")),
+    ("strategy setdefault", lambda r: r.strategy.setdefault("not_there_yet", 0.5)),
+    ("custom_flags append", lambda r: r.custom_flags.append("#SBATCH --x")),
+    ("nested list in envs", lambda r: (r.envs.__setitem__("L", ["a"]), r.envs["L"].append("b"))),
+    ("assign group_size", lambda r: setattr(r, "group_size", 7)),
+    ("assign envs", lambda r: setattr(r, "envs", {"B": "2"})),
+]
+
+
+@pytest.mark.parametrize(("what", "change"), RESOURCES_CHANGES,
+                         ids=[c[0] for c in RESOURCES_CHANGES])
+def test_resources_json_follows_every_change(what, change):
+    res = _resources()
+    before = res.to_json()
+    change(res)
+    assert res.to_json() == json.dumps(res.serialize()) != before
+
+
+def test_each_job_owns_its_resources_and_they_start_from_the_shared_text():
+    res = _resources()
+    res.to_json()
+    a, b = res.copy(), res.copy()
+    assert a.to_json() is res.to_json()  # no serialisation for the copy
+    a.kwargs["custom_gpu_line"] = "#A"
+    assert "#A" not in b.to_json() and "#A" not in res.to_json()
+    assert a.to_json() == json.dumps(a.serialize())
+
+
+def test_job_and_submission_json_match_json_dumps_after_changes(tmp_path):
+    sub = Submission(".", _machine(tmp_path), _resources(), task_list=_tasks(5))
+    sub.generate_jobs()
+    job = sub.belonging_jobs[0]
+    job.job_id, job.fail_count = "12", 1
+    job.job_task_list[0].forward_files.append("late.txt")
+    job.resources.envs["LATE"] = "1"
+    assert job.to_json() == json.dumps(job.serialize())
+    assert job.to_json(if_static=True) == json.dumps(job.serialize(if_static=True))
+    assert "".join(sub.json_chunks()) == json.dumps(sub.serialize())
+    assert sub.get_hash() == _sha1(json.dumps(sub.serialize(if_static=True)))
+
+
+def test_job_hash_recipe_is_unchanged():
+    tasks = _tasks(3)
+    job = Job(tasks, resources=_resources())
+    static = {"job_task_list": [t.serialize() for t in tasks],
+              "resources": job.resources.serialize()}
+    assert job.job_hash == job.get_hash() == _sha1(json.dumps(static))
+
+
+def test_copies_and_pickles_of_tasks_and_resources_stay_tracked():
+    task, res = _tasks(1)[0], _resources()
+    for clone in (copy.deepcopy(task), pickle.loads(pickle.dumps(task))):
+        assert clone == task and clone.task_hash == task.task_hash
+        clone.forward_files.append("new")
+        assert clone.to_json() == json.dumps(clone.serialize()) != task.to_json()
+    for clone_res in (copy.deepcopy(res), pickle.loads(pickle.dumps(res))):
+        assert clone_res == res
+        clone_res.kwargs["x"] = 1
+        assert clone_res.to_json() == json.dumps(clone_res.serialize()) != res.to_json()
+
+
+def test_tasks_still_take_other_attributes_and_refuse_a_string_file_list():
+    task = _tasks(1)[0]
+    task.note = "kept"  # the original's tasks accept any attribute
+    assert task.note == "kept"
+    with pytest.raises(ConfigurationError, match="forward_files"):
+        Task("echo", "d", forward_files="in.txt")  # type: ignore[arg-type]
+
+
+def test_a_task_listed_twice_is_refused(tmp_path):
+    tasks = _tasks(3)
+    sub = Submission(".", _machine(tmp_path), _resources(), task_list=[*tasks, _tasks(2)[1]])
+    with pytest.raises(ConfigurationError, match="listed twice"):
+        sub.generate_jobs()
+
+
+# -- linearity: doubling N doubles the work -------------------------------------------------
+
+
+class _Counts:
+    def __init__(self, monkeypatch):
+        self.calls = {"json.dumps": 0, "sha1": 0, "Task.serialize": 0}
+        for owner, name, key in ((json, "dumps", "json.dumps"), (hashlib, "sha1", "sha1"),
+                                 (Task, "serialize", "Task.serialize")):
+            monkeypatch.setattr(owner, name, self._counting(getattr(owner, name), key))
+
+    def _counting(self, func, key):
+        def wrapper(*args, **kwargs):
+            self.calls[key] += 1
+            return func(*args, **kwargs)
+        return wrapper
+
+
+def _pipeline(tmp_path, n: int, polls: int) -> Submission:
+    """Build, group, hash, serialise and write the state ``polls`` times."""
+    machine = _machine(tmp_path)
+    sub = Submission(".", machine, _resources(group_size=3), task_list=_tasks(n))
+    sub.generate_jobs()
+    sub.get_hash()
+    machine.context.bind_submission(sub)
+    for i in range(polls):
+        sub.belonging_jobs[i % len(sub.belonging_jobs)].job_id = str(100 + i)
+        sub.submission_to_json()
+    return sub
+
+
+@pytest.mark.parametrize("n", [300, 600])
+def test_doubling_the_tasks_doubles_the_hashing_and_serialising(tmp_path, monkeypatch, n):
+    counts = {}
+    for size in (n, 2 * n):
+        counter = _Counts(monkeypatch)
+        _pipeline(tmp_path / str(size), size, polls=5)
+        counts[size] = dict(counter.calls)
+        monkeypatch.undo()
+    for key, small in counts[n].items():
+        big = counts[2 * n][key]
+        assert small >= n // 2, (key, counts)  # the counters do see the work
+        assert big <= 2.1 * small, (key, counts)
+
+
+def test_a_state_write_serialises_nothing_already_serialised(tmp_path, monkeypatch):
+    sub = _pipeline(tmp_path, 200, polls=1)
+    counter = _Counts(monkeypatch)
+    for i in range(10):
+        sub.belonging_jobs[i].job_id = str(500 + i)
+        sub.submission_to_json()
+    calls = counter.calls
+    assert calls["Task.serialize"] == 0 and calls["sha1"] == 0
+    assert calls["json.dumps"] <= 10 * 8  # the few small head fields of each write, not per job
+    written = (tmp_path / f"{sub.submission_hash}.json").read_text()
+    assert written == json.dumps(sub.serialize())
