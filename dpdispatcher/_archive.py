@@ -10,22 +10,23 @@ descriptions (:class:`Member`), shared by the tar and zip readers:
   far (a member whose path runs through a link is refused) and, in
   :meth:`ArchiveChecker.finish`, resolves every link against all the others.
 
-Extraction goes to a fresh staging directory inside the target first; only when every
-member passed is anything moved into place, so a bad archive extracts nothing. Files
-already present in the target are kept (a file already present counts as delivered).
+Extraction goes to a fresh staging directory inside the target first. An unsafe member
+is skipped with a WARNING naming it and why; the rest of the archive is extracted. Once
+the whole archive has arrived, each member replaces the entry of the same name in the
+target (:func:`dpdispatcher._replace.bring_back`): a result always wins over a stale
+local file. Directories that only hold members (implicit parents) are merged.
 
 Examples
 --------
 >>> import io, tarfile, tempfile
 >>> buf = io.BytesIO()
 >>> with tarfile.open(fileobj=buf, mode="w") as tar:
-...     info = tarfile.TarInfo("../evil"); info.size = 0
-...     tar.addfile(info, io.BytesIO(b""))
+...     for name in ("../evil", "good"):
+...         info = tarfile.TarInfo(name); info.size = 0
+...         tar.addfile(info, io.BytesIO(b""))
 >>> _ = buf.seek(0)
->>> safe_extract_tar(buf, tempfile.mkdtemp())
-Traceback (most recent call last):
-...
-dpdispatcher.errors.UnsafeArchiveError: archive member '../evil': climbs out of the target with '..'
+>>> safe_extract_tar(buf, tempfile.mkdtemp())   # logs a WARNING about '../evil'
+['good']
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any, Literal, Protocol
 
+from dpdispatcher._replace import bring_back
+from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import UnsafeArchiveError
 
 __all__ = [
@@ -198,10 +201,20 @@ class ArchiveChecker:
         self.kinds[parts] = member.kind
         return parts
 
-    def finish(self) -> None:
-        """Resolve every symbolic link with knowledge of all the others."""
+    def unsafe_links(self) -> list[tuple[Parts, UnsafeArchiveError]]:
+        """Links that escape once every other link is known (they must not be kept)."""
+        bad = []
         for parts, member in self.link_members:
-            _resolve(parts[:-1], member.linkname, self.links, member.name)
+            try:
+                _resolve(parts[:-1], member.linkname, self.links, member.name)
+            except UnsafeArchiveError as err:
+                bad.append((parts, err))
+        return bad
+
+    def finish(self) -> None:
+        """Resolve every symbolic link with knowledge of all the others; raise on one."""
+        for _parts, err in self.unsafe_links():
+            raise err
 
 
 def check_members(members: Iterable[Member]) -> list[Parts]:
@@ -259,18 +272,33 @@ def _make_entry(
         os.link(_path(staging, member_parts(member.linkname)), path)
 
 
-def _merge(staging: str, dest: str, rel: str = "") -> list[str]:
-    """Move staged entries into ``dest``; entries already present there are kept."""
+def _skip(err: UnsafeArchiveError) -> None:
+    dlog.warning("%s; skipped it (the rest of the archive is extracted)", err)
+
+
+def _drop_unsafe_links(checker: ArchiveChecker, staging: str) -> None:
+    """Remove staged links found to escape once the whole archive was read."""
+    for parts, err in checker.unsafe_links():
+        _skip(err)
+        os.unlink(_path(staging, parts))
+        del checker.kinds[parts]
+
+
+def _merge(staging: str, dest: str, members: set[Parts], rel: Parts = ()) -> list[str]:
+    """Move staged entries into ``dest``, each member replacing what is there.
+
+    A directory that is not itself a member (the parent of members) is merged into an
+    existing directory of the same name.
+    """
     placed: list[str] = []
-    for entry in sorted(os.listdir(os.path.join(staging, rel))):
-        sub = os.path.join(rel, entry)
-        src, dst = os.path.join(staging, sub), os.path.join(dest, sub)
-        if os.path.lexists(dst):
-            if os.path.isdir(dst) and os.path.isdir(src) and not os.path.islink(src):
-                placed.extend(_merge(staging, dest, sub))
+    for entry in sorted(os.listdir(_path(staging, rel))):
+        parts = (*rel, entry)
+        src, dst = _path(staging, parts), _path(dest, parts)
+        if parts not in members and os.path.isdir(dst):
+            placed.extend(_merge(staging, dest, members, parts))
             continue
-        os.replace(src, dst)
-        placed.append(sub)
+        bring_back(src, dst)
+        placed.append(os.path.join(*parts))
     return placed
 
 
@@ -332,7 +360,7 @@ def _member_data(tar: tarfile.TarFile, info: tarfile.TarInfo) -> Readable | None
 
 
 def safe_extract_tar(fileobj: IO[bytes], dest: str, *, compression: str = "*") -> list[str]:
-    """Extract a tar stream into ``dest``, refusing it whole if any member is unsafe.
+    """Extract a tar stream into ``dest``, skipping unsafe members with a warning.
 
     Parameters
     ----------
@@ -346,16 +374,19 @@ def safe_extract_tar(fileobj: IO[bytes], dest: str, *, compression: str = "*") -
     Returns
     -------
     list of str
-        Top-most paths (relative to ``dest``) that were placed; entries already present
-        in ``dest`` were kept and are not listed.
+        Top-most paths (relative to ``dest``) that were placed, each replacing the
+        entry of the same name in ``dest``.
 
     Raises
     ------
-    UnsafeArchiveError
-        A member is absolute, climbs with ``..``, is a link leaving ``dest`` or passing
-        through another link, or is a device/FIFO. Nothing is extracted then.
     tarfile.TarError
-        The stream is not a (complete) tar archive.
+        The stream is not a (complete) tar archive; nothing is placed then.
+
+    Notes
+    -----
+    A member that is absolute, climbs with ``..``, is a link leaving ``dest`` or
+    passing through another link, or is a device/FIFO is skipped and logged at
+    WARNING with its name.
     """
     mode = _TAR_MODES[compression]
     checker = ArchiveChecker()
@@ -363,11 +394,15 @@ def safe_extract_tar(fileobj: IO[bytes], dest: str, *, compression: str = "*") -
         with tarfile.open(fileobj=fileobj, mode=mode, bufsize=_STREAM_BUFSIZE) as tar:
             for info in tar:
                 member = _tar_member(info)
-                parts = checker.check(member)
+                try:
+                    parts = checker.check(member)
+                except UnsafeArchiveError as err:
+                    _skip(err)
+                    continue
                 data = _member_data(tar, info) if member.kind is Kind.FILE else None
                 _make_entry(staging.path, parts, member, info.mode, data)
-        checker.finish()
-        return _merge(staging.path, dest)
+        _drop_unsafe_links(checker, staging.path)
+        return _merge(staging.path, dest, set(checker.kinds))
 
 
 # -- zip -----------------------------------------------------------------------------
@@ -383,20 +418,21 @@ def _zip_member(info: zipfile.ZipInfo, archive: zipfile.ZipFile) -> Member:
 
 
 def safe_extract_zip(path: str, dest: str) -> list[str]:
-    """Extract a zip archive into ``dest`` with the checks of :func:`safe_extract_tar`.
-
-    Every member is checked before anything is written.
-    """
-    with zipfile.ZipFile(path) as archive:
-        infos = archive.infolist()
-        members = [_zip_member(info, archive) for info in infos]
-        all_parts = check_members(members)
-        with _Staging(dest) as staging:
-            for info, member, parts in zip(infos, members, all_parts):
-                mode = (info.external_attr >> 16) or 0o644
-                if member.kind is Kind.FILE:
-                    with archive.open(info) as data:
-                        _make_entry(staging.path, parts, member, mode, data)
-                else:
-                    _make_entry(staging.path, parts, member, mode, None)
-            return _merge(staging.path, dest)
+    """Extract a zip archive into ``dest`` with the rules of :func:`safe_extract_tar`."""
+    checker = ArchiveChecker()
+    with zipfile.ZipFile(path) as archive, _Staging(dest) as staging:
+        for info in archive.infolist():
+            member = _zip_member(info, archive)
+            try:
+                parts = checker.check(member)
+            except UnsafeArchiveError as err:
+                _skip(err)
+                continue
+            mode = (info.external_attr >> 16) or 0o644
+            if member.kind is Kind.FILE:
+                with archive.open(info) as data:
+                    _make_entry(staging.path, parts, member, mode, data)
+            else:
+                _make_entry(staging.path, parts, member, mode, None)
+        _drop_unsafe_links(checker, staging.path)
+        return _merge(staging.path, dest, set(checker.kinds))

@@ -84,7 +84,8 @@ def download_once(
     """Fetch what ``requests`` match in ``root`` into ``local_root``: one tar stream.
 
     A first round trip expands the patterns remotely (and samples large files to
-    decide on gzip); paths already present locally are not fetched.
+    decide on gzip). Every match is fetched and replaces the local path of the same
+    name; a pattern matching nothing counts as downloaded when present locally.
     """
     res = session.run_raw(
         scripts.glob_script(root),
@@ -92,6 +93,7 @@ def download_once(
     )
     matches, samples = scripts.parse_glob_output(res.stdout)
     names: list[str] = []
+    seen: set[str] = set()
     missing: list[str] = []
     for index, req in enumerate(requests):
         found = matches.get(index, [])
@@ -101,7 +103,8 @@ def download_once(
             missing += [report] if report else []
         for match in found:
             rel = posixpath.normpath(posixpath.join(req.directory, match))
-            if rel not in names and not os.path.lexists(os.path.join(local_root, rel)):
+            if rel not in seen:
+                seen.add(rel)
                 names.append(rel)
     if names:
         compress = tar_compress and scripts.should_compress(samples)

@@ -8,8 +8,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher import _files
+from dpdispatcher._replace import bring_back
 from dpdispatcher.contexts._local import LocalShellContext, remove_path
-from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import RemoteFileNotFoundError
 
 if TYPE_CHECKING:
@@ -20,7 +20,8 @@ class LocalContext(LocalShellContext):
     """Jobs run in ``remote_root/<submission_hash>`` on this machine.
 
     Forward files are symlinked there (copied with ``remote_profile.symlink = false``),
-    results are moved back to the work base, and ``clean`` removes the job root.
+    results are moved back to the work base (replacing local files of the same name),
+    and ``clean`` removes the job root.
     """
 
     @classmethod
@@ -66,7 +67,13 @@ class LocalContext(LocalShellContext):
         mark_failure: bool = True,
         back_error: bool = False,
     ) -> None:
-        """Move every backward file back; report all missing ones at the end."""
+        """Move every backward file back, replacing local ones; report missing ones at the end.
+
+        A result replaces the local file or directory of the same name
+        (:func:`~dpdispatcher._replace.bring_back`); a pattern matching nothing in the
+        job root counts as downloaded when it is present locally (a rerun after the
+        results came back).
+        """
         missing: list[str] = []
         for req in _files.backward_requests(submission, back_error):
             remote_dir = os.path.join(self.remote_root, req.directory)
@@ -76,7 +83,7 @@ class LocalContext(LocalShellContext):
                 report = _files.unmatched(req, local_dir, check_exists, mark_failure)
                 missing += [report] if report else []
             for rel in matches:
-                _move_back(os.path.join(remote_dir, rel), os.path.join(local_dir, rel))
+                bring_back(os.path.join(remote_dir, rel), os.path.join(local_dir, rel))
         if missing:
             raise RemoteFileNotFoundError(
                 f"backward files not found in {self.remote_root}: {', '.join(missing)} "
@@ -103,11 +110,3 @@ def _place(src: str, dst: str, symlink: bool) -> None:
         shutil.copytree(src, dst, symlinks=True)
     else:
         shutil.copy2(src, dst)
-
-
-def _move_back(src: str, dst: str) -> None:
-    if os.path.lexists(dst):
-        dlog.debug("%s already present locally; keeping it", dst)
-        return
-    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-    shutil.move(src, dst)

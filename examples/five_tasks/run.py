@@ -73,9 +73,6 @@ def main() -> list[str]:
     )
     task_list = [task0, task1, task2, task3, task4]
     results = [os.path.join(HERE, WORK_BASE, task.task_work_path, "out.txt") for task in task_list]
-    for path in results:  # a result already present locally is kept: start afresh
-        if os.path.exists(path):
-            os.remove(path)
 
     submission = Submission(
         work_base=WORK_BASE,

@@ -58,7 +58,7 @@ CHILD = textwrap.dedent("""
     elif point == "mid_poll":
         after_calls(Base, "check_status_many", 3)
     elif point == "mid_download":
-        after_calls(lc, "_move_back", 3)
+        after_calls(lc, "bring_back", 3)
 
     machine = Machine.load_from_dict({"batch_type": "Shell", "context_type": context,
         "local_root": tmp + "/local", "remote_root": tmp + "/remote"})

@@ -257,7 +257,8 @@ def test_back_error_fetches_error_files(tmp_path):
     assert (tmp_path / "local/work/dir0/error.log").read_text() == "e\n"
 
 
-def test_local_file_already_present_counts_as_downloaded(tmp_path):
+def test_result_replaces_a_local_file_of_the_same_name(tmp_path):
+    """B1: the remote wrote "theirs"; a stale local "mine" must not win."""
     work = make_work(tmp_path, 1)
     (work / "dir0" / "out").write_text("mine\n")
     sub = fast(
@@ -269,7 +270,100 @@ def test_local_file_already_present_counts_as_downloaded(tmp_path):
         )
     )
     sub.run_submission(check_interval=0.1)
-    assert (work / "dir0" / "out").read_text() == "mine\n"
+    assert (work / "dir0" / "out").read_text() == "theirs\n"
+
+
+def test_present_locally_counts_only_where_the_remote_matched_nothing(tmp_path):
+    work = make_work(tmp_path, 1)
+    (work / "dir0" / "kept").write_text("earlier result\n")
+    sub = fast(
+        Submission(
+            "work",
+            machine(tmp_path),
+            Resources(1, 1, 0, "", 1),
+            task_list=[Task("true", "dir0", backward_files=["kept"])],
+        )
+    )
+    sub.run_submission(check_interval=0.1)
+    assert (work / "dir0" / "kept").read_text() == "earlier result\n"
+
+
+def _one_task(tmp_path, command, **kw):
+    return fast(
+        Submission(
+            "work",
+            machine(tmp_path),
+            Resources(1, 1, 0, "", 1),
+            task_list=[Task(command, "dir0", **kw)],
+        )
+    )
+
+
+def test_rerun_with_a_changed_command_replaces_the_result(tmp_path):
+    work = make_work(tmp_path, 1)
+    _one_task(tmp_path, "echo v1 > result.txt", backward_files=["result.txt"]).run_submission(
+        check_interval=0.1
+    )
+    assert (work / "dir0/result.txt").read_text() == "v1\n"
+    _one_task(tmp_path, "echo v2 > result.txt", backward_files=["result.txt"]).run_submission(
+        check_interval=0.1
+    )
+    assert (work / "dir0/result.txt").read_text() == "v2\n"
+
+
+@pytest.mark.parametrize("symlink", [True, False])
+def test_forward_file_edited_in_place_comes_back_edited(tmp_path, symlink):
+    work = make_work(tmp_path, 1)
+    (work / "dir0/conf.txt").write_text("step=0\n")
+    sub = fast(
+        Submission(
+            "work",
+            machine(tmp_path, remote_profile={"symlink": symlink}),
+            Resources(1, 1, 0, "", 1),
+            task_list=[
+                Task(
+                    "sed -i s/step=0/step=100/ conf.txt",
+                    "dir0",
+                    forward_files=["conf.txt"],
+                    backward_files=["conf.txt"],
+                )
+            ],
+        )
+    )
+    sub.run_submission(check_interval=0.1)
+    conf = work / "dir0/conf.txt"
+    assert not conf.is_symlink() and conf.read_text() == "step=100\n"
+
+
+def test_forward_file_written_through_its_link_is_kept(tmp_path):
+    """A linked forward file appended to in place is the local file itself: not a loop."""
+    work = make_work(tmp_path, 1)
+    (work / "dir0/log.txt").write_text("a\n")
+    sub = _one_task(
+        tmp_path, "echo b >> log.txt", forward_files=["log.txt"], backward_files=["log.txt"]
+    )
+    sub.run_submission(check_interval=0.1)
+    log = work / "dir0/log.txt"
+    assert not log.is_symlink() and log.read_text() == "a\nb\n"
+
+
+def test_directory_result_replaces_the_local_directory(tmp_path):
+    work = make_work(tmp_path, 1)
+    (work / "dir0/res").mkdir()
+    (work / "dir0/res/stale.txt").write_text("old\n")
+    (work / "dir0/res/in.txt").write_text("input\n")
+    sub = _one_task(
+        tmp_path,
+        "cat res/in.txt > res/new.txt",
+        forward_files=["res/in.txt"],
+        backward_files=["res"],
+    )
+    sub.run_submission(check_interval=0.1)
+    res = work / "dir0/res"
+    assert sorted(p.name for p in res.iterdir()) == ["in.txt", "new.txt"]
+    assert (res / "new.txt").read_text() == "input\n"
+    assert not (res / "in.txt").is_symlink() and (res / "in.txt").read_text() == "input\n"
+    assert not [p for p in (work / "dir0").iterdir() if "dpdispatcher" in p.name]
 
 
 def test_async_run_submission(tmp_path):

@@ -41,7 +41,6 @@ from dpdispatcher.contexts.ssh_context import (
     SSHSession,
     UnknownHostKeyError,
 )
-from dpdispatcher.errors import UnsafeArchiveError
 from dpdispatcher.submission import Timing
 from tests.conftest import require
 
@@ -300,13 +299,28 @@ def test_download_semantics(tmp_path: Path, remote: Path) -> None:
     work = tmp_path / "local/work"
     assert not (work / "t0/tag_failure_download_missing.dat").exists()
     ctx = machine.context
-    (work / "t0/out.txt").write_text("already here")
+    (work / "t0/out.txt").write_text("stale local copy")
     ctx.download(sub, check_exists=True, mark_failure=True)
-    assert (work / "t0/out.txt").read_text() == "already here"  # a local file counts
+    # a result replaces the local file of the same name (B1)
+    assert (work / "t0/out.txt").read_text() == "input 0\ncommon\n"
     assert (work / "t0/tag_failure_download_missing.dat").exists()
     with pytest.raises(FileNotFoundError, match=r"missing\.dat"):
         ctx.download(sub)
     ctx.clean()
+
+
+def test_results_replace_stale_local_files_and_directories(tmp_path: Path, remote: Path) -> None:
+    machine = make_machine(tmp_path, remote)
+    sub = make_submission(tmp_path, machine, None, n=1)
+    sub.run_submission(check_interval=1, clean=False)
+    work = tmp_path / "local/work"
+    (work / "t0/out.txt").write_text("stale")
+    (work / "t0/res/stale.dat").write_text("stale")
+    machine.context.download(sub)
+    assert (work / "t0/out.txt").read_text() == "input 0\ncommon\n"
+    assert sorted(p.name for p in (work / "t0/res").iterdir()) == ["r.dat"]
+    assert (work / "t0/in.txt").read_text() == "input 0\n"  # the task dir itself is merged
+    machine.context.clean()
 
 
 # -- connection options -------------------------------------------------------------------------
@@ -467,8 +481,8 @@ def test_unknown_host_under_each_policy(tmp_path: Path, caplog: pytest.LogCaptur
 
 
 # -- hostile remote -----------------------------------------------------------------------------
-def test_hostile_remote_archive_refused(
-    tmp_path: Path, remote: Path, monkeypatch: pytest.MonkeyPatch
+def test_hostile_remote_archive_members_skipped(
+    tmp_path: Path, remote: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     machine = make_machine(tmp_path, remote)
     sub = make_submission(tmp_path, machine, None, n=1)
@@ -496,11 +510,12 @@ def test_hostile_remote_archive_refused(
     for f in ("out.txt", "extra.log"):
         (work / "t0" / f).unlink()
     shutil.rmtree(work / "t0/res")
-    with pytest.raises(UnsafeArchiveError, match=r"escaped\.txt"):
+    with caplog.at_level("WARNING", logger="dpdispatcher"):
         ctx.download(sub)
-    assert not (work / "t0/harmless.txt").exists()
-    assert not (work / "t0/out.txt").exists()
+    assert (work / "t0/harmless.txt").read_text() == "ok"  # the rest is extracted (B8)
+    assert not (work / "t0/evil_link").exists()
     assert not list(tmp_path.rglob("escaped.txt"))
+    assert "'../../escaped.txt'" in caplog.text and "'t0/evil_link'" in caplog.text
     assert not [p for p in (work).iterdir() if p.name.startswith(".dpdispatcher-extract")]
     ctx.clean()
 

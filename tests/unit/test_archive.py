@@ -1,4 +1,5 @@
-"""Safe extraction of archives from a remote: hostile members are refused, whole."""
+"""Safe extraction of archives from a remote: a hostile member is skipped with a warning
+naming it, the rest is extracted, and each member replaces the local entry of its name."""
 
 from __future__ import annotations
 
@@ -127,8 +128,8 @@ def test_check_members_accepts_inner_links() -> None:
         ("chr", "dev", ""),
     ],
 )
-def test_tar_with_one_bad_member_extracts_nothing(
-    tmp_path: Path, bad: tuple[str, str, str]
+def test_tar_one_bad_member_is_skipped_with_a_warning_naming_it(
+    tmp_path: Path, bad: tuple[str, str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     dest = tmp_path / "dest"
     archive = _tar(
@@ -138,27 +139,41 @@ def test_tar_with_one_bad_member_extracts_nothing(
         bad,
         ("file", "good3", "3"),
     )
-    with pytest.raises(UnsafeArchiveError) as err:
-        safe_extract_tar(archive, str(dest))
-    assert bad[1].split("/")[-1] in str(err.value) or bad[1] in str(err.value)
-    assert _tree(dest) == []  # not even the good members before the bad one
+    with caplog.at_level("WARNING", logger="dpdispatcher"):
+        placed = safe_extract_tar(archive, str(dest))
+    assert sorted(placed) == ["d", "good1", "good3"]
+    assert _tree(dest) == ["d", "d/good2", "good1", "good3"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and repr(bad[1]) in warnings[0] and "skipped" in warnings[0]
     assert not (tmp_path / "evil").exists() and not (tmp_path / "outside").exists()
+
+
+def test_absolute_symlink_member_skipped_rest_extracted(tmp_path: Path) -> None:
+    """B8: one link to a shared absolute path must not refuse the whole download."""
+    archive = _tar(
+        ("dir", "t1", ""),
+        ("file", "t1/out", "r1"),
+        ("sym", "t2/potential.pb", "/shared/models/graph.pb"),
+        ("file", "t2/out", "r2"),
+    )
+    safe_extract_tar(archive, str(tmp_path / "dest"))
+    assert _tree(tmp_path / "dest") == ["t1", "t1/out", "t2", "t2/out"]
 
 
 def test_tar_symlink_then_write_through_it(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    archive = _tar(("sym", "esc", str(outside)), ("file", "esc/pwned", "x"))
-    with pytest.raises(UnsafeArchiveError):
-        safe_extract_tar(archive, str(tmp_path / "dest"))
+    archive = _tar(("sym", "esc", str(outside)), ("file", "esc/pwned", "x"), ("file", "ok", "1"))
+    safe_extract_tar(archive, str(tmp_path / "dest"))
     assert list(outside.iterdir()) == []
+    assert _tree(tmp_path / "dest") == ["esc", "esc/pwned", "ok"]  # a plain directory now
+    assert not (tmp_path / "dest/esc").is_symlink()
 
 
-def test_tar_link_chain_escape(tmp_path: Path) -> None:
+def test_tar_link_chain_escape_drops_the_escaping_link(tmp_path: Path) -> None:
     archive = _tar(("dir", "a", ""), ("sym", "a/s", ".."), ("sym", "a/l", "s/../secret"))
-    with pytest.raises(UnsafeArchiveError):
-        safe_extract_tar(archive, str(tmp_path / "dest"))
-    assert _tree(tmp_path / "dest") == []
+    safe_extract_tar(archive, str(tmp_path / "dest"))
+    assert _tree(tmp_path / "dest") == ["a", "a/s"]  # a/s stays inside; a/l would leave
 
 
 def test_tar_good_archive(tmp_path: Path) -> None:
@@ -180,17 +195,28 @@ def test_tar_good_archive(tmp_path: Path) -> None:
     assert not [p for p in dest.iterdir() if p.name.startswith(".dpdispatcher-extract")]
 
 
-def test_tar_keeps_files_already_present(tmp_path: Path) -> None:
+def test_tar_members_replace_local_entries(tmp_path: Path) -> None:
+    """B1: a result replaces the stale local file; an implicit parent is merged."""
     dest = tmp_path / "dest"
     (dest / "t1").mkdir(parents=True)
     (dest / "t1/out.txt").write_text("local copy")
-    archive = _tar(
-        ("dir", "t1", ""), ("file", "t1/out.txt", "remote copy"), ("file", "t1/new.txt", "new")
-    )
+    (dest / "t1/input").write_text("kept")
+    archive = _tar(("file", "t1/out.txt", "remote copy"), ("file", "t1/new.txt", "new"))
     placed = safe_extract_tar(archive, str(dest))
-    assert (dest / "t1/out.txt").read_text() == "local copy"
+    assert (dest / "t1/out.txt").read_text() == "remote copy"
     assert (dest / "t1/new.txt").read_text() == "new"
-    assert placed == [os.path.join("t1", "new.txt")]
+    assert (dest / "t1/input").read_text() == "kept"
+    assert sorted(placed) == [os.path.join("t1", "new.txt"), os.path.join("t1", "out.txt")]
+    assert _tree(dest) == ["t1", "t1/input", "t1/new.txt", "t1/out.txt"]
+
+
+def test_tar_directory_member_replaces_local_directory(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    (dest / "t1/res").mkdir(parents=True)
+    (dest / "t1/res/stale").write_text("old")
+    archive = _tar(("dir", "t1/res", ""), ("file", "t1/res/a", "new"))
+    safe_extract_tar(archive, str(dest))
+    assert _tree(dest) == ["t1", "t1/res", "t1/res/a"]
 
 
 def test_tar_truncated_raises_tar_error_and_leaves_nothing(tmp_path: Path) -> None:
@@ -249,8 +275,11 @@ def test_zip_good(tmp_path: Path) -> None:
         ("l", b"../..", stat.S_IFLNK | 0o777),
     ],
 )
-def test_zip_bad_extracts_nothing(tmp_path: Path, entry: tuple[str, bytes, int]) -> None:
+def test_zip_bad_member_skipped(
+    tmp_path: Path, entry: tuple[str, bytes, int], caplog: pytest.LogCaptureFixture
+) -> None:
     path = _zip(tmp_path / "a.zip", [("good", b"1", stat.S_IFREG | 0o644), entry])
-    with pytest.raises(UnsafeArchiveError):
+    with caplog.at_level("WARNING", logger="dpdispatcher"):
         safe_extract_zip(path, str(tmp_path / "out"))
-    assert _tree(tmp_path / "out") == []
+    assert _tree(tmp_path / "out") == ["good"]
+    assert any(repr(entry[0]) in r.getMessage() for r in caplog.records)
