@@ -13,6 +13,8 @@ BUILTIN_MODULES = (
     "dpdispatcher.machines.pbs",
     "dpdispatcher.machines.lsf",
     "dpdispatcher.machines.sge",
+    "dpdispatcher.machines.fugaku",
+    "dpdispatcher.machines.JH_UniScheduler",
     "dpdispatcher.machines.dp_cloud_server",
     "dpdispatcher.contexts.local_context",
     "dpdispatcher.contexts.lazy_local_context",

@@ -282,7 +282,8 @@ class LSF(Machine):
         gone, unexplained = gone_job_ids(result.stderr)
         if not result.ok and (unexplained or not gone):
             raise SchedulerError(
-                f"LSF: bjobs failed (exit code {result.exit_code}): "
+                f"{type(self).__name__}: {self.status_command(jobs).split()[0]} failed "
+                f"(exit code {result.exit_code}): "
                 + ("; ".join(unexplained) or "no message")
             )
         return {job.job_id: table[job.job_id] for job in jobs if job.job_id in table}

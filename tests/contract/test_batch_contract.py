@@ -12,8 +12,10 @@ Checks:
   (refused with ConfigurationError, or neutralised);
 - a hostile job id never reaches the status command as more than one shell word;
 - recorded outputs (``<tool>_<case>.{rc,stdout,stderr}``): every successful submit output
-  yields a plain job id; every status output parses to states the batch type maps, is a
-  recognised transient error, or is refused with a SchedulerError (never a guess);
+  yields a plain job id (a case named ``*_rc0`` is a refusal the tool reports with exit
+  code 0, and must be refused with SchedulerError); every status output parses to states
+  the batch type maps, is a recognised transient error, or is refused with a
+  SchedulerError (never a guess);
 - the ``resources.kwargs`` schema (``resources_subfields()``) round-trips through
   Resources and the dargs documentation.
 """
@@ -181,7 +183,10 @@ def test_recorded_output_parses(name: str, case: str, tmp_path: Path) -> None:
     except (DPDispatcherError, NotImplementedError):
         return  # no shell commands (an HTTP API): its fixtures are not command outputs
     if tool == submit_tool:
-        if result.ok:
+        if case.endswith("_rc0"):
+            with pytest.raises(SchedulerError):
+                machine.parse_submit_output(result.stdout)
+        elif result.ok:
             found = machine.parse_submit_output(result.stdout)
             assert quoting.job_id(found) == found
         return

@@ -30,6 +30,8 @@ PATHS = {
     "dpdispatcher.machines.pbs": ["PBS", "Torque"],
     "dpdispatcher.machines.lsf": ["LSF"],
     "dpdispatcher.machines.shell": ["Shell"],
+    "dpdispatcher.machines.fugaku": ["Fugaku"],
+    "dpdispatcher.machines.JH_UniScheduler": ["JH_UniScheduler"],
     "dpdispatcher.machines.dp_cloud_server": ["DpCloudServer"],
     "dpdispatcher.contexts.local_context": ["LocalContext"],
     "dpdispatcher.contexts.lazy_local_context": ["LazyLocalContext"],
