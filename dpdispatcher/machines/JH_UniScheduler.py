@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dpdispatcher._script.quoting import directive_value, job_id, sh
+from dpdispatcher._script.quoting import job_id, sh
 from dpdispatcher.machine import Machine  # noqa: F401  (used by the doctest)
 from dpdispatcher.machines.lsf import LSF
 from dpdispatcher.utils.job_status import JobStatus
@@ -77,6 +77,9 @@ class JH_UniScheduler(LSF):
     """
 
     state_map = {code: status for code, _, status in JH_UNISCHEDULER_STATES}
+    directive = "#JSUB"
+    #: the original writes no job name for UniScheduler
+    names_jobs = False
     #: UniScheduler's client repeats LSF's wording while its master is unreachable
     transient_patterns: ClassVar[tuple[str, ...]] = (
         "is processing your request",
@@ -102,23 +105,9 @@ class JH_UniScheduler(LSF):
         ]
 
     # -- rendering ----------------------------------------------------------------
-    def header_lines(self, job: Job) -> list[str]:
-        """Shebang, log files, slots, span, queue, GPUs (``#JSUB`` directives)."""
-        res = job.resources
-        cpus = int(res.cpu_per_node)
-        lines = [
-            "#!/bin/bash -l",
-            "#JSUB -e %J.err",
-            "#JSUB -o %J.out",
-            f"#JSUB -n {int(res.number_node) * cpus}",
-            f"#JSUB -R 'span[ptile={cpus}]'",
-        ]
-        if res.queue_name:
-            lines.append(f"#JSUB -q {directive_value(res.queue_name, 'resources/queue_name')}")
-        gpus = gpu_line(res)
-        if gpus:
-            lines.append(gpus)
-        return lines
+    def gpu_request(self, resources: Resources) -> str | None:
+        """``-gpgpu`` or ``custom_gpu_line`` (:func:`gpu_line`)."""
+        return gpu_line(resources)
 
     # -- scheduler hooks ------------------------------------------------------------
     def submit_command(self, job: Job, script: str) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dpdispatcher._script.quoting import directive_value, job_id, sh
 from dpdispatcher.base_context import CommandResult
@@ -191,7 +191,11 @@ class LSF(Machine):
     """
 
     state_map = {code: status for code, _, status in LSF_STATES}
-    transient_patterns = (
+    #: the directive prefix the submit command reads
+    directive: ClassVar[str] = "#BSUB"
+    #: whether a single task's name becomes the job name (``-J``)
+    names_jobs: ClassVar[bool] = True
+    transient_patterns: ClassVar[tuple[str, ...]] = (
         "LSF is processing your request",
         "not responding ... still trying",
         "LIM is down",
@@ -246,22 +250,27 @@ class LSF(Machine):
         """Shebang, log files, slots, span, queue, GPUs, job name (SPEC §5)."""
         res = job.resources
         cpus = int(res.cpu_per_node)
+        tag = self.directive
         lines = [
             "#!/bin/bash -l",
-            "#BSUB -e %J.err",
-            "#BSUB -o %J.out",
-            f"#BSUB -n {int(res.number_node) * cpus}",
-            f"#BSUB -R 'span[ptile={cpus}]'",
+            f"{tag} -e %J.err",
+            f"{tag} -o %J.out",
+            f"{tag} -n {int(res.number_node) * cpus}",
+            f"{tag} -R 'span[ptile={cpus}]'",
         ]
         if res.queue_name:
-            lines.append(f"#BSUB -q {directive_value(res.queue_name, 'resources/queue_name')}")
-        gpus = gpu_line(res)
+            lines.append(f"{tag} -q {directive_value(res.queue_name, 'resources/queue_name')}")
+        gpus = self.gpu_request(res)
         if gpus:
             lines.append(gpus)
-        name = job.single_task_name()
+        name = job.single_task_name() if self.names_jobs else ""
         if name:
-            lines.append(f"#BSUB -J {directive_value(lsf_job_name(name), 'task/task_name')}")
+            lines.append(f"{tag} -J {directive_value(lsf_job_name(name), 'task/task_name')}")
         return lines
+
+    def gpu_request(self, resources: Resources) -> str | None:
+        """The GPU line of the header (hook): :func:`gpu_line`."""
+        return gpu_line(resources)
 
     # -- scheduler hooks ------------------------------------------------------------
     def submit_command(self, job: Job, script: str) -> str:
