@@ -10,6 +10,8 @@ from typing import Any
 
 from dargs import Argument, Variant
 
+from dpdispatcher._unknown_keys import find_unknown_keys
+from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError
 
 TRIM_PATTERN = "_*"
@@ -138,7 +140,7 @@ def _kwargs_variant() -> Variant:
             default={},
             doc=f"Options specific to {name}.",
         )
-        choices.append(Argument(name, dict, [kwargs], alias=list(cls.alias)))
+        choices.append(Argument(name, dict, [kwargs], alias=_spellings(Machine, cls)))
     return Variant(
         "batch_type", choices, optional=False, doc="The batch type whose `kwargs` are accepted."
     )
@@ -159,11 +161,12 @@ def kwargs_union_subfields() -> list[Argument]:
     return list(seen.values())
 
 
-def resources_dargs(detail_kwargs: bool = True) -> Argument:
+def resources_dargs(detail_kwargs: bool = True, *, _union_kwargs: bool = False) -> Argument:
     """Schema of the resources dictionary.
 
     With ``detail_kwargs`` the ``kwargs`` sub-dictionary is documented per batch type,
-    selected by a ``batch_type`` key; otherwise it accepts the fields of every batch type.
+    selected by a ``batch_type`` key (any spelling the registry accepts); otherwise
+    ``kwargs`` is a free dictionary (each batch type checks its own when submitting).
     """
     args = _resources_base_args()
     if detail_kwargs:
@@ -174,10 +177,10 @@ def resources_dargs(detail_kwargs: bool = True) -> Argument:
         Argument(
             "kwargs",
             dict,
-            kwargs_union_subfields(),
+            kwargs_union_subfields() if _union_kwargs else [],
             optional=True,
             default={},
-            doc="Options specific to the batch type.",
+            doc="Options specific to the batch type (see each batch type's kwargs).",
         )
     )
     return Argument("resources", dict, args, doc="Computing resources of each job.")
@@ -243,7 +246,7 @@ def machine_dargs() -> Argument:
     from dpdispatcher.base_context import BaseContext
 
     context_choices = [
-        Argument(name, dict, cls.machine_subfields(), alias=list(cls.alias))
+        Argument(name, dict, cls.machine_subfields(), alias=_spellings(BaseContext, cls))
         for name, cls in BaseContext.canonical_classes().items()
     ]
     return Argument(
@@ -298,17 +301,45 @@ def _batch_names() -> list[str]:
     return list(Machine.canonical_classes())
 
 
-def normalize(schema: Argument, data: Any, what: str) -> dict[str, Any]:
-    """Fill defaults, drop ``_*`` comment keys and check strictly; errors name the key."""
+def _spellings(registry: Any, cls: type) -> list[str]:
+    """Every name the registry accepts for ``cls`` except its canonical name."""
+    names = {k for k, v in registry.subclasses_dict.items() if v is cls}
+    return sorted(names - {cls.__name__})
+
+
+def normalize(
+    schema: Argument,
+    data: Any,
+    what: str,
+    *,
+    strict: bool = False,
+    skip: tuple[str, ...] = (),
+    allow_ref: bool = False,
+) -> dict[str, Any]:
+    """Fill defaults, drop ``_*`` comment keys, check types and values.
+
+    Unknown keys are dropped with one WARNING each (naming the key, where it was found
+    and the closest valid key); with ``strict`` they are an error instead. Keys under the
+    paths in ``skip`` (e.g. ``("kwargs",)``) are not looked at for unknown keys.
+    ``allow_ref`` lets ``{"$ref": "file.json"}`` entries load from files (dargs).
+    """
     from dargs.dargs import ArgumentError
 
     if not isinstance(data, dict):
         raise ConfigurationError(f"{what}: expected a dict, got {type(data).__name__}")
     try:
-        out = schema.normalize_value(data, trim_pattern=TRIM_PATTERN)
+        out = schema.normalize_value(data, trim_pattern=TRIM_PATTERN, allow_ref=allow_ref)
         # a second pass fills the defaults inside sub-dicts that were themselves defaulted
         out = schema.normalize_value(out, trim_pattern=TRIM_PATTERN)
-        schema.check_value(out, strict=True)
-    except ArgumentError as err:
+        schema.check_value(out, strict=False)
+        unknown = find_unknown_keys(schema, out, what, skip)
+    except (ArgumentError, OSError) as err:
         raise ConfigurationError(f"invalid {what}: {err}") from err
+    if unknown and strict:
+        raise ConfigurationError(
+            "; ".join(f"{u.where}: unknown key {u.key!r}{u.hint}" for u in unknown)
+        )
+    for u in unknown:
+        dlog.warning("%s: unknown key %r ignored%s", u.where, u.key, u.hint)
+        u.parent.pop(u.key, None)
     return dict(out)

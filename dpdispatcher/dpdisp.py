@@ -1,46 +1,60 @@
-"""The ``dpdisp`` command line: ``submit``, ``submission`` and ``run``."""
+"""The ``dpdisp`` command line: ``submit``, ``submission``, ``run`` and ``gui``."""
 
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from dpdispatcher._loaders import load_json
 from dpdispatcher._state import local_state_dir
 from dpdispatcher.dlog import dlog, setup_logging
-from dpdispatcher.errors import ConfigurationError, DPDispatcherError
-from dpdispatcher.job import Job
-from dpdispatcher.machine import Machine
-from dpdispatcher.resources import Resources
-from dpdispatcher.submission import Submission
-from dpdispatcher.task import Task
-from dpdispatcher.utils.job_status import JobStatus
-
-SUBMISSION_KEYS = (
-    "work_base",
-    "machine",
-    "resources",
-    "task_list",
-    "forward_common_files",
-    "backward_common_files",
+from dpdispatcher.entrypoints.submit import (
+    SUBMISSION_KEYS,
+    load_submission_from_json,
+    submission_from_dict,
 )
+from dpdispatcher.errors import DPDispatcherError
+from dpdispatcher.submission import Submission
+
+__all__ = ["build_parser", "main", "main_parser", "parse_args", "submission_from_dict"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``dpdisp``."""
+    from dpdispatcher import __version__
+
     parser = argparse.ArgumentParser(
         prog="dpdisp",
         description="dpdispatcher: run tasks as HPC batch jobs and bring the results back.",
     )
+    parser.add_argument("--version", action="version", version=f"dpdisp {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_submit(sub)
+    _add_submission(sub)
+    p = sub.add_parser(
+        "run",
+        help="run a Python script with `# /// script` metadata",
+        description="Run a Python script as a submission. Its inline metadata block "
+        "(`# /// script` ... `# ///`) holds a [tool.dpdispatcher] table with the keys of a "
+        "`dpdisp submit` file (machine, resources, task_list, work_base, ...); each task "
+        'runs `<command> "$REMOTE_ROOT"/script_<sha1>.py`.',
+    )
+    p.add_argument("filename", help="the Python script")
+    p.add_argument("--allow-ref", action="store_true", help="let $ref entries load files")
+    p = sub.add_parser("gui", help="serve DP-GUI for the parameter files (needs dpgui)")
+    p.add_argument("-p", "--port", type=int, default=6042, help="port (default 6042)")
+    p.add_argument("--bind_all", action="store_true", help="listen on every interface")
+    return parser
 
+
+#: the name 1.x gave :func:`build_parser`
+main_parser = build_parser
+
+
+def _add_submit(sub: Any) -> None:
     p = sub.add_parser(
         "submit",
         help="run a submission described by a JSON file",
@@ -55,7 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="return once every job is submitted (run again to wait and download)",
     )
-    p.add_argument("--no-clean", action="store_true", help="keep the job root afterwards")
+    p.add_argument("--no-clean", dest="clean", action="store_false",
+                   help="keep the job root afterwards")
+    p.add_argument("--continue-on-failure", action="store_true",
+                   help="keep running the other jobs when one fails for good")
+    p.add_argument("--allow-ref", action="store_true", help="let $ref entries load files")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse unknown keys instead of warning about them")
     p.add_argument(
         "--check-interval",
         type=float,
@@ -63,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest pause between status checks, in seconds (default 30)",
     )
 
+
+def _add_submission(sub: Any) -> None:
     p = sub.add_parser(
         "submission",
         help="inspect or act on a submission by its hash",
@@ -91,16 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="set every job's fail count to 0 so a rerun retries them",
     )
 
-    p = sub.add_parser(
-        "run",
-        help="run a Python script with `# /// script` metadata",
-        description="Run a Python script as one task. Its inline metadata block "
-        "(`# /// script` ... `# ///`) holds a [tool.dpdispatcher] table with "
-        "`machine` and `resources` (and optionally work_base, forward_files, "
-        "backward_files, python).",
-    )
-    p.add_argument("filename", help="the Python script")
-    return parser
+
+def parse_args(args: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``dpdisp`` arguments."""
+    return build_parser().parse_args(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,16 +126,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    setup_logging(logging.DEBUG if args.verbose else logging.WARNING)
+    setup_logging(logging.DEBUG if args.verbose else None)
     try:
         if args.command == "submit":
             return cmd_submit(args)
         if args.command == "submission":
             return cmd_submission(args)
+        if args.command == "gui":
+            from dpdispatcher.entrypoints.gui import start_dpgui
+
+            start_dpgui(port=args.port, bind_all=args.bind_all)
+            return 0
         return cmd_run(args)
     except DPDispatcherError as err:
         print(f"dpdisp: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        print(f"dpdisp: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dpdisp: interrupted", file=sys.stderr)
+        return 130
 
 
 class ProgressLine:
@@ -146,29 +173,6 @@ class ProgressLine:
             self.stream.write("\n")
 
 
-def submission_from_dict(data: dict[str, Any]) -> Submission:
-    """Build a submission from the ``dpdisp submit`` JSON layout, validated strictly."""
-    if not isinstance(data, dict):
-        raise ConfigurationError("submission: expected a JSON object")
-    unknown = sorted(set(data) - set(SUBMISSION_KEYS))
-    if unknown:
-        raise ConfigurationError(f"submission: unknown keys {unknown} (valid: {SUBMISSION_KEYS})")
-    for key in ("work_base", "machine", "resources", "task_list"):
-        if key not in data:
-            raise ConfigurationError(f"submission/{key} is required")
-    tasks = data["task_list"]
-    if not isinstance(tasks, list):
-        raise ConfigurationError("submission/task_list: expected a list of task objects")
-    return Submission(
-        data["work_base"],
-        Machine.load_from_dict(data["machine"]),
-        Resources.load_from_dict(data["resources"]),
-        forward_common_files=data.get("forward_common_files", []),
-        backward_common_files=data.get("backward_common_files", []),
-        task_list=[Task.load_from_dict(t) for t in tasks],
-    )
-
-
 def _run_with_progress(submission: Submission, **kwargs: Any) -> dict[str, Any]:
     progress = ProgressLine()
     submission.progress = progress
@@ -180,141 +184,67 @@ def _run_with_progress(submission: Submission, **kwargs: Any) -> dict[str, Any]:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """``dpdisp submit``."""
-    submission = submission_from_dict(load_json(args.filename))
-    _run_with_progress(
-        submission,
-        dry_run=args.dry_run,
-        exit_on_submit=args.exit_on_submit,
-        clean=not args.no_clean,
-        check_interval=args.check_interval,
+    submission = load_submission_from_json(
+        args.filename, allow_ref=args.allow_ref, strict=args.strict
     )
-    print(
-        f"submission {submission.submission_hash}: "
-        + (
-            "uploaded (dry run)"
-            if args.dry_run
-            else "submitted"
-            if args.exit_on_submit
-            else "finished"
-        )
-    )
+    options: dict[str, Any] = {
+        "dry_run": args.dry_run,
+        "exit_on_submit": args.exit_on_submit,
+        "clean": args.clean,
+        "check_interval": args.check_interval,
+    }
+    if args.continue_on_failure:
+        options["continue_on_failure"] = True
+    _run_with_progress(submission, **options)
+    if args.dry_run:
+        print(f"submission succeeded: {submission.submission_hash} (dry run: uploaded, "
+              "nothing submitted)")
+    else:
+        state = "submitted" if args.exit_on_submit else "finished"
+        print(f"submission {submission.submission_hash}: {state}")
     return 0
 
 
 def cmd_submission(args: argparse.Namespace) -> int:
-    """``dpdisp submission HASH``."""
-    path = local_state_dir() / f"{args.submission_hash}.json"
-    if not path.is_file():
-        raise ConfigurationError(f"no saved state for submission {args.submission_hash} ({path})")
-    data = load_json(path)
+    """``dpdisp submission HASH``: show the jobs, then do the actions asked for."""
+    from dpdispatcher.entrypoints.submission import handle_submission, load_recorded
+    from dpdispatcher.machine import Machine
+
     machine = Machine.load_from_json(args.machine) if args.machine else None
-    submission = Submission.deserialize(data, machine=machine)
-    submission.submission_hash = args.submission_hash
-    ctx = submission._bound_machine().context
-    ctx.bind_submission(submission)
+    submission = load_recorded(args.submission_hash, machine)
     submission.update_submission_state()
     for job in submission.belonging_jobs:
         print(
             f"{job.job_hash}  id={job.job_id or '-':<12} {job.job_state.name:<12} "
             f"fail_count={job.fail_count}  tasks={len(job.job_task_list)}"
         )
-    if args.download_terminated_log:
-        _download_subset(submission, JobStatus.terminated, logs_only=True)
-    if args.download_finished_task:
-        _download_subset(submission, JobStatus.finished, logs_only=False)
-    if args.reset_fail_count:
-        for job in submission.belonging_jobs:
-            job.fail_count = 0
-        submission.submission_to_json()
-    if args.clean:
-        submission.clean_all_jobs()
-        submission.clean_jobs()
+    actions = ("download_terminated_log", "download_finished_task", "clean", "reset_fail_count")
+    if any(getattr(args, a) for a in actions):
+        handle_submission(
+            submission_hash=args.submission_hash,
+            machine=machine,
+            **{a: getattr(args, a) for a in actions},
+        )
     return 0
-
-
-def _download_subset(submission: Submission, state: JobStatus, logs_only: bool) -> None:
-    view = copy.copy(submission)
-    jobs = [j for j in submission.belonging_jobs if j.job_state == state]
-    if logs_only:
-        jobs = [Job([_logs_task(t) for t in j.job_task_list], resources=j.resources) for j in jobs]
-    view.belonging_jobs = jobs
-    view.backward_common_files = []
-    submission._bound_machine().context.download(view, check_exists=True, mark_failure=False)
-    print(f"downloaded {'logs of' if logs_only else 'results of'} {len(jobs)} {state.name} job(s)")
-
-
-def _logs_task(task: Task) -> Task:
-    logs = [log for log in (task.outlog, task.errlog) if log is not None]
-    return Task(
-        task.command,
-        task.task_work_path,
-        backward_files=logs,
-        outlog=task.outlog,
-        errlog=task.errlog,
-    )
 
 
 def read_script_metadata(text: str) -> dict[str, Any]:
     """The ``[tool.dpdispatcher]`` table of a script's ``# /// script`` block."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib  # type: ignore[import-not-found]
-    body = _metadata_block(text.splitlines())
-    try:
-        meta = tomllib.loads(body)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigurationError(f"script metadata is not valid TOML: {err}") from err
-    table = meta.get("tool", {}).get("dpdispatcher")
-    if not isinstance(table, dict):
-        raise ConfigurationError("script metadata has no [tool.dpdispatcher] table")
-    return dict(table)
+    from dpdispatcher.errors import ConfigurationError
+    from dpdispatcher.run import read_pep723
 
-
-def _metadata_block(lines: list[str]) -> str:
-    """The TOML inside ``# /// script`` ... ``# ///`` (PEP 723), comment marks removed."""
-    try:
-        start = next(i for i, line in enumerate(lines) if line.rstrip() == "# /// script")
-    except StopIteration:
-        raise ConfigurationError("no `# /// script` metadata block found in the script") from None
-    body: list[str] = []
-    for line in lines[start + 1 :]:
-        if line.rstrip() == "# ///":
-            return "\n".join(body) + "\n"
-        if not line.startswith("#"):
-            break
-        body.append(line[2:] if line.startswith("# ") else line[1:])
-    raise ConfigurationError("the `# /// script` block is not closed by a `# ///` line")
+    table = read_pep723(text)
+    if table is None:
+        raise ConfigurationError("no `# /// script` block with a [tool.dpdispatcher] table")
+    return table
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``dpdisp run script.py``."""
-    script = Path(args.filename)
-    table = read_script_metadata(script.read_text(encoding="utf-8"))
-    allowed = {"machine", "resources", "work_base", "forward_files", "backward_files", "python"}
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigurationError(
-            f"[tool.dpdispatcher]: unknown keys {unknown} (valid: {sorted(allowed)})"
-        )
-    for key in ("machine", "resources"):
-        if key not in table:
-            raise ConfigurationError(f"[tool.dpdispatcher] needs a `{key}` table")
-    python = str(table.get("python", "python3"))
-    task = Task(
-        command=f"{python} {script.name}",
-        task_work_path=".",
-        forward_files=[script.name, *table.get("forward_files", [])],
-        backward_files=list(table.get("backward_files", [])),
-    )
-    submission = Submission(
-        str(table.get("work_base", ".")),
-        Machine.load_from_dict(table["machine"]),
-        Resources.load_from_dict(table["resources"]),
-        task_list=[task],
-    )
-    _run_with_progress(submission)
-    dlog.info("finished %s", json.dumps(submission.submission_hash))
+    from dpdispatcher.entrypoints.run import run
+
+    run(filename=args.filename, allow_ref=args.allow_ref)
+    dlog.info("finished %s", args.filename)
     return 0
 
 

@@ -65,3 +65,7 @@ class RecoveryError(DPDispatcherError, RuntimeError):
 
 class MissingInputError(ConfigurationError, FileNotFoundError):
     """A forward or common file named in the submission does not exist locally."""
+
+
+class RecordNotFoundError(ConfigurationError, FileNotFoundError):
+    """No local record of the submission hash asked for (``dpdisp submission HASH``)."""

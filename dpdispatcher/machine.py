@@ -135,8 +135,8 @@ class Machine(Registered):
         create_remote_root: bool = False,
         **kwargs: Any,
     ) -> None:
-        if kwargs:
-            raise ConfigurationError(f"machine: unknown keys {sorted(kwargs)}")
+        for key in sorted(kwargs):
+            dlog.warning("machine: unknown key %r ignored", key)
         if context is None:
             if context_type is None or local_root is None:
                 raise ConfigurationError(
@@ -180,8 +180,14 @@ class Machine(Registered):
         return []
 
     @classmethod
-    def load_from_dict(cls, machine_dict: dict[str, Any]) -> Machine:
-        """Build a machine (and its context) from a dictionary, validated strictly."""
+    def load_from_dict(
+        cls, machine_dict: dict[str, Any], allow_ref: bool = False, *, strict: bool = False
+    ) -> Machine:
+        """Build a machine (and its context) from a dictionary.
+
+        Types and values are checked; an unknown key is dropped with a warning naming it
+        (an error with ``strict=True``). ``allow_ref`` lets ``$ref`` entries load files.
+        """
         from dpdispatcher.arginfo import machine_dargs, normalize
 
         if not isinstance(machine_dict, dict):
@@ -191,18 +197,22 @@ class Machine(Registered):
             if key not in data:
                 raise ConfigurationError(f"machine/{key} is required")
             data[key] = registry.resolve_name(data[key])
-        data = normalize(machine_dargs(), data, "machine")
+        data = normalize(machine_dargs(), data, "machine", strict=strict, allow_ref=allow_ref)
         return Machine(**data)
 
     @classmethod
-    def load_from_json(cls, json_path: str | Path) -> Machine:
-        """Build a machine from a JSON file."""
-        return cls.load_from_dict(load_json(json_path))
+    def load_from_json(
+        cls, json_path: str | Path, allow_ref: bool = False, *, strict: bool = False
+    ) -> Machine:
+        """Build a machine from a JSON file (see :meth:`load_from_dict`)."""
+        return cls.load_from_dict(load_json(json_path), allow_ref, strict=strict)
 
     @classmethod
-    def load_from_yaml(cls, yaml_path: str | Path) -> Machine:
-        """Build a machine from a YAML file."""
-        return cls.load_from_dict(load_yaml(yaml_path))
+    def load_from_yaml(
+        cls, yaml_path: str | Path, allow_ref: bool = False, *, strict: bool = False
+    ) -> Machine:
+        """Build a machine from a YAML file (see :meth:`load_from_dict`)."""
+        return cls.load_from_dict(load_yaml(yaml_path), allow_ref, strict=strict)
 
     def serialize(self, if_empty_remote_profile: bool = False) -> dict[str, Any]:
         """The machine as a dictionary; secrets are left out (it is persisted and hashed)."""
@@ -461,23 +471,28 @@ class Machine(Registered):
         """Whether persisted state of ``submission`` exists in its job root."""
         return self.context.check_file_exists(names.state_file(submission.submission_hash))
 
-    def check_resources(self, resources: Resources) -> None:
-        """Refuse ``resources.kwargs`` keys this batch type does not know (did-you-mean)."""
-        import difflib
+    def check_resources(self, resources: Resources, *, strict: bool = False) -> None:
+        """Warn about ``resources.kwargs`` keys this batch type does not know.
+
+        One WARNING per key with the closest valid key; with ``strict`` an error. A batch
+        type that declares no kwargs takes any (they may feed a custom header template).
+        """
+        from dpdispatcher._unknown_keys import suggestion
 
         allowed: dict[str, str] = {}
         for arg in self.resources_subfields():
             allowed[arg.name] = arg.name
             allowed.update(dict.fromkeys(arg.alias, arg.name))
+        if not allowed:
+            return
         for key in resources.kwargs:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, list(allowed), n=1)
-                hint = f" Did you mean {close[0]}?" if close else ""
-                valid = ", ".join(sorted(set(allowed.values()))) or "none"
-                raise ConfigurationError(
-                    f"resources/kwargs/{key} is not an option of batch type "
-                    f"{type(self).__name__} (valid: {valid}).{hint}"
-                )
+            if key in allowed:
+                continue
+            where = f"resources/kwargs of batch type {type(self).__name__}"
+            hint = suggestion(key, sorted(set(allowed.values())))
+            if strict:
+                raise ConfigurationError(f"{where}: unknown key {key!r}{hint}")
+            dlog.warning("%s: unknown key %r ignored%s", where, key, hint)
 
     def default_resources(self, resources: Resources) -> None:
         """Kept for compatibility; defaults come from the schema."""

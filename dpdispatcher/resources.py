@@ -160,11 +160,14 @@ class Resources:
         return resources_dargs(detail_kwargs=detail_kwargs)
 
     @classmethod
-    def load_from_dict(cls, resources_dict: dict[str, Any]) -> Resources:
-        """Build resources from a dictionary, validated strictly.
+    def load_from_dict(
+        cls, resources_dict: dict[str, Any], allow_ref: bool = False, *, strict: bool = False
+    ) -> Resources:
+        """Build resources from a dictionary.
 
-        A ``batch_type`` key selects which ``kwargs`` are accepted; without it the kwargs
-        of every batch type are.
+        Types and values are checked; an unknown key is dropped with a warning naming it
+        (an error with ``strict=True``). A ``batch_type`` key (any spelling) selects which
+        ``kwargs`` are accepted; without it each batch type checks its own when submitting.
         """
         from dpdispatcher.arginfo import normalize, resources_dargs
 
@@ -177,25 +180,36 @@ class Resources:
             from dpdispatcher.machine import Machine
 
             data["batch_type"] = Machine.resolve_name(str(data["batch_type"]))
-            data = normalize(resources_dargs(detail_kwargs=True), data, "resources")
+            data = normalize(
+                resources_dargs(detail_kwargs=True),
+                data,
+                "resources",
+                strict=strict,
+                skip=() if strict else ("kwargs",),
+                allow_ref=allow_ref,
+            )
             data.pop("batch_type", None)
         obj = cls.__new__(cls)
         kwargs = dict(data.pop("kwargs", {}) or {})
         flat = {k: data.pop(k) for k in list(data) if k not in _FIELDS}
         data["kwargs"] = kwargs
         data.update(_split_flat_kwargs(kwargs, flat))
-        obj._assign(_validate(data))
+        obj._assign(_validate(data, strict=strict, allow_ref=allow_ref))
         return obj
 
     @classmethod
-    def load_from_json(cls, json_file: str | Path) -> Resources:
-        """Build resources from a JSON file."""
-        return cls.load_from_dict(load_json(json_file))
+    def load_from_json(
+        cls, json_file: str | Path, allow_ref: bool = False, *, strict: bool = False
+    ) -> Resources:
+        """Build resources from a JSON file (see :meth:`load_from_dict`)."""
+        return cls.load_from_dict(load_json(json_file), allow_ref, strict=strict)
 
     @classmethod
-    def load_from_yaml(cls, yaml_file: str | Path) -> Resources:
-        """Build resources from a YAML file."""
-        return cls.load_from_dict(load_yaml(yaml_file))
+    def load_from_yaml(
+        cls, yaml_file: str | Path, allow_ref: bool = False, *, strict: bool = False
+    ) -> Resources:
+        """Build resources from a YAML file (see :meth:`load_from_dict`)."""
+        return cls.load_from_dict(load_yaml(yaml_file), allow_ref, strict=strict)
 
     @classmethod
     def deserialize(cls, resources_dict: dict[str, Any]) -> Resources:
@@ -224,10 +238,17 @@ def _split_flat_kwargs(kwargs: dict[str, Any], flat: dict[str, Any]) -> dict[str
     return rest
 
 
-def _validate(raw: dict[str, Any]) -> dict[str, Any]:
+def _validate(raw: dict[str, Any], strict: bool = False, allow_ref: bool = False) -> dict[str, Any]:
     from dpdispatcher.arginfo import normalize, resources_dargs
 
-    return normalize(resources_dargs(detail_kwargs=False), raw, "resources")
+    return normalize(
+        resources_dargs(detail_kwargs=False, _union_kwargs=True),
+        raw,
+        "resources",
+        strict=strict,
+        skip=("kwargs",),
+        allow_ref=allow_ref,
+    )
 
 
 def _check_semantics(res: Resources) -> None:

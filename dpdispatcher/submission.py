@@ -19,8 +19,7 @@ from typing import Any
 from dpdispatcher import _files
 from dpdispatcher._loaders import check_path_list, load_json
 from dpdispatcher._script import names
-from dpdispatcher._state import local_state_dir, parse_state
-from dpdispatcher.contexts._local import atomic_write
+from dpdispatcher._state import parse_state
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import (
     ConfigurationError,
@@ -33,6 +32,7 @@ from dpdispatcher.machine import Machine, submit_lock_command
 from dpdispatcher.resources import Resources
 from dpdispatcher.task import Task
 from dpdispatcher.utils.job_status import JobStatus
+from dpdispatcher.utils.record import record
 
 __all__ = ["Job", "Resources", "Submission", "Task", "Timing"]
 
@@ -270,7 +270,7 @@ class Submission:
         fname = names.state_file(self.submission_hash)
         self._bound_machine().context.write_file_chunks(fname, self.json_chunks())
         try:
-            atomic_write(str(local_state_dir() / fname), self.json_chunks())
+            record.write(self, text=self.json_chunks())
         except OSError as err:
             dlog.debug("could not keep a local copy of the state: %s", err)
 
@@ -340,6 +340,7 @@ class Submission:
                 f"work base {machine.context.local_root} (local_root + work_base) does not exist"
             )
         _files.forward_files(self, machine.context.local_root)
+        dlog.info("submission %s: job root %s", self.submission_hash, machine.context.remote_root)
         self._job_files = {job.job_hash: machine.job_files(job) for job in self.belonging_jobs}
 
     def try_recover_from_json(self) -> bool:
@@ -432,6 +433,8 @@ class Submission:
                     job.job_id,
                     job.fail_count,
                 )
+            if new == JobStatus.finished and job.job_state != JobStatus.finished:
+                dlog.info("job %s (id %s) finished", job.job_hash, job.job_id)
             self._track_unknown(job, new, now)
             job.job_state = new
         return changed
@@ -496,7 +499,7 @@ class Submission:
                 job.register_job_id(outcome)
                 job.job_state = JobStatus.waiting
                 submitted = True
-                dlog.debug("submitted job %s as %s", job.job_hash, outcome)
+                dlog.info("job %s was submitted; job_id is %s", job.job_hash, outcome)
                 if job.resources.wait_time:
                     self.timing.sleep(job.resources.wait_time)
         if refused:

@@ -10,6 +10,7 @@ from typing import Any
 from dpdispatcher._loaders import check_path_list, check_relative_path, load_json, load_yaml
 from dpdispatcher._tracked import TrackedList, track
 from dpdispatcher.errors import ConfigurationError
+from dpdispatcher.utils.job_status import JobStatus
 
 #: the fields of :meth:`Task.serialize`; assigning one drops the cached JSON
 _SERIALIZED = frozenset(
@@ -99,6 +100,8 @@ class Task:
         init(self, "task_name", task_name)
         init(self, "_json", None)
         init(self, "task_hash", self.get_hash())
+        #: the state of the task as last seen (1.x attribute; the job's state governs)
+        init(self, "task_state", JobStatus.unsubmitted)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _SERIALIZED:
@@ -127,21 +130,32 @@ class Task:
         return task_dargs()
 
     @classmethod
-    def load_from_dict(cls, task_dict: dict[str, Any]) -> Task:
-        """Build a task from a dictionary, validated against :meth:`arginfo`."""
+    def load_from_dict(
+        cls, task_dict: dict[str, Any], allow_ref: bool = False, *, strict: bool = False
+    ) -> Task:
+        """Build a task from a dictionary, validated against :meth:`arginfo`.
+
+        An unknown key is dropped with a warning naming it (an error with ``strict=True``).
+        """
         from dpdispatcher.arginfo import normalize, task_dargs
 
-        return cls(**normalize(task_dargs(), task_dict, "task"))
+        return cls(**normalize(task_dargs(), task_dict, "task", strict=strict, allow_ref=allow_ref))
 
     @classmethod
-    def load_from_json(cls, json_file: str | Path) -> Task:
-        """Build a task from a JSON file."""
-        return cls.load_from_dict(_expect_dict(load_json(json_file), json_file))
+    def load_from_json(
+        cls, json_file: str | Path, allow_ref: bool = False, *, strict: bool = False
+    ) -> Task:
+        """Build a task from a JSON file (see :meth:`load_from_dict`)."""
+        data = _expect_dict(load_json(json_file), json_file)
+        return cls.load_from_dict(data, allow_ref, strict=strict)
 
     @classmethod
-    def load_from_yaml(cls, yaml_file: str | Path) -> Task:
-        """Build a task from a YAML file."""
-        return cls.load_from_dict(_expect_dict(load_yaml(yaml_file), yaml_file))
+    def load_from_yaml(
+        cls, yaml_file: str | Path, allow_ref: bool = False, *, strict: bool = False
+    ) -> Task:
+        """Build a task from a YAML file (see :meth:`load_from_dict`)."""
+        data = _expect_dict(load_yaml(yaml_file), yaml_file)
+        return cls.load_from_dict(data, allow_ref, strict=strict)
 
     @classmethod
     def deserialize(cls, task_dict: dict[str, Any]) -> Task:

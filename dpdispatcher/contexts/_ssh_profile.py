@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any
 
+from dpdispatcher._unknown_keys import suggestion
 from dpdispatcher.contexts._ssh_session import SSHSession
+from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError
 
 
@@ -107,15 +108,22 @@ def remote_profile_fields() -> list[Any]:
 
 
 def make_session(profile: dict[str, Any]) -> SSHSession:
-    """The session described by a ``remote_profile`` (unknown keys are refused, with a
-    did-you-mean hint; None values mean "the default")."""
+    """The session described by a ``remote_profile``.
+
+    A key SSHSession does not take is ignored with a warning (did-you-mean); None values
+    mean "the default".
+    """
     accepted = [p for p in inspect.signature(SSHSession.__init__).parameters if p != "self"]
-    for key in profile:
+    for key in list(profile):
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f" Did you mean {close[0]}?" if close else ""
-            raise ConfigurationError(f"remote_profile/{key} is not an option of SSHContext.{hint}")
+            dlog.warning(
+                "SSHContext remote_profile: unknown key %r ignored%s",
+                key,
+                suggestion(str(key), accepted),
+            )
     for key in ("hostname", "username"):
         if not profile.get(key):
             raise ConfigurationError(f"remote_profile/{key} is required for SSHContext")
-    return SSHSession(**{k: v for k, v in profile.items() if v is not None})
+    return SSHSession(
+        **{k: v for k, v in profile.items() if v is not None and k in accepted}
+    )

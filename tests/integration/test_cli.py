@@ -97,3 +97,66 @@ def test_run_script_with_inline_metadata(tmp_path):
     assert read_script_metadata(script.read_text())["work_base"] == "."
     assert main(["run", str(script)]) == 0
     assert (local / "result.txt").read_text() == "42"
+
+
+def test_version(capsys):
+    import dpdispatcher
+
+    try:
+        main(["--version"])
+    except SystemExit as stop:
+        assert stop.code == 0
+    assert capsys.readouterr().out.strip() == f"dpdisp {dpdispatcher.__version__}"
+
+
+def _dpdisp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dpdispatcher", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def test_run_errors_without_traceback(tmp_path):
+    missing = _dpdisp("run", "missing.py", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "dpdisp: error: dpdisp run: no such script 'missing.py'"
+    (tmp_path / "plain.py").write_text("print(1)\n")
+    plain = _dpdisp("run", "plain.py", cwd=tmp_path)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert "[tool.dpdispatcher]" in plain.stderr
+    (tmp_path / "bad.py").write_text("# /// script\n# [tool.dpdispatcher\n# ///\n")
+    bad = _dpdisp("run", "bad.py", cwd=tmp_path)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr and "TOML" in bad.stderr
+
+
+TASK_LIST_SCRIPT = '''# /// script
+# [tool.dpdispatcher]
+# work_base = "work"
+# [tool.dpdispatcher.machine]
+# batch_type = "Shell"
+# context_type = "LocalContext"
+# local_root = "{local}"
+# remote_root = "{remote}"
+# [tool.dpdispatcher.resources]
+# group_size = 1
+# [[tool.dpdispatcher.task_list]]
+# command = "{python}"
+# task_work_path = "t*"
+# backward_files = ["log"]
+# ///
+import os
+print("ran in", os.path.basename(os.getcwd()))
+'''
+
+
+def test_run_script_with_a_task_list_and_glob(tmp_path):
+    """The 1.x layout: tasks from ``task_list``; a glob task_work_path gives one task each."""
+    local = tmp_path / "local"
+    for name in ("t1", "t2", "other"):
+        (local / "work" / name).mkdir(parents=True)
+    script = tmp_path / "my script.py"
+    script.write_text(TASK_LIST_SCRIPT.format(local=local, remote=tmp_path / "remote",
+                                              python=sys.executable))
+    res = _dpdisp("run", str(script), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for name in ("t1", "t2"):
+        assert (local / "work" / name / "log").read_text() == f"ran in {name}\n"
+    assert not (local / "work" / "other" / "log").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 import pytest
 
@@ -161,7 +162,17 @@ def test_arginfo_objects_generate_docs():
         assert arg.gen_doc()
 
 
-def test_unknown_key_error_names_key_and_suggestion():
+def test_unknown_key_warns_with_suggestion_and_is_dropped(caplog):
+    with caplog.at_level(logging.WARNING, logger="dpdispatcher"):
+        res = Resources.load_from_dict({"group_size": 1, "cpu_per_nod": 2})
+    assert res.cpu_per_node == 1 and "cpu_per_nod" not in res.serialize()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "resources: unknown key 'cpu_per_nod' ignored; did you mean 'cpu_per_node'?"
+    ]
+
+
+def test_unknown_key_is_an_error_only_when_strict():
     with pytest.raises(ConfigurationError) as err:
-        Resources.load_from_dict({"group_size": 1, "cpu_per_nod": 2})
+        Resources.load_from_dict({"group_size": 1, "cpu_per_nod": 2}, strict=True)
     assert "cpu_per_nod" in str(err.value) and "cpu_per_node" in str(err.value)

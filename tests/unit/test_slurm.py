@@ -177,10 +177,25 @@ def test_kwargs_schema() -> None:
         {"batch_type": "SlurmJobArray", "group_size": 4, "kwargs": {"slurm_job_size": 2}}
     )
     assert res.kwargs["slurm_job_size"] == 2
-    with pytest.raises(ConfigurationError):
-        Resources.load_from_dict(
-            {"batch_type": "Slurm", "group_size": 1, "kwargs": {"slurm_job_size": 2}}
-        )
+    other = {"batch_type": "Slurm", "group_size": 1, "kwargs": {"slurm_job_size": 2}}
+    with pytest.raises(ConfigurationError, match="slurm_job_size"):
+        Resources.load_from_dict(other, strict=True)
+    with pytest.raises(ConfigurationError, match="slurm_job_size"):
+        machine().check_resources(Resources.load_from_dict(other), strict=True)
+
+
+def test_kwargs_of_another_batch_type_warn_when_submitting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    res = Resources.load_from_dict(
+        {"batch_type": "Slurm", "group_size": 1, "kwargs": {"slurm_job_siz": 2}}
+    )
+    with caplog.at_level(logging.WARNING, logger="dpdispatcher"):
+        machine().check_resources(res)
+    assert [r.getMessage() for r in caplog.records] == [
+        "resources/kwargs of batch type Slurm: unknown key 'slurm_job_siz' ignored "
+        "(valid keys: custom_gpu_line)"
+    ]
 
 
 # ------------------------------------------------------------------ submit

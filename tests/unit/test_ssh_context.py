@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
 import tarfile
@@ -30,7 +31,7 @@ from dpdispatcher.errors import ConfigurationError, ContextError
 SECRETS = {"password": "pw-Sekr1t", "passphrase": "pp-Sekr1t", "totp_secret": "JBSWY3DPEHPK3PXP"}
 
 
-def _machine(**profile: Any) -> Machine:
+def _machine(strict: bool = False, **profile: Any) -> Machine:
     return Machine.load_from_dict(
         {
             "batch_type": "Shell",
@@ -38,7 +39,8 @@ def _machine(**profile: Any) -> Machine:
             "local_root": "/tmp",
             "remote_root": "/scratch/u",
             "remote_profile": {"hostname": "h", "username": "u", **profile},
-        }
+        },
+        strict=strict,
     )
 
 
@@ -83,15 +85,23 @@ def test_secrets_never_persisted_hashed_or_shown() -> None:
     assert all(v not in json.dumps(s1.serialize()) for v in SECRETS.values())
 
 
-def test_new_keys_are_validated() -> None:
+def test_new_keys_are_validated(caplog: pytest.LogCaptureFixture) -> None:
     m = _machine(known_hosts="/kh", host_key_policy="accept-new")
     assert m.context.ssh_session.host_key_policy == "accept-new"  # type: ignore[attr-defined]
     with pytest.raises(ConfigurationError, match="host_key_policy"):
         _machine(host_key_policy="yes-please")
-    with pytest.raises(ConfigurationError):
-        _machine(hostnme="typo")
-    with pytest.raises(ConfigurationError, match="Did you mean hostname"):
+    with pytest.raises(ConfigurationError, match="hostnme"):
+        _machine(hostnme="typo", strict=True)
+    with caplog.at_level(logging.WARNING, logger="dpdispatcher"):
+        kept = _machine(hostnme="typo")
+    assert kept.context.ssh_session.hostname != "typo"  # type: ignore[attr-defined]
+    assert "unknown key 'hostnme' ignored; did you mean 'hostname'?" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dpdispatcher"), pytest.raises(
+        ConfigurationError, match="hostname"
+    ):
         SSHContext("/tmp", "/r", {"hostnme": "h", "username": "u"})
+    assert "did you mean 'hostname'?" in caplog.text
     with pytest.raises(ConfigurationError, match="username"):
         SSHContext("/tmp", "/r", {"hostname": "h"})
 

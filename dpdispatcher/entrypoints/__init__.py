@@ -1,0 +1,1 @@
+"""The functions behind the ``dpdisp`` subcommands: submit, submission, run, gui."""

@@ -1,0 +1,259 @@
+"""Run the original dpdispatcher 1.1.0 test suite against this package.
+
+The suite is fetched from PyPI at run time (``pip download --no-deps --no-binary :all:
+dpdispatcher==1.1.0``, cached under ``~/.cache/dpdisp-tests/original-suite``); nothing of
+it is kept in this repository. Its ``tests/``, ``examples/`` and ``.github/`` are copied
+into a scratch directory next to a symlink ``dpdispatcher -> <this checkout>/dpdispatcher``,
+so ``import dpdispatcher`` in the suite (which puts its parent directory first on
+``sys.path``) resolves to this package. A ``dpdisp`` wrapper on ``PATH`` and a generated
+``.dist-info`` (entry points from our ``pyproject.toml``, as an editable install would
+give) make the CLI and dpgui tests see this package too. ``dpgui`` is installed into a
+throwaway virtual environment (with the system site packages) in the cache directory.
+
+Usage::
+
+    python tests/clients/original_suite.py [--keep DIR] [-k EXPR]
+
+prints ``passed / exempt / known failures / failed / skipped`` and exits 1 when a test
+fails that is in neither list (``original_suite_exempt.txt``,
+``original_suite_known_failures.txt``, both next to this file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import venv
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VERSION = "1.1.0"
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CACHE = Path(os.environ.get("DPDISP_TEST_CACHE", Path.home() / ".cache" / "dpdisp-tests"))
+SUITE_CACHE = CACHE / "original-suite"
+EXEMPT_FILE = HERE / "original_suite_exempt.txt"
+KNOWN_FILE = HERE / "original_suite_known_failures.txt"
+#: extra packages the original's tests import (its ``test`` extra)
+TEST_DEPS = ("dpgui==1.0.1",)
+
+
+def _run(cmd: list[str], **kw: object) -> None:
+    subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]
+
+
+def fetch_sdist(cache: Path = SUITE_CACHE) -> Path:
+    """The 1.1.0 sdist, downloaded from PyPI once and cached."""
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"dpdispatcher-{VERSION}.tar.gz"
+    if not target.is_file():
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            _run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                 "--no-binary", ":all:", f"dpdispatcher=={VERSION}", "-d", tmp],
+                stdout=subprocess.DEVNULL,
+            )
+            os.replace(Path(tmp) / target.name, target)
+    return target
+
+
+def test_python(cache: Path = SUITE_CACHE) -> Path:
+    """A venv (with the system site packages, where our dependencies are) plus dpgui."""
+    env_dir = cache / "venv"
+    python = env_dir / "bin" / "python"
+    marker = env_dir / ".deps-installed"
+    if not marker.is_file():
+        venv.EnvBuilder(system_site_packages=True, clear=True, with_pip=True).create(env_dir)
+        _run([str(python), "-m", "pip", "install", "--quiet", *TEST_DEPS],
+             stdout=subprocess.DEVNULL)
+        marker.write_text(" ".join(TEST_DEPS))
+    return python
+
+
+def _members(tar: tarfile.TarFile, prefix: str) -> list[tarfile.TarInfo]:
+    keep = tuple(f"{prefix}/{d}" for d in ("tests", "examples", ".github"))
+    return [m for m in tar.getmembers() if m.name.startswith(keep)]
+
+
+def prepare(workdir: Path, sdist: Path) -> None:
+    """Lay out the suite in ``workdir`` with ``dpdispatcher`` pointing at this checkout."""
+    prefix = f"dpdispatcher-{VERSION}"
+    with tarfile.open(sdist) as tar:
+        tar.extractall(workdir, members=_members(tar, prefix), filter="data")
+    root = workdir / prefix
+    for item in root.iterdir():
+        item.rename(workdir / item.name)
+    root.rmdir()
+    (workdir / "dpdispatcher").symlink_to(REPO / "dpdispatcher")
+    _write_dist_info(workdir)
+    bindir = workdir / "bin"
+    bindir.mkdir()
+    wrapper = bindir / "dpdisp"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m dpdispatcher "$@"\n')
+    wrapper.chmod(0o755)
+
+
+def _write_dist_info(workdir: Path) -> None:
+    """Metadata and entry points, as ``pip install -e .`` of this checkout would write."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    from dpdispatcher import __version__
+
+    info = workdir / f"dpdispatcher-{__version__}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: dpdispatcher\nVersion: {__version__}\n"
+    )
+    lines: list[str] = []
+    for group, entries in project.get("entry-points", {}).items():
+        lines.append(f"[{group}]")
+        lines += [f"{name} = {target}" for name, target in entries.items()]
+    lines.append("[console_scripts]")
+    lines += [f"{name} = {target}" for name, target in project.get("scripts", {}).items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+
+@dataclass
+class Outcome:
+    """Test ids by outcome."""
+
+    passed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _test_id(case: ET.Element) -> str:
+    classname = case.get("classname", "")
+    name = case.get("name", "")
+    parts = classname.split(".")
+    # "tests.test_x.TestClass" -> tests/test_x.py::TestClass::name
+    mod_end = next((i for i, p in enumerate(parts) if p.startswith("test_")), len(parts) - 1)
+    module = "/".join(parts[: mod_end + 1]) + ".py"
+    rest = parts[mod_end + 1 :]
+    return "::".join([module, *rest, name]) if classname else name
+
+
+def parse_junit(path: Path) -> Outcome:
+    """Outcomes from pytest's junit XML."""
+    out = Outcome()
+    for case in ET.parse(path).getroot().iter("testcase"):
+        tid = _test_id(case)
+        bad = case.find("failure")
+        if bad is None:
+            bad = case.find("error")
+        skip = case.find("skipped")
+        if bad is not None:
+            first = (bad.get("message") or "").strip().splitlines()
+            out.failed[tid] = first[0][:200] if first else "(no message)"
+        elif skip is not None:
+            out.skipped[tid] = (skip.get("message") or "")[:200]
+        else:
+            out.passed.append(tid)
+    return out
+
+
+def read_list(path: Path) -> dict[str, str]:
+    """``test id | reason`` lines (``#`` comments and blank lines ignored)."""
+    entries: dict[str, str] = {}
+    if not path.is_file():
+        return entries
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        tid, _, reason = line.partition("|")
+        entries[tid.strip()] = reason.strip()
+    return entries
+
+
+def run_suite(workdir: Path, extra_args: list[str] | None = None) -> Outcome:
+    """Run the suite in ``workdir`` (prepared by :func:`prepare`) and parse the result."""
+    python = test_python()
+    shared = workdir / "shared-space"
+    home = workdir / "home"
+    shared.mkdir()
+    home.mkdir()
+    env = dict(os.environ)
+    env.pop("DPDISPATCHER_TEST", None)  # the original's docker-only tests stay off
+    env.update(
+        PYTHONPATH=str(workdir),
+        PATH=f"{workdir / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        CI_SHARED_SPACE=str(shared),
+        DPDISPATCHER_HOME=str(home / ".dpdispatcher"),
+        HOME=str(home),
+    )
+    report = workdir / "junit.xml"
+    cmd = [str(python), "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider",
+           "-o", "addopts=", "--rootdir", str(workdir), f"--junitxml={report}"]
+    cmd += extra_args or []
+    subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=1200, check=False)
+    return parse_junit(report)
+
+
+@dataclass
+class Verdict:
+    """The outcome set against the two lists."""
+
+    outcome: Outcome
+    exempt: dict[str, str]
+    known: dict[str, str]
+
+    @property
+    def unexpected(self) -> dict[str, str]:
+        return {t: m for t, m in self.outcome.failed.items()
+                if t not in self.exempt and t not in self.known}
+
+    @property
+    def stale(self) -> list[str]:
+        """Listed as failing but passed."""
+        return [t for t in self.outcome.passed if t in self.known or t in self.exempt]
+
+    def summary(self) -> str:
+        failed = self.outcome.failed
+        exempt = [t for t in failed if t in self.exempt]
+        known = [t for t in failed if t in self.known and t not in self.exempt]
+        lines = [
+            f"original dpdispatcher {VERSION} suite against this package: "
+            f"passed {len(self.outcome.passed)} / exempt {len(exempt)} / "
+            f"known failures {len(known)} / failed {len(self.unexpected)} / "
+            f"skipped by the original's own guards {len(self.outcome.skipped)}"
+        ]
+        lines += [f"FAILED {t}: {m}" for t, m in sorted(self.unexpected.items())]
+        lines += [f"KNOWN  {t}: {self.known[t]}" for t in sorted(known)]
+        lines += [f"STALE  {t}: listed as failing but passed" for t in self.stale]
+        return "\n".join(lines)
+
+
+def evaluate(workdir: Path, extra_args: list[str] | None = None) -> Verdict:
+    """Fetch, prepare, run, and compare with the lists."""
+    prepare(workdir, fetch_sdist())
+    outcome = run_suite(workdir, extra_args)
+    return Verdict(outcome, read_list(EXEMPT_FILE), read_list(KNOWN_FILE))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", help="run in this (new) directory and keep it")
+    parser.add_argument("-k", dest="expr", help="pytest -k expression")
+    args = parser.parse_args(argv)
+    extra = ["-k", args.expr] if args.expr else []
+    if args.keep:
+        workdir = Path(args.keep).resolve()
+        workdir.mkdir(parents=True)
+        verdict = evaluate(workdir, extra)
+    else:
+        with tempfile.TemporaryDirectory(prefix="dpdisp-orig-suite-") as tmp:
+            verdict = evaluate(Path(tmp), extra)
+    print(verdict.summary())
+    return 1 if verdict.unexpected else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
