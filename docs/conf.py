@@ -28,7 +28,9 @@ extensions = [
     "sphinx.ext.viewcode",
     "dargs.sphinx",
     "dpdisp_docs",
+    "myst_parser",
 ]
+myst_enable_extensions = ["colon_fence"]
 
 exclude_patterns = ["_build"]
 templates_path: list[str] = []

@@ -254,13 +254,20 @@ def machine_dargs() -> Argument:
         dict,
         [
             Argument("batch_type", str, doc="Batch system: " + ", ".join(_batch_names()) + "."),
-            Argument("local_root", str, doc="Directory holding the submission's work_base."),
+            Argument(
+                "local_root",
+                str,
+                doc="Directory holding the submission's work_base; a relative path is taken "
+                "from the current working directory when the machine is loaded.",
+            ),
             Argument(
                 "remote_root",
                 [str, type(None)],
                 optional=True,
                 default=None,
-                doc="Directory where job roots are created (not needed for LazyLocalContext).",
+                doc="Directory where job roots are created (not needed for LazyLocalContext). "
+                "For LocalContext a relative path is taken from the current working directory "
+                "when the machine is loaded; over SSH, from the remote home directory.",
             ),
             Argument(
                 "clean_asynchronously",

@@ -65,6 +65,9 @@ class BaseContext(Registered):
     _abstract = True
     #: remote_profile keys that are secrets: never persisted, hashed or logged
     secret_keys: ClassVar[tuple[str, ...]] = ()
+    #: whether ``remote_root`` is a path on this machine (then made absolute when loaded,
+    #: relative to the working directory, as ``local_root`` is)
+    remote_root_is_local: ClassVar[bool] = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> BaseContext:
         if cls is BaseContext:
@@ -85,6 +88,8 @@ class BaseContext(Registered):
         **kwargs: Any,
     ) -> None:
         self.init_local_root = os.path.abspath(os.path.expanduser(local_root))
+        if remote_root and self.remote_root_is_local:
+            remote_root = os.path.abspath(os.path.expanduser(remote_root))
         self.init_remote_root = remote_root
         self.remote_profile = dict(remote_profile or {})
         self.clean_asynchronously = clean_asynchronously

@@ -26,10 +26,20 @@ def root_file(name: str) -> str:
 
 
 def render_env(job_hash: str, job_root: str, resources: Resources) -> str:
-    """The env section: job root, fail flag, modules, sources, exports, prepend_script."""
+    """The env section: job root, fail flag, modules, sources, exports, prepend_script.
+
+    The script fails closed: a job root that cannot be resolved stops it with exit 1
+    before any task runs (and before the job tag could be written).
+    """
+    flag = names.fail_flag_file(job_hash)
     lines = [
         f"REMOTE_ROOT=$(readlink -f {sh(job_root)})",
-        f"echo 0 > {root_file(names.fail_flag_file(job_hash))}",
+        'if [ ! -d "$REMOTE_ROOT" ]; then',
+        f"  echo 1 > {sh(job_root)}/{sh(flag)} 2>/dev/null",
+        f"  printf 'dpdispatcher: job root %s not found\\n' {sh(job_root)} >&2",
+        "  exit 1",
+        "fi",
+        f"echo 0 > {root_file(flag)}",
     ]
     if resources.module_purge:
         lines.append("module purge")
@@ -51,8 +61,20 @@ def render_env(job_hash: str, job_root: str, resources: Resources) -> str:
 
 
 def render_run_line(job_hash: str) -> str:
-    """The line of the job script that runs the per-task body."""
-    return f"source {root_file(names.run_file(job_hash))}\n"
+    """The lines of the job script that run the per-task body.
+
+    If the body cannot be read, the fail flag is set and the script exits 1 with a
+    message in the last-error file, so the job never counts as finished.
+    """
+    run = names.run_file(job_hash)
+    return (
+        f"source {root_file(run)} || {{\n"
+        f"  echo 1 > {root_file(names.fail_flag_file(job_hash))}\n"
+        f"  echo {sh('dpdispatcher: cannot read the task body ' + run)} "
+        f"| tee {root_file(names.last_err_file(job_hash))} >&2\n"
+        "  exit 1\n"
+        "}\n"
+    )
 
 
 def render_end(job_hash: str, resources: Resources) -> str:

@@ -43,6 +43,7 @@ class LocalShellContext(BaseContext):
     """Runs commands with a local bash and reads/writes files directly."""
 
     _abstract = True
+    remote_root_is_local = True
 
     def run(
         self, cmd: str, timeout: float | None = None, *, idempotent: bool = False

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from dpdispatcher._script import names
 from dpdispatcher._script.quoting import sh
 from dpdispatcher.base_context import CommandResult
-from dpdispatcher.errors import SchedulerError
+from dpdispatcher.errors import SchedulerError, TransientSchedulerError
 from dpdispatcher.machine import Machine
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -63,7 +63,18 @@ class Shell(Machine):
         return f"ps -o pid=,stat=,args= -p {pids}"
 
     def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
-        """PIDs still running *our* script (a reused PID running something else is gone)."""
+        """PIDs still running *our* script (a reused PID running something else is gone).
+
+        ``ps -p`` exits 1 *silently* when none of the PIDs exists; a failure with an error
+        message (``ps`` missing, refused by a sandbox) says nothing about the jobs, so it
+        raises :class:`TransientSchedulerError` (polled again) instead of reading as
+        "every job is gone", which would resubmit jobs that may still be running.
+        """
+        if not result.ok and result.stderr.strip():
+            raise TransientSchedulerError(
+                f"Shell: status query {result.cmd!r} failed with exit code "
+                f"{result.exit_code}: {result.stderr.strip()[-500:]}"
+            )
         table = parse_ps_output(result.stdout)
         out: dict[str, str] = {}
         for job in jobs:

@@ -437,3 +437,44 @@ def test_tampered_job_id_in_state_file_is_refused(tmp_path):
     with pytest.raises(RecoveryError, match="refusing job id"):
         again.run_submission()
     assert not list(tmp_path.rglob("PWNED"))
+
+
+# -- B9: a failed ps is not "every job is gone" ---------------------------------------------
+def test_failed_ps_with_an_error_is_transient_and_silent_exit_1_means_gone():
+    from dpdispatcher.base_context import CommandResult
+    from dpdispatcher.errors import TransientSchedulerError
+    from dpdispatcher.machines.shell import Shell
+
+    job = Submission(".", None, Resources(1, 1, 0, "", 1), task_list=[Task("true", ".")])
+    job.generate_jobs()
+    the_job = job.belonging_jobs[0]
+    the_job.job_id = "4242"
+    shell = Shell.__new__(Shell)
+    with pytest.raises(TransientSchedulerError, match="command not found"):
+        shell.parse_status_output(CommandResult(127, "", "bash: ps: command not found"), [the_job])
+    assert shell.parse_status_output(CommandResult(1, "", ""), [the_job]) == {}
+
+
+def test_failed_ps_does_not_resubmit_a_running_job(tmp_path, monkeypatch):
+    from dpdispatcher.machines.shell import Shell
+
+    work = make_work(tmp_path, 1)
+    count = tmp_path / "count"
+    real = Shell.status_command
+    calls = []
+
+    def flaky(self, jobs):
+        calls.append(1)
+        if len(calls) <= 3:
+            return "echo 'ps: permission denied by sandbox' >&2; exit 1"
+        return real(self, jobs)
+
+    monkeypatch.setattr(Shell, "status_command", flaky)
+    sub = _one_task(
+        tmp_path, f"echo run >> {count}; sleep 1; echo done > out", backward_files=["out"]
+    )
+    sub.run_submission(check_interval=0.1)
+    assert count.read_text() == "run\n"
+    assert (work / "dir0/out").read_text() == "done\n"
+    assert sub.belonging_jobs[0].fail_count == 0
+    assert len(calls) > 3
