@@ -87,6 +87,7 @@ class BaseContext(Registered):
         clean_asynchronously: bool = False,
         **kwargs: Any,
     ) -> None:
+        self.given_local_root = local_root  # as written (the original hashed it so)
         self.init_local_root = os.path.abspath(os.path.expanduser(local_root))
         if remote_root and self.remote_root_is_local:
             remote_root = os.path.abspath(os.path.expanduser(remote_root))

@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpdispatcher import _files
+from dpdispatcher import _files, _legacy, _outcome
+from dpdispatcher._failures import FailureHandling
 from dpdispatcher._loaders import check_path_list, load_json
 from dpdispatcher._script import names
 from dpdispatcher._state import parse_state
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import (
     ConfigurationError,
-    JobFailedError,
     SchedulerError,
     TransientSchedulerError,
 )
@@ -58,7 +58,7 @@ class Timing:
         )
 
 
-class Submission:
+class Submission(FailureHandling):
     """Tasks to run on a machine with given resources, and the jobs they become.
 
     Parameters
@@ -73,6 +73,12 @@ class Submission:
         Files of the work base sent before / fetched after all jobs (sorted).
     task_list : list of Task
         The tasks.
+    previous_submission_hash : str, optional
+        Adopt the job root of an earlier submission of the same tasks (e.g. before its
+        resources were changed): tasks that finished there are not run again.
+    continue_on_failure : bool
+        A job that exhausts its retries no longer stops the others; the run ends with
+        one error listing every failed job (see :meth:`run_submission`).
 
     Examples
     --------
@@ -96,6 +102,8 @@ class Submission:
         backward_common_files: list[str] | None = None,
         *,
         task_list: list[Task] | None = None,
+        previous_submission_hash: str | None = None,
+        continue_on_failure: bool = False,
     ) -> None:
         if not isinstance(work_base, str) or not work_base:
             raise ConfigurationError(f"submission/work_base: expected a path, got {work_base!r}")
@@ -119,6 +127,8 @@ class Submission:
             "back_error": False,
         }
         self.machine: Machine | None = None
+        self.previous_submission_hash = previous_submission_hash
+        self.continue_on_failure = bool(continue_on_failure)
         self.register_task_list(list(task_list or []))
         if machine is not None:
             self.bind_machine(machine)
@@ -280,8 +290,9 @@ class Submission:
         *,
         dry_run: bool = False,
         exit_on_submit: bool = False,
-        clean: bool = True,
+        clean: bool | str = True,
         check_interval: float = 30,
+        continue_on_failure: bool | None = None,
     ) -> dict[str, Any]:
         """Run every job to completion and bring the results back.
 
@@ -290,13 +301,29 @@ class Submission:
         it stops after uploading; with ``exit_on_submit`` it returns once the jobs are
         submitted (run it again later to wait and download).
 
+        Parameters
+        ----------
+        clean : bool or str
+            ``True``/``"always"``: remove the job root after downloading; ``False``/
+            ``"never"``: keep it; ``"on_success"``: only when every task finished. A
+            job root where a job gave up is always kept.
+        check_interval : float
+            Longest pause (s) between two polls; 0 polls as fast as the back-off allows.
+        continue_on_failure : bool, optional
+            Overrides the submission's setting: a job exhausting its retries is marked
+            failed and the others go on; every finished task is downloaded; then one
+            :class:`JobFailedError` lists each failed job, its tasks and error tail.
+
         Returns
         -------
         dict
             :meth:`serialize` of the final state.
         """
-        if check_interval <= 0:
-            raise ConfigurationError(f"check_interval: expected > 0, got {check_interval!r}")
+        strategy = _outcome.clean_strategy(clean)
+        if not isinstance(check_interval, (int, float)) or check_interval < 0:
+            raise ConfigurationError(f"check_interval: expected >= 0, got {check_interval!r}")
+        if continue_on_failure is not None:
+            self.continue_on_failure = bool(continue_on_failure)
         self._prepare()
         self.try_recover_from_json()
         self._raise_if_given_up()
@@ -314,11 +341,18 @@ class Submission:
             self._poll_until_done(check_interval)
         except BaseException:
             self._save_state_quietly()
+            self._fetch_error_info_quietly()
             raise
         self.download_jobs()
+        self._fetch_error_info_quietly()
         self.submission_to_json()
-        if clean:
+        failed = bool(self.failed_jobs())
+        if _outcome.should_clean(strategy, failed=failed, complete=not self.dropped_jobs):
             self.clean_jobs()
+        elif failed:
+            dlog.info("keeping the job root of the failed jobs: %s", self._job_root())
+        if failed:
+            self.raise_for_failed_jobs(continue_on_failure=self.continue_on_failure)
         return self.serialize()
 
     async def async_run_submission(self, **kwargs: Any) -> dict[str, Any]:
@@ -347,10 +381,18 @@ class Submission:
         """Adopt job ids, states and fail counts persisted by an earlier run, if any."""
         ctx = self._bound_machine().context
         fname = names.state_file(self.submission_hash)
-        if not ctx.check_file_exists(fname):
+        kind = "ours" if ctx.check_file_exists(fname) else None
+        if kind is None:
+            kind, fname = _legacy.locate(self) or (None, fname)
+        if kind is None:
             return False
         where = os.path.join(ctx.remote_root, fname)
-        runtime = parse_state(ctx.read_file(fname), where, self.serialize(if_static=True))
+        if kind == "ours":
+            runtime = parse_state(ctx.read_file(fname), where, self.serialize(if_static=True))
+        else:
+            runtime = _legacy.parse_legacy_state(
+                ctx.read_file(fname), where, [j.job_hash for j in self.belonging_jobs]
+            )
         for job in self.belonging_jobs:
             old = runtime[job.job_hash]
             job.job_state, job.job_id, job.fail_count = old.job_state, old.job_id, old.fail_count
@@ -377,11 +419,14 @@ class Submission:
                 job.job_id, job.job_state = recorded, JobStatus.unknown
 
     def _raise_if_given_up(self) -> None:
+        if self.continue_on_failure:
+            return
         for job in self.belonging_jobs:
-            if (
+            if job.job_state == JobStatus.failed or (
                 job.job_state == JobStatus.terminated
                 and job.fail_count > self._bound_machine().retry_count
             ):
+                self._fetch_error_info_quietly()
                 raise self._give_up_error(job)
 
     def _save_state_quietly(self) -> None:
@@ -401,9 +446,25 @@ class Submission:
                 files.update(self._job_files[job.job_hash])
         ctx.write_files(files)
 
-    def download_jobs(self) -> None:
-        """Bring back the results of every job (not of jobs dropped by ratio_unfinished)."""
-        self._bound_machine().context.download(self, **self.download_options)
+    def download_jobs(self, include_failed: bool = False) -> None:
+        """Bring back the results of every job (not of jobs dropped by ratio_unfinished).
+
+        Jobs that gave up are left out unless ``include_failed``, which fetches what
+        exists of theirs too (missing files are then tolerated).
+        """
+        options = dict(self.download_options)
+        jobs = self.belonging_jobs
+        if include_failed:
+            options.update(check_exists=True, mark_failure=False)
+        else:
+            self.belonging_jobs = [j for j in jobs if j.job_state != JobStatus.failed]
+        try:
+            self._bound_machine().context.download(self, **options)
+        finally:
+            self.belonging_jobs = jobs
+
+    def _job_root(self) -> str:
+        return self._bound_machine().context.remote_root
 
     def clean_jobs(self) -> None:
         """Remove the job root on the execution side."""
@@ -413,7 +474,11 @@ class Submission:
     def update_submission_state(self) -> bool:
         """Query the state of every submitted, unfinished job; return True on a change."""
         machine = self._bound_machine()
-        active = [j for j in self.belonging_jobs if j.job_id and j.job_state != JobStatus.finished]
+        active = [
+            j
+            for j in self.belonging_jobs
+            if j.job_id and j.job_state not in (JobStatus.finished, JobStatus.failed)
+        ]
         try:
             states = machine.check_status_many(active)
         except TransientSchedulerError as err:
@@ -456,8 +521,13 @@ class Submission:
         return self.update_submission_state()
 
     def check_all_finished(self) -> bool:
-        """Whether every job finished."""
-        return all(job.job_state == JobStatus.finished for job in self.belonging_jobs)
+        """Whether every job finished (or, under ``continue_on_failure``, gave up)."""
+        done = (
+            (JobStatus.finished, JobStatus.failed)
+            if self.continue_on_failure
+            else (JobStatus.finished,)
+        )
+        return all(job.job_state in done for job in self.belonging_jobs)
 
     def handle_unexpected_submission_state(self) -> bool:
         """Submit unsubmitted jobs and resubmit terminated ones whose delay has passed.
@@ -467,19 +537,24 @@ class Submission:
         machine = self._bound_machine()
         now = self.timing.clock()
         due = []
+        marked = False
         for job in self.belonging_jobs:
             if job.job_state == JobStatus.terminated and job.fail_count > machine.retry_count:
+                if self.continue_on_failure:
+                    self._mark_failed(job)
+                    marked = True
+                    continue
                 self._save_state_quietly()
                 raise self._give_up_error(job)
             waiting_to_go = job.job_state in (JobStatus.unsubmitted, JobStatus.terminated)
             if waiting_to_go and job.not_before <= now:
                 due.append(job)
         if not due:
-            return False
+            return marked
         if any(job.resources.wait_time for job in due):
             # the user asked for a pause after each submission: submit one by one
-            return any([self._submit([job]) for job in due])
-        return self._submit(due)
+            return any([self._submit([job]) for job in due]) or marked
+        return self._submit(due) or marked
 
     def _submit(self, jobs: list[Job]) -> bool:
         """Submit ``jobs`` (in one command where the batch type allows); True if any went."""
@@ -506,23 +581,10 @@ class Submission:
             raise refused[0]
         return submitted
 
-    def _give_up_error(self, job: Job) -> JobFailedError:
-        ctx = self._bound_machine().context
-        err_name = names.last_err_file(job.job_hash)
-        try:
-            last_err = ctx.read_file(err_name).strip() if ctx.check_file_exists(err_name) else ""
-        except OSError:
-            last_err = ""
-        dirs = ", ".join(sorted({t.task_work_path for t in job.job_task_list}))
-        return JobFailedError(
-            f"job {job.job_hash} (job id {job.job_id}) failed {job.fail_count} times, more than "
-            f"retry_count={self._bound_machine().retry_count}; giving up.\n"
-            f"last error: {last_err or '(no error output recorded)'}\n"
-            f"logs: task directories {dirs} under {ctx.remote_root}"
-        )
-
     # -- waiting ------------------------------------------------------------------
     def _poll_until_done(self, check_interval: float) -> None:
+        # 0 (accepted as in 1.1.0) means "no added wait": poll at the first back-off step
+        check_interval = check_interval or self.timing.first_interval
         interval = min(self.timing.first_interval, check_interval)
         last_counts: dict[str, int] = {}
         while True:

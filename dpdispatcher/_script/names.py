@@ -15,6 +15,12 @@ def script_file(job_hash: str) -> str:
     return f".{job_hash}.sub"
 
 
+def script_marker(job_hash: str) -> str:
+    """What the command line of a running job script contains: ours, and the script of
+    the original 1.0.x (``<hash>.sub``) and 1.1.0 (``.<hash>.sub``), whose jobs we adopt."""
+    return f"{job_hash}.sub"
+
+
 def run_file(job_hash: str) -> str:
     """The per-task body ``source``-d by the job script."""
     return f".{job_hash}.sub.run"

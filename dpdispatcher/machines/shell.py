@@ -79,7 +79,7 @@ class Shell(Machine):
         out: dict[str, str] = {}
         for job in jobs:
             entry = table.get(job.job_id)
-            if entry is not None and names.script_file(job.job_hash) in entry[1]:
+            if entry is not None and names.script_marker(job.job_hash) in entry[1]:
                 out[job.job_id] = entry[0][:1]
         return out
 

@@ -1,0 +1,97 @@
+"""The original dpdispatcher (1.0.3, 1.1.0) in a throwaway virtual environment.
+
+Installed from PyPI at test time with the ordinary ``pip`` and cached under
+``$DPDISP_TEST_CACHE`` (default ``~/.cache/dpdisp-tests``), one environment per release
+and Python version, built under a file lock and marked complete only at the end. The
+tests *run* it (``tests/integration/original/drive.py``) to observe what it does; none
+of its code is imported into this package. Without network access the build fails,
+which under ``CI=true`` fails the test (nothing is skipped there).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CACHE = Path(os.environ.get("DPDISP_TEST_CACHE", Path.home() / ".cache" / "dpdisp-tests"))
+DRIVER = Path(__file__).resolve().parent / "integration" / "original" / "drive.py"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def original_python(version: str) -> Path:
+    """The interpreter of a venv holding ``dpdispatcher==version`` (built on first use)."""
+    root = CACHE / f"original-dpdispatcher-{version}-py{sys.version_info[0]}{sys.version_info[1]}"
+    python = root / "bin" / "python"
+    marker = root / ".dpdisp-complete"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return python
+        shutil.rmtree(root, ignore_errors=True)
+        venv.create(root, with_pip=True)
+        res = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"dpdispatcher=={version}"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if res.returncode != 0:
+            reason = f"cannot install dpdispatcher=={version} from PyPI: {res.stderr[-2000:]}"
+            if IN_CI:
+                pytest.fail(reason)
+            pytest.skip(reason)
+        marker.touch()
+    return python
+
+
+def original_env(home: Path) -> dict[str, str]:
+    """Environment for the original: its own HOME (it writes ~/.dpdispatcher), no checkout
+    of this package on the path."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def original_hashes(version: str, cases: list[dict[str, Any]], home: Path) -> dict[str, Any]:
+    """What ``dpdispatcher==version`` answers for each case (see drive.py ``hashes``)."""
+    spec = home / f"cases-{version}.json"
+    home.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps(cases))
+    res = subprocess.run(
+        [str(original_python(version)), str(DRIVER), "hashes", str(spec)],
+        capture_output=True,
+        text=True,
+        env=original_env(home),
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["version"] == version
+    return {h["name"]: h for h in out["hashes"]}
+
+
+def start_original_run(version: str, spec: dict[str, Any], home: Path) -> subprocess.Popen[str]:
+    """Start ``run_submission`` of the original on ``spec`` (see drive.py ``run``)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "run-spec.json"
+    path.write_text(json.dumps(spec))
+    log = open(home / "original-run.log", "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [str(original_python(version)), str(DRIVER), "run", str(path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=original_env(home),
+        start_new_session=True,
+    )
