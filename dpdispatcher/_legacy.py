@@ -15,8 +15,9 @@ differs between its releases (observed by running 1.0.3 and 1.1.0):
 
 ``local_root`` and ``remote_root`` appear as the user wrote them; ``remote_profile`` is
 the user's dictionary with the original's defaults appended in schema order (secrets
-included: the original hashed them). Everything here is pure except :func:`locate`,
-which looks for those job roots through the context.
+included: the original hashed them); ``clean_asynchronously`` is False except for SSH.
+Everything here is pure except :func:`locate`, which looks for those job roots through
+the context.
 """
 
 from __future__ import annotations
@@ -163,7 +164,8 @@ def machine_of(submission: Submission) -> LegacyMachine:
         remote_root=ctx.init_remote_root,
         remote_profile=copy.deepcopy(ctx.remote_profile),
         retry_count=machine.retry_count,
-        clean_asynchronously=ctx.clean_asynchronously,
+        # only the original's SSHContext kept the flag; its other contexts report False
+        clean_asynchronously=ctx.clean_asynchronously and type(ctx).__name__ == "SSHContext",
         create_remote_root=bool(getattr(ctx, "create_remote_root", False)),
     )
 

@@ -73,6 +73,7 @@ def original_hashes(version: str, cases: list[dict[str, Any]], home: Path) -> di
         capture_output=True,
         text=True,
         env=original_env(home),
+        cwd=home,  # it writes ./dpdispatcher.log where it starts
         timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]
@@ -93,5 +94,6 @@ def start_original_run(version: str, spec: dict[str, Any], home: Path) -> subpro
         stderr=subprocess.STDOUT,
         text=True,
         env=original_env(home),
+        cwd=home,  # it writes ./dpdispatcher.log where it starts
         start_new_session=True,
     )

@@ -104,6 +104,14 @@ def remote_profile_fields() -> list[Any]:
             "(trust it for this session, with a warning). A changed host key is "
             "always refused.",
         ),
+        Argument(
+            "archive_chunk_size",
+            int,
+            optional=True,
+            doc="Largest part (bytes) of a download: above it the remote archive of the "
+            "backward files is split (`split -b`) and each part is fetched, checked and "
+            "retried on its own. 0 or absent: one stream. Needs `split` remotely.",
+        ),
     ]
 
 

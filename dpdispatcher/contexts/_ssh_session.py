@@ -70,6 +70,8 @@ class SSHSession:
     host_key_policy : {"reject", "accept-new", "auto-add"}
         For a host absent from known_hosts: refuse; trust and append it; or trust it
         for this session with a warning. A changed key is always refused.
+    archive_chunk_size : int, optional
+        Kept for :class:`SSHContext`: largest part (bytes) of a split download.
 
     Examples
     --------
@@ -94,6 +96,7 @@ class SSHSession:
         proxy_command: str | None = None,
         known_hosts: str | None = None,
         host_key_policy: str = "reject",
+        archive_chunk_size: int | None = None,
         *,
         ssh_config: str = "~/.ssh/config",
     ) -> None:
@@ -104,6 +107,14 @@ class SSHSession:
             )
         if not hostname:
             raise ConfigurationError("remote_profile/hostname is required")
+        if archive_chunk_size is not None and (
+            not isinstance(archive_chunk_size, int) or archive_chunk_size < 0
+        ):
+            raise ConfigurationError(
+                "remote_profile/archive_chunk_size: expected bytes as an int >= 0, "
+                f"got {archive_chunk_size!r}"
+            )
+        self.archive_chunk_size = archive_chunk_size or 0
         self.hostname = hostname
         self.username = username
         self.port = int(port)

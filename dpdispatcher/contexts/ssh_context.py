@@ -137,7 +137,10 @@ class SSHContext(Reconnecting, BaseContext):
     def public_profile(self) -> dict[str, Any]:
         """The profile without secrets (a secret left unset stays, as None)."""
         return {
-            k: v for k, v in self.remote_profile.items() if k not in self.secret_keys or v is None
+            k: v
+            for k, v in self.remote_profile.items()
+            if (k not in self.secret_keys or v is None)
+            and not (k == "archive_chunk_size" and not v)  # as 1.1.0: 0 leaves hashes alone
         }
 
     # -- compatibility properties ------------------------------------------------------
