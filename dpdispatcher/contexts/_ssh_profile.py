@@ -99,10 +99,11 @@ def remote_profile_fields() -> list[Any]:
             "host_key_policy",
             str,
             optional=True,
-            doc="For a host absent from known_hosts: `reject` (default: refuse, with "
-            "instructions), `accept-new` (trust and remember it), or `auto-add` "
-            "(trust it for this session, with a warning). A changed host key is "
-            "always refused.",
+            doc="For a host absent from known_hosts: `accept-new` (default: trust on "
+            "first use, record its key in known_hosts, log a WARNING with the "
+            "fingerprint), `reject` (refuse, with instructions), or `auto-add` (trust "
+            "it for this session only, with a warning). A changed host key is always "
+            "refused, showing both fingerprints.",
         ),
         Argument(
             "archive_chunk_size",

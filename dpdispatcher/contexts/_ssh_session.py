@@ -67,9 +67,11 @@ class SSHSession:
         (``%h``, ``%p``, ``%r`` are replaced).
     known_hosts : str, optional
         known_hosts file (default ``~/.ssh/known_hosts``, plus the system-wide one).
-    host_key_policy : {"reject", "accept-new", "auto-add"}
-        For a host absent from known_hosts: refuse; trust and append it; or trust it
-        for this session with a warning. A changed key is always refused.
+    host_key_policy : {"accept-new", "reject", "auto-add"}
+        For a host absent from known_hosts: trust it and append its key to
+        ``known_hosts`` with a WARNING showing the fingerprint (the default, trust on
+        first use as OpenSSH's ``StrictHostKeyChecking=accept-new``); refuse; or trust it
+        for this session only. A changed key is always refused.
     archive_chunk_size : int, optional
         Kept for :class:`SSHContext`: largest part (bytes) of a split download.
 
@@ -77,7 +79,7 @@ class SSHSession:
     --------
     >>> s = SSHSession("cluster.example.org", "alice", password="secret")
     >>> s
-    SSHSession(alice@cluster.example.org:22, host_key_policy='reject')
+    SSHSession(alice@cluster.example.org:22, host_key_policy='accept-new')
     """
 
     def __init__(
@@ -95,7 +97,7 @@ class SSHSession:
         execute_command: str | None = None,
         proxy_command: str | None = None,
         known_hosts: str | None = None,
-        host_key_policy: str = "reject",
+        host_key_policy: str = "accept-new",
         archive_chunk_size: int | None = None,
         *,
         ssh_config: str = "~/.ssh/config",
@@ -288,8 +290,9 @@ class SSHSession:
         decision = auth.check_host_key(ep, key, known, self.host_key_policy)
         if decision == "remember":
             auth.remember_host_key(ep.known_hosts[0], ep.host_id, key)
-            dlog.info(
-                "added %s %s %s to %s (host_key_policy accept-new)",
+            dlog.warning(
+                "first connection to %s: trusting its %s key %s and recording it in %s "
+                "(host_key_policy accept-new; set it to reject to refuse unknown hosts)",
                 ep.host_id,
                 key.get_name(),
                 auth.fingerprint(key),

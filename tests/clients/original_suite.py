@@ -80,8 +80,8 @@ def _members(tar: tarfile.TarFile, prefix: str) -> list[tarfile.TarInfo]:
     return [m for m in tar.getmembers() if m.name.startswith(keep)]
 
 
-def prepare(workdir: Path, sdist: Path) -> None:
-    """Lay out the suite in ``workdir`` with ``dpdispatcher`` pointing at this checkout."""
+def prepare(workdir: Path, sdist: Path, package: Path = REPO / "dpdispatcher") -> None:
+    """Lay out the suite in ``workdir`` with ``dpdispatcher`` pointing at ``package``."""
     prefix = f"dpdispatcher-{VERSION}"
     with tarfile.open(sdist) as tar:
         tar.extractall(workdir, members=_members(tar, prefix), filter="data")
@@ -89,7 +89,7 @@ def prepare(workdir: Path, sdist: Path) -> None:
     for item in root.iterdir():
         item.rename(workdir / item.name)
     root.rmdir()
-    (workdir / "dpdispatcher").symlink_to(REPO / "dpdispatcher")
+    (workdir / "dpdispatcher").symlink_to(package)
     _write_dist_info(workdir)
     bindir = workdir / "bin"
     bindir.mkdir()
@@ -231,9 +231,11 @@ class Verdict:
         return "\n".join(lines)
 
 
-def evaluate(workdir: Path, extra_args: list[str] | None = None) -> Verdict:
+def evaluate(
+    workdir: Path, extra_args: list[str] | None = None, package: Path = REPO / "dpdispatcher"
+) -> Verdict:
     """Fetch, prepare, run, and compare with the lists."""
-    prepare(workdir, fetch_sdist())
+    prepare(workdir, fetch_sdist(), package)
     outcome = run_suite(workdir, extra_args)
     return Verdict(outcome, read_list(EXEMPT_FILE), read_list(KNOWN_FILE))
 
@@ -242,16 +244,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", help="run in this (new) directory and keep it")
     parser.add_argument("-k", dest="expr", help="pytest -k expression")
+    parser.add_argument("--package", type=Path, default=REPO / "dpdispatcher",
+                        help="the dpdispatcher package directory to test (default: this one)")
+    parser.add_argument("--list", action="store_true", help="print every failure's message")
     args = parser.parse_args(argv)
     extra = ["-k", args.expr] if args.expr else []
     if args.keep:
         workdir = Path(args.keep).resolve()
         workdir.mkdir(parents=True)
-        verdict = evaluate(workdir, extra)
+        verdict = evaluate(workdir, extra, args.package.resolve())
     else:
         with tempfile.TemporaryDirectory(prefix="dpdisp-orig-suite-") as tmp:
-            verdict = evaluate(Path(tmp), extra)
+            verdict = evaluate(Path(tmp), extra, args.package.resolve())
     print(verdict.summary())
+    if args.list:
+        for tid, msg in sorted(verdict.outcome.failed.items()):
+            print(f"ALL    {tid}: {msg}")
     return 1 if verdict.unexpected else 0
 
 

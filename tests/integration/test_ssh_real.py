@@ -11,8 +11,10 @@ download; the submission must complete unattended and run every task exactly onc
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -33,6 +35,7 @@ import pytest
 
 from dpdispatcher import Machine, Resources, Submission, Task
 from dpdispatcher.base_context import CommandResult
+from dpdispatcher.contexts import _ssh_auth as auth
 from dpdispatcher.contexts import _ssh_files, _ssh_transfer
 from dpdispatcher.contexts.ssh_context import (
     HostKeyChangedError,
@@ -454,30 +457,54 @@ def _host_key_line(host_id: str) -> str:
     raise AssertionError(f"{host_id} not in known_hosts")
 
 
+def _server_key() -> paramiko.PKey:
+    line = _host_key_line(f"[{env('DPDISP_SSH_HOST')}]:{env('DPDISP_SSH_PORT')}").split()
+    return paramiko.PKey.from_type_string(line[1], base64.b64decode(line[2]))
+
+
 def test_changed_host_key_refused_under_every_policy(tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"
     host_id = f"[{env('DPDISP_SSH_HOST')}]:{env('DPDISP_SSH_PORT')}"
     other = paramiko.ECDSAKey.generate()
     known.write_text(f"{host_id} {other.get_name()} {other.get_base64()}\n")
     before = known.read_text()
-    for policy in ("reject", "accept-new", "auto-add"):
-        with pytest.raises(HostKeyChangedError, match="HOST KEY CHANGED"):
+    for policy in (None, "reject", "accept-new", "auto-add"):  # None: the default
+        with pytest.raises(HostKeyChangedError, match="HOST KEY CHANGED") as err:
             _session(known_hosts=str(known), host_key_policy=policy).run_raw("true")
+        # both fingerprints: what the server showed and what known_hosts records
+        assert auth.fingerprint(_server_key()) in str(err.value)
+        assert auth.fingerprint(other) in str(err.value)
     assert known.read_text() == before
 
 
-def test_unknown_host_under_each_policy(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_fresh_known_hosts_trusts_on_first_use_by_default(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fresh container (dflow) has no known_hosts: the default connects and records."""
+    known = tmp_path / "fresh" / ".ssh" / "known_hosts"
+    with caplog.at_level(logging.WARNING, logger="dpdispatcher"):
+        assert _whoami(_session(known_hosts=str(known))) == env("DPDISP_SSH_USER")
+    host_id = f"[{env('DPDISP_SSH_HOST')}]:{env('DPDISP_SSH_PORT')}"
+    assert known.read_text().split() == _host_key_line(host_id).split()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and auth.fingerprint(_server_key()) in warnings[0]
+    assert host_id in warnings[0] and str(known) in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dpdispatcher"):
+        assert _whoami(_session(known_hosts=str(known), host_key_policy="reject"))
+    assert not caplog.records  # now known: silent, even under reject
+
+
+def test_unknown_host_under_the_other_policies(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     known = tmp_path / "kh" / "known_hosts"
     with pytest.raises(UnknownHostKeyError, match="ssh-keyscan"):
-        _session(known_hosts=str(known)).run_raw("true")
+        _session(known_hosts=str(known), host_key_policy="reject").run_raw("true")
     assert not known.exists()
     assert _whoami(_session(known_hosts=str(known), host_key_policy="auto-add"))
     assert "without verification" in caplog.text
     assert not known.exists()
-    assert _whoami(_session(known_hosts=str(known), host_key_policy="accept-new"))
-    host_id = f"[{env('DPDISP_SSH_HOST')}]:{env('DPDISP_SSH_PORT')}"
-    assert known.read_text().split() == _host_key_line(host_id).split()
-    assert _whoami(_session(known_hosts=str(known)))  # remembered: reject now accepts it
 
 
 # -- hostile remote -----------------------------------------------------------------------------
