@@ -14,9 +14,12 @@ __all__ = [
     "CloudAuthError",
     "CreatedJob",
     "JobDetail",
+    "RequestInfoException",
     "StsToken",
     "camel_case",
     "camelize",
+    "describe_cloud_error",
+    "is_transient",
 ]
 
 
@@ -47,8 +50,60 @@ class CloudAPIError(ContextError):
         self.explanation = explanation
 
 
-class CloudAuthError(CloudAPIError):
+class RequestInfoException(CloudAPIError):
+    """A request to the service failed for good (the name dpdispatcher 1.1.0 raises).
+
+    Raised once the retries of a call are spent, or when the service answers with an
+    error code; dflow's ``retry_on_submission_error`` catches it (importable from
+    :mod:`dpdispatcher.dpcloudserver.client` as in 1.1.0).
+    """
+
+
+class CloudAuthError(RequestInfoException):
     """Logging in failed, or the service rejected the credentials or the ticket."""
+
+
+# -- what the user must fix -------------------------------------------------------------
+_LOGIN_FIELDS = (
+    "remote_profile/email (or remote_profile/phone) and remote_profile/password, "
+    "or the BOHR_TICKET environment variable"
+)
+_FIX_BY_CODE = {
+    "2100": _LOGIN_FIELDS,
+    "2105": _LOGIN_FIELDS,
+    "2104": "remote_profile/password",
+    "2102": "remote_profile/email or remote_profile/phone",
+    "2103": "remote_profile/program_id (a project your account belongs to)",
+    "2101": "remote_profile/program_id and remote_profile/input_data",
+    "2002": "remote_profile/input_data (job_type, image_name, machine type, ...)",
+}
+_QUOTA_WORDS = ("quota", "balance", "insufficient", "exceed", "limit")
+
+
+def describe_cloud_error(err: CloudAPIError, action: str) -> CloudAPIError:
+    """The same error with ``action`` and the remote_profile field to fix in its text.
+
+    The client already removed secrets from the service's messages; nothing of the
+    remote profile is added here besides field names.
+    """
+    fix = _FIX_BY_CODE.get(err.code or "")
+    text = str(err)
+    if fix is None and any(word in text.lower() for word in _QUOTA_WORDS):
+        fix = "the quota or balance of the program named by remote_profile/program_id"
+    if fix is None and isinstance(err, CloudAuthError):
+        fix = _LOGIN_FIELDS
+    message = f"{action} failed: {text}"
+    if fix:
+        message += f" -- what to fix: {fix}"
+    kind = CloudAuthError if isinstance(err, CloudAuthError) else type(err)
+    return kind(message, code=err.code, http_status=err.http_status, explanation=err.explanation)
+
+
+def is_transient(err: CloudAPIError) -> bool:
+    """Whether a cloud error may go away by itself (no answer, 429 or 5xx)."""
+    if isinstance(err, CloudAuthError):
+        return False
+    return err.http_status is None or err.http_status == 429 or err.http_status >= 500
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from . import config
-from ._models import CloudAPIError, StsToken
+from ._models import RequestInfoException, StsToken
 from ._util import MiB, RetryPolicy, atomic_target, log
 
 _T = TypeVar("_T")
@@ -57,11 +57,13 @@ class OssTransfer:
                 return call()
             except oss2.exceptions.RequestError as err:
                 if attempt >= self._retry.max_retries:
-                    raise CloudAPIError(f"OSS {what} failed: cannot reach the storage") from err
+                    raise RequestInfoException(
+                        f"OSS {what} failed: cannot reach the storage"
+                    ) from err
                 reason = "connection error"
             except oss2.exceptions.ServerError as err:
                 if err.status < 500 or attempt >= self._retry.max_retries:
-                    raise CloudAPIError(
+                    raise RequestInfoException(
                         f"OSS {what} failed: HTTP {err.status} {err.code}",
                         http_status=err.status,
                     ) from err

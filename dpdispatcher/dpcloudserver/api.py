@@ -22,6 +22,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from ._http import TOKEN_REJECTED_CODES
 from ._models import (
     CloudAPIError,
     CloudAuthError,
@@ -31,7 +32,7 @@ from ._models import (
     camel_case,
     camelize,
 )
-from .client import TOKEN_REJECTED_CODES, Client
+from .client import Client
 from .retcode import RETCODE, explain
 
 __all__ = [
@@ -120,19 +121,19 @@ def job_create(
             code=RETCODE.PARAMERR,
             explanation=explain(RETCODE.PARAMERR),
         )
-    cmd = data.pop("cmd", None) or data.pop("command", None)
+    cmd = data.pop("cmd", None) or data.pop("command", None) or ""
     created = default_client().create_job(
         project_id=project, oss_path=oss_path, cmd=cmd, input_data=data
     )
     return {"jobId": created.job_id, "jobGroupId": created.job_group_id}
 
 
-def get_jobs(page: int = 1, per_page: int = 10) -> Any:
+def get_jobs(page: int = 0, per_page: int = 30) -> Any:
     """One page of the user's jobs."""
     return default_client().list_jobs(page, per_page)
 
 
-def get_tasks(job_id: int | str, page: int = 1, per_page: int = 10) -> Any:
+def get_tasks(job_id: int | str, page: int = 0, per_page: int = 30) -> Any:
     """One page of the jobs ("tasks") of job group ``job_id``."""
     return default_client().list_jobs(page, per_page, job_group_id=job_id)
 

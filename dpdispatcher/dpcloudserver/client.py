@@ -1,4 +1,8 @@
-"""The session with the DP Cloud Server HTTP API (see :class:`Client`).
+"""The Bohrium (DP Cloud Server) API calls (see :class:`Client`).
+
+The request shapes are those of :mod:`._wire`; :class:`RequestInfoException` is the
+error the original 1.1.0 raised here when a request failed for good (dflow imports it
+from this module).
 
 Examples
 --------
@@ -17,35 +21,36 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
 from . import config
-from ._models import CloudAPIError, CloudAuthError, CreatedJob, JobDetail, StsToken, camelize
+from ._http import TOKEN_REJECTED_CODES, ApiSession
+from ._models import CloudAPIError, CreatedJob, JobDetail, RequestInfoException, StsToken
 from ._oss import OssTransfer
-from ._util import MiB, RetryPolicy, atomic_target, log, origin, without_query
-from .retcode import RETCODE, explain, is_ok
+from ._util import MiB, atomic_target, without_query
+from ._wire import job_add_body, list_query
 
-if TYPE_CHECKING:
-    import requests
+__all__ = [
+    "TOKEN_REJECTED_CODES",
+    "Client",
+    "CloudAPIError",
+    "RequestInfoException",
+    "detail_from_item",
+    "oss_url",
+]
 
-__all__ = ["TOKEN_REJECTED_CODES", "Client"]
 
-#: Codes (besides HTTP 401) by which the service says the token is no longer valid.
-TOKEN_REJECTED_CODES = frozenset({RETCODE.LOGINERR})
-_RETRY_ALWAYS = frozenset({429, 502, 503, 504})
-
-
-class Client:
-    """A session with the DP Cloud Server API and its OSS storage.
+class Client(ApiSession):
+    """A session with the Bohrium API and its OSS storage.
 
     Parameters
     ----------
     email, phone, username, password
-        Login credentials; with them, the client logs in on first use and again
-        (once per call) when the service rejects the token.
+        Login credentials (the account is sent under ``email`` whichever it is);
+        with them, the client logs in on first use and again (once per call) when
+        the service rejects the token.
     ticket
         A Bohrium ticket, sent as the ``Brm-Ticket`` header. Without it (and
         without a token) the ``BOHR_TICKET`` environment variable is used.
@@ -64,247 +69,11 @@ class Client:
         Injectable for tests.
     """
 
-    def __init__(
-        self,
-        *,
-        email: str | None = None,
-        phone: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        ticket: str | None = None,
-        api_host: str | None = None,
-        timeout: tuple[float, float] = (10.0, 60.0),
-        max_retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._identity = {"email": email, "phone": phone, "username": username}
-        self._password = password
-        self._ticket = ticket
-        self._token: str | None = None
-        self._api_host = api_host
-        self.timeout = timeout
-        self.retry = RetryPolicy(max_retries, backoff, max_backoff, sleep)
-        self._session: requests.Session | None = None
-        self._lock = threading.RLock()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._sts: StsToken | None = None
-        self._oss = OssTransfer(self.sts_token, self.retry, timeout[1])
-
-    def __repr__(self) -> str:
-        who = next((v for v in self._identity.values() if v), None)
-        return f"{type(self).__name__}(api_host={self.api_host!r}, user={who!r})"
-
-    # ------------------------------------------------------------------ plumbing
-    @property
-    def api_host(self) -> str:
-        """The API base URL in use."""
-        return self._api_host or config.api_host()
-
-    @property
-    def max_retries(self) -> int:
-        """Retries after the first attempt of each call."""
-        return self.retry.max_retries
-
-    @property
-    def token(self) -> str | None:
-        """The current login token (``None`` before :meth:`login`)."""
-        return self._token
-
-    @property
-    def session(self) -> requests.Session:
-        """The underlying :class:`requests.Session` (created on first use)."""
-        if self._session is None:
-            import requests
-
-            self._session = requests.Session()
-        return self._session
-
-    def close(self) -> None:
-        """Close the HTTP session."""
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
-    def _url(self, path: str) -> str:
-        host = self.api_host
-        if "://" in path:
-            if origin(path) != origin(host):
-                raise ValueError(f"refusing to send credentials to {without_query(path)}")
-            return path
-        return host.rstrip("/") + "/" + path.lstrip("/")
-
-    def _redact(self, text: str) -> str:
-        secrets = (self._password, self._token, self._ticket, os.environ.get("BOHR_TICKET"))
-        for secret in secrets:
-            if secret and len(secret) >= 3:
-                text = text.replace(secret, "***")
-        return text
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        idempotent: bool,
-        stream: bool = False,
-        **kwargs: Any,
-    ) -> requests.Response:
-        """One logical HTTP call with bounded retries; returns the last answer."""
-        import requests
-
-        what = f"{method} {without_query(url)}"
-        attempt = 0
-        while True:
-            try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    headers=dict(headers),
-                    timeout=self.timeout,
-                    stream=stream,
-                    **kwargs,
-                )
-            except (requests.ConnectionError, requests.Timeout) as err:
-                safe = idempotent or isinstance(err, requests.ConnectTimeout)
-                if not safe or attempt >= self.retry.max_retries:
-                    raise CloudAPIError(
-                        f"{what} failed after {attempt + 1} attempt(s): {type(err).__name__}; "
-                        "check the network and DPDISPATCHER_LEBESGUE_API_HOST"
-                    ) from err
-                reason = type(err).__name__
-            else:
-                status = resp.status_code
-                retry = status in _RETRY_ALWAYS or (idempotent and status >= 500)
-                if not retry or attempt >= self.retry.max_retries:
-                    log.debug("%s -> HTTP %d", what, status)
-                    return resp
-                resp.close()
-                reason = f"HTTP {status}"
-            self.retry.pause(attempt, what, reason)
-            attempt += 1
-
-    def _auth_headers(self) -> dict[str, str]:
-        with self._lock:
-            if self._token:
-                return {"Authorization": f"jwt {self._token}"}
-            ticket = self._ticket or os.environ.get("BOHR_TICKET")
-            if ticket:
-                return {"Brm-Ticket": ticket}
-            if self._can_login():
-                self.login()
-                return {"Authorization": f"jwt {self._token}"}
-        raise CloudAuthError(
-            "not logged in: give `email` (or `phone`) and `password` in remote_profile, "
-            "or set the BOHR_TICKET environment variable",
-            code=RETCODE.LOGINERR,
-            explanation=explain(RETCODE.LOGINERR),
-        )
-
-    def _can_login(self) -> bool:
-        return bool(self._password) and any(self._identity.values())
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        auth: bool = True,
-        idempotent: bool = True,
-    ) -> Any:
-        """Call the API and return ``data`` of a successful answer."""
-        url = self._url(path)
-        relogged = False
-        while True:
-            headers = self._auth_headers() if auth else {}
-            resp = self._send(
-                method, url, headers=headers, idempotent=idempotent, params=params, json=json
-            )
-            payload = _json_or_none(resp)
-            if auth and _token_rejected(resp.status_code, payload):
-                if not relogged and self._relogin(headers):
-                    relogged = True
-                    continue
-                raise self._error(method, path, resp.status_code, payload, auth_failed=True)
-            if resp.status_code >= 400 or payload is None or not is_ok(payload.get("code")):
-                raise self._error(method, path, resp.status_code, payload)
-            return payload.get("data")
-
-    def _relogin(self, used_headers: Mapping[str, str]) -> bool:
-        """After a rejection: log in again (unless another thread already did)."""
-        with self._lock:
-            if self._token and used_headers.get("Authorization") != f"jwt {self._token}":
-                return True  # someone refreshed the token meanwhile
-            if not self._can_login():
-                return False
-            log.info("the service rejected the login token; logging in again")
-            self._token = None
-            self.login()
-            return True
-
-    def _error(
-        self,
-        method: str,
-        path: str,
-        status: int,
-        payload: Mapping[str, Any] | None,
-        *,
-        auth_failed: bool = False,
-    ) -> CloudAPIError:
-        what = f"{method} {without_query(path)}"
-        if payload is None:
-            return CloudAPIError(
-                f"{what} failed: HTTP {status} with a response that is not the service's JSON",
-                http_status=status,
-            )
-        raw_code = payload.get("code")
-        code = None if raw_code is None else str(raw_code)
-        if auth_failed and (code is None or is_ok(code)):
-            code = RETCODE.LOGINERR
-        hint = explain(code) if code is not None else "unexpected answer from the service"
-        message = self._redact(str(payload.get("message") or payload.get("msg") or ""))
-        text = f"{what} failed: HTTP {status}, code {code}: {hint}"
-        if message:
-            text += f" (service message: {message})"
-        auth_codes = {RETCODE.LOGINERR, RETCODE.PWDERR, RETCODE.USERERR, RETCODE.VERIFYERR}
-        kind = CloudAuthError if auth_failed or code in auth_codes else CloudAPIError
-        return kind(text, code=code, http_status=status, explanation=hint)
-
-    # ------------------------------------------------------------------ API
-    def login(
-        self,
-        password: str | None = None,
-        email: str | None = None,
-        phone: str | None = None,
-        username: str | None = None,
-    ) -> None:
-        """Log in with ``POST /account/login``; stores the token for later calls.
-
-        Arguments given here replace the ones given to the constructor.
-        """
-        with self._lock:
-            if password is not None:
-                self._password = password
-            if email or phone or username:
-                self._identity = {"email": email, "phone": phone, "username": username}
-            if not self._can_login():
-                raise CloudAuthError(
-                    "cannot log in: give `password` and one of `email` or `phone` in "
-                    "remote_profile (or set BOHR_TICKET instead)",
-                    code=RETCODE.LOGINERR,
-                    explanation=explain(RETCODE.LOGINERR),
-                )
-            body = {key: value for key, value in self._identity.items() if value}
-            body["password"] = self._password or ""
-            data = self._request("POST", "/account/login", json=body, auth=False)
-            token = data.get("token") if isinstance(data, Mapping) else None
-            if not token:
-                raise CloudAuthError("POST /account/login succeeded but returned no token")
-            self._token = str(token)
-            log.debug("logged in to %s", self.api_host)
+        self._sts_lock = threading.Lock()
+        self._oss = OssTransfer(self.sts_token, self.retry, self.timeout[1])
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET`` an API path (relative to the API host); returns ``data``."""
@@ -316,20 +85,19 @@ class Client:
 
     def sts_token(self, *, refresh: bool = False) -> StsToken:
         """Temporary OSS credentials (``GET /data/get_sts_token``), cached until near expiry."""
-        with self._lock:
+        with self._sts_lock:
             if self._sts is not None and not refresh and not self._sts.expires_within(300):
                 return self._sts
-        data = self.get("/data/get_sts_token")
-        creds = _find_credentials(data)
+        creds = _find_credentials(self.get("/data/get_sts_token"))
         if creds is None:
-            raise CloudAPIError("GET /data/get_sts_token returned no AccessKeyId")
+            raise RequestInfoException("GET /data/get_sts_token returned no AccessKeyId")
         token = StsToken(
             access_key_id=str(creds["AccessKeyId"]),
             access_key_secret=str(creds.get("AccessKeySecret", "")),
             security_token=str(creds.get("SecurityToken", "")),
             expiration=str(creds.get("Expiration", "")),
         )
-        with self._lock:
+        with self._sts_lock:
             self._sts = token
         return token
 
@@ -338,7 +106,7 @@ class Client:
         *,
         project_id: int | str,
         oss_path: str,
-        cmd: str | None = None,
+        cmd: str,
         out_files: Sequence[str] = (),
         log_files: Sequence[str] = (),
         input_data: Mapping[str, Any] | None = None,
@@ -346,70 +114,75 @@ class Client:
     ) -> CreatedJob:
         """Create a job (``POST /brm/v2/job/add``); not retried once it may have landed.
 
-        ``input_data`` keys are camel-cased (``job_name`` → ``jobName``); the
-        explicit arguments take precedence over them.
+        ``oss_path`` is the object key of the uploaded archive; the request names it
+        by its URL (:func:`config.ali_oss_bucket_url` + key). The body is
+        :func:`._wire.job_add_body`; ``job_group_id`` is sent only when
+        ``input_data.grouped`` is true.
         """
-        body = camelize(input_data or {})
-        body.update(projectId=project_id, ossPath=oss_path)
-        if cmd is not None:
-            body["cmd"] = cmd
-        if out_files:
-            body["outFiles"] = list(out_files)
-        if log_files:
-            body["logFiles"] = list(log_files)
-        if job_group_id not in (None, "", 0):
-            body["jobGroupId"] = job_group_id
+        body = job_add_body(
+            project_id=project_id,
+            oss_url=oss_url(oss_path),
+            cmd=cmd,
+            out_files=out_files,
+            log_files=log_files,
+            input_data=input_data or {},
+            job_group_id=job_group_id,
+        )
         data = self._request("POST", "/brm/v2/job/add", json=body, idempotent=False)
         if not isinstance(data, Mapping) or data.get("jobId") in (None, ""):
-            raise CloudAPIError("POST /brm/v2/job/add succeeded but returned no jobId")
+            raise RequestInfoException("POST /brm/v2/job/add succeeded but returned no jobId")
         return CreatedJob(job_id=data["jobId"], job_group_id=data.get("jobGroupId"))
 
     def job_detail(self, job_id: int | str) -> JobDetail:
         """Status of a job (``GET /brm/v1/job/{id}``)."""
         data = self.get(f"/brm/v1/job/{_path_id(job_id)}")
-        if not isinstance(data, Mapping):
-            raise CloudAPIError(f"GET /brm/v1/job/{job_id} returned no job")
-        exit_code = data.get("exitCode")
-        return JobDetail(
-            job_id=data.get("jobId", data.get("id", job_id)),
-            status=int(data.get("status", 0)),
-            exit_code=None if exit_code in (None, "") else int(exit_code),
-            result_url=str(data.get("resultUrl") or ""),
-            raw=dict(data),
-        )
+        detail = detail_from_item(data) if isinstance(data, Mapping) else None
+        if detail is None:
+            raise RequestInfoException(f"GET /brm/v1/job/{job_id} returned no job status")
+        return detail
 
-    def job_log(self, job_id: int | str) -> str:
-        """The job's log text so far (``GET /brm/v1/job/{id}/log``)."""
-        data = self.get(f"/brm/v1/job/{_path_id(job_id)}/log")
-        if isinstance(data, Mapping):
-            return str(data.get("log", ""))
-        return "" if data is None else str(data)
+    def log_urls(self, job_id: int | str) -> list[str]:
+        """URLs of the job's log files (``GET /brm/v1/job/{id}/log?pageSize=1``)."""
+        data = self.get(f"/brm/v1/job/{_path_id(job_id)}/log", {"pageSize": 1})
+        files = data.get("logFiles") if isinstance(data, Mapping) else None
+        if not isinstance(files, list):
+            return []
+        return [str(f["url"]) for f in files if isinstance(f, Mapping) and f.get("url")]
+
+    def job_log(self, job_id: int | str, offset: int = 0) -> str:
+        """The job's log text from byte ``offset`` on ("" when it has none yet)."""
+        urls = self.log_urls(job_id)
+        if not urls:
+            return ""
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        resp = self._send("GET", urls[0], headers=headers, idempotent=True)
+        with resp:
+            if resp.status_code not in (200, 206):
+                return ""
+            return resp.content.decode(errors="replace")
 
     def kill_job(self, job_id: int | str) -> None:
-        """Kill a job (``POST /brm/v1/job/kill/{id}``); killing twice is harmless."""
-        self._request("POST", f"/brm/v1/job/kill/{_path_id(job_id)}", idempotent=True)
+        """Kill a job (``POST /brm/v1/job/kill/{id}``, body ``{}``); killing twice is harmless."""
+        self._request("POST", f"/brm/v1/job/kill/{_path_id(job_id)}", json={}, idempotent=True)
 
     def list_jobs(
-        self, page: int = 1, per_page: int = 10, *, job_group_id: int | str | None = None
+        self, page: int = 0, per_page: int = 30, *, job_group_id: int | str | None = None
     ) -> Any:
-        """One page of jobs (``GET /brm/v1/job/list``), optionally of one job group."""
-        params: dict[str, Any] = {"page": page, "perPage": per_page}
-        if job_group_id is not None:
-            params["jobGroupId"] = job_group_id
-        return self.get("/brm/v1/job/list", params)
+        """One page of jobs (``GET /brm/v1/job/list?groupId&page&pageSize``); the first
+        page is page 0."""
+        return self.get("/brm/v1/job/list", list_query(page, per_page, job_group_id))
 
     def download_result(self, url: str, save_file: str | os.PathLike[str]) -> Path:
         """Download a job's ``resultUrl`` to ``save_file`` (streamed, atomic rename).
 
-        Credentials are sent only when the URL is on the API host itself; result
-        URLs on the storage are pre-signed.
+        The request carries ``Authorization: jwt <token>`` as the service expects.
         """
         full = url if "://" in url else self._url(url)
-        headers = self._auth_headers() if origin(full) == origin(self.api_host) else {}
+        headers = {"Authorization": f"jwt {self._token or ''}"}
         resp = self._send("GET", full, headers=headers, idempotent=True, stream=True)
         with resp:
             if resp.status_code != 200:
-                raise CloudAPIError(
+                raise RequestInfoException(
                     f"downloading the result {without_query(full)} failed: HTTP "
                     f"{resp.status_code}; the job's result may have expired",
                     http_status=resp.status_code,
@@ -419,7 +192,6 @@ class Client:
                     out.write(chunk)
         return Path(save_file)
 
-    # ------------------------------------------------------------------ OSS
     def upload_file(
         self,
         local_file: str | os.PathLike[str],
@@ -459,6 +231,30 @@ class Client:
         )
 
 
+def oss_url(key: str) -> str:
+    """The URL of object ``key`` of the bucket (``ALI_OSS_BUCKET_URL`` + key)."""
+    return config.ali_oss_bucket_url() + key.lstrip("/")
+
+
+def detail_from_item(item: Mapping[str, Any]) -> JobDetail | None:
+    """A :class:`JobDetail` from a job detail or a listing entry (None if it lacks fields)."""
+    job_id = item.get("id", item.get("jobId"))
+    status = item.get("status")
+    if job_id in (None, "") or status in (None, ""):
+        return None
+    exit_code = item.get("exitCode")
+    try:
+        return JobDetail(
+            job_id=job_id,
+            status=int(status),
+            exit_code=None if exit_code in (None, "") else int(exit_code),
+            result_url=str(item.get("resultUrl") or ""),
+            raw=dict(item),
+        )
+    except (TypeError, ValueError):
+        return None
+
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -467,21 +263,6 @@ def _path_id(job_id: int | str) -> str:
     if not _SAFE_ID.match(text):
         raise ValueError(f"invalid job id {text!r}")
     return text
-
-
-def _json_or_none(resp: requests.Response) -> dict[str, Any] | None:
-    try:
-        payload = resp.json()
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
-def _token_rejected(status: int, payload: Mapping[str, Any] | None) -> bool:
-    if status == 401:
-        return True
-    code = None if payload is None else payload.get("code")
-    return code is not None and str(code) in TOKEN_REJECTED_CODES
 
 
 def _find_credentials(data: Any) -> Mapping[str, Any] | None:

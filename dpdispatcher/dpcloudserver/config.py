@@ -10,7 +10,7 @@ variable                                default
 ``DPDISPATCHER_LEBESGUE_API_HOST``      ``https://bohrium.dp.tech/``
 ``DPDISPATCHER_LEBESGUE_ALI_STS_ENDPOINT``  ``http://oss-cn-shenzhen.aliyuncs.com``
 ``DPDISPATCHER_LEBESGUE_ALI_STS_BUCKET_NAME``  ``dpcloudserver``
-``DPDISPATCHER_LEBESGUE_ALI_OSS_BUCKET_URL``  ``https://<bucket>.<endpoint host>/``
+``DPDISPATCHER_LEBESGUE_ALI_OSS_BUCKET_URL``  ``https://dpcloudserver.oss-cn-shenzhen.aliyuncs.com/``
 ======================================  ========================================
 
 The module-level names ``API_HOST``, ``ALI_STS_ENDPOINT``, ``ALI_STS_BUCKET_NAME``
@@ -32,7 +32,6 @@ Examples
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
 
 __all__ = [
     "ALI_OSS_BUCKET_URL",
@@ -53,6 +52,7 @@ ENV_ALI_OSS_BUCKET_URL = "DPDISPATCHER_LEBESGUE_ALI_OSS_BUCKET_URL"
 DEFAULT_API_HOST = "https://bohrium.dp.tech/"
 DEFAULT_ALI_STS_ENDPOINT = "http://oss-cn-shenzhen.aliyuncs.com"
 DEFAULT_ALI_STS_BUCKET_NAME = "dpcloudserver"
+DEFAULT_ALI_OSS_BUCKET_URL = "https://dpcloudserver.oss-cn-shenzhen.aliyuncs.com/"
 
 
 def _env(name: str, default: str) -> str:
@@ -76,17 +76,13 @@ def ali_sts_bucket_name() -> str:
 
 
 def ali_oss_bucket_url() -> str:
-    """Public URL of the bucket (``..._ALI_OSS_BUCKET_URL``).
+    """Public URL of the bucket (``..._ALI_OSS_BUCKET_URL``), the prefix of ``ossPath``.
 
-    Without the variable it is derived from the bucket name and the endpoint host,
-    the virtual-host style OSS uses: ``https://<bucket>.<endpoint host>/``.
+    As in dpdispatcher 1.1.0 it does not follow the bucket name or the endpoint: set
+    the variable when either changes. A missing final ``/`` is added.
     """
-    explicit = os.environ.get(ENV_ALI_OSS_BUCKET_URL, "").strip()
-    if explicit:
-        return explicit
-    endpoint = ali_sts_endpoint()
-    host = urlsplit(endpoint if "://" in endpoint else "http://" + endpoint).netloc
-    return f"https://{ali_sts_bucket_name()}.{host}/"
+    url = _env(ENV_ALI_OSS_BUCKET_URL, DEFAULT_ALI_OSS_BUCKET_URL)
+    return url if url.endswith("/") else url + "/"
 
 
 # Declared for type checkers and linters; the values come from ``__getattr__``.

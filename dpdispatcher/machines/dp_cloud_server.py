@@ -1,28 +1,32 @@
-"""DpCloudServer: jobs run on the DP Cloud Server (Bohrium / Lebesgue) through its HTTP API.
+"""DpCloudServer (Bohrium, Lebesgue): jobs run on the Bohrium cloud through its HTTP API.
 
 There is no scheduler command to run: this batch type overrides the core's submit,
 status and kill with API calls, and keeps everything else (script rendering, the
-finish-tag rule, recovery through ``<job_hash>_job_id``).
+finish-tag rule, recovery through ``<job_hash>_job_id``). The request shapes are
+those of :mod:`dpdispatcher.dpcloudserver._wire`.
 
 Submitting a job
-    zip and upload its files (:meth:`DpCloudServerContext.upload_job`), write a
-    *pending* record in ``<job_hash>_job_id``, create the cloud job
-    (``POST /brm/v2/job/add``), write the job id in the record at once. The upload
-    path is unique to the submission, job and attempt; a pending record whose job
-    the service did create (the dispatcher died, or the answer was lost) is found
-    again by that path in the job listing, so a rerun never creates a second job.
+    zip and upload its files (``upload_job`` of the context), write a *pending*
+    record in ``<job_hash>_job_id``, create the cloud job (``POST /brm/v2/job/add``),
+    write the job id in the record at once. The upload path is unique to the
+    submission, job and attempt; a pending record whose job the service did create
+    (the dispatcher died, or the answer was lost) is found again by that path in the
+    job listing (``inputData`` of each entry, a JSON string), so a rerun never creates
+    a second job.
 Status
-    one listing of the submission's job group per poll (``GET /brm/v1/job/list``),
-    ``GET /brm/v1/job/{id}`` for a job the listing misses. Codes (SPEC §7): 0, 3, 9
-    waiting; 1, 4, 6 running; 2 ended; 5 terminated; -1 failed, which counts as
-    ended when the exit code is non-zero and ``ignore_exit_code`` is true.
+    with ``input_data.grouped`` true, one listing of the submission's job group per
+    poll (``GET /brm/v1/job/list``); ``GET /brm/v1/job/{id}`` for each job otherwise
+    (as dpdispatcher 1.1.0) and for a job the listing misses. Codes (SPEC §7): 0, 3, 9
+    waiting; 1, 4, 6 running; 2 ended; 5 terminated; -1 failed, which counts as ended
+    when the exit code is non-zero and ``ignore_exit_code`` is true.
 Finish tag
     the job tag is written by the job script on the cloud and comes back inside the
     result zip. When the service says a job ended, its result is downloaded and
     extracted at once, and the job is ``finished`` only if the tag is in it, else
-    ``terminated`` (and resubmitted; tasks whose task tag came back are skipped).
-    With ``ignore_exit_code`` false a non-zero exit code fails the job whatever the
-    tag says.
+    ``terminated`` (and resubmitted; tasks whose task tag came back are skipped). A
+    finished job's backward files go to the work base right away, so they are there
+    even if another job later fails for good. A failed job's last error names its
+    cloud job id and the URL of its log.
 
 Examples
 --------
@@ -32,103 +36,41 @@ Examples
 ...     "program_id": 1, "input_data": {"job_type": "container"}}})
 >>> type(m).__name__, m.serialize()["remote_profile"].get("password")
 ('DpCloudServer', None)
+>>> m.input_data is m.context.input_data
+True
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._script import names, quoting, render
-from dpdispatcher.contexts.dp_cloud_server_context import (
-    DpCloudServerContext,
-    JobRecord,
-    describe_cloud_error,
-    is_transient,
-)
 from dpdispatcher.dlog import dlog
+from dpdispatcher.dpcloudserver._jobs import (
+    CLOUD_STATUS,
+    NODATA,
+    cloud_job_status,
+    find_by_oss_path,
+    listing,
+    wire_id,
+)
+from dpdispatcher.dpcloudserver._models import describe_cloud_error, is_transient
+from dpdispatcher.dpcloudserver._records import CloudStaging, JobRecord
+from dpdispatcher.dpcloudserver._wire import wants_group
 from dpdispatcher.errors import ConfigurationError, SchedulerError, TransientSchedulerError
 from dpdispatcher.machine import Machine
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
-    from dpdispatcher.dpcloudserver import CloudAPIError, JobDetail
+    from dpdispatcher.dpcloudserver import CloudAPIError, CreatedJob, JobDetail
     from dpdispatcher.job import Job
 
-__all__ = ["CLOUD_STATUS", "DpCloudServer", "cloud_job_status"]
+__all__ = ["CLOUD_STATUS", "Bohrium", "DpCloudServer", "Lebesgue", "cloud_job_status"]
 
 #: the job script runs where the service unpacked the archive
 CLOUD_JOB_ROOT = "."
-#: the service's status codes (finished/terminated here mean "ended": see the tag)
-CLOUD_STATUS: dict[int, JobStatus] = {
-    -1: JobStatus.terminated,
-    0: JobStatus.waiting,
-    1: JobStatus.running,
-    2: JobStatus.finished,
-    3: JobStatus.waiting,
-    4: JobStatus.running,
-    5: JobStatus.terminated,
-    6: JobStatus.running,
-    9: JobStatus.waiting,
-}
-_NODATA = "2300"
-_PAGE = 100
-_MAX_PAGES = 20
-
-
-def cloud_job_status(status: int, exit_code: int | None, ignore_exit_code: bool) -> JobStatus:
-    """Map a status code and exit code of the service (pure).
-
-    ``finished`` means "ended: judge by the finish tag"; ``terminated`` means failed
-    whatever the tag says; an unknown code gives ``unknown``.
-    """
-    failed_exit = exit_code not in (None, 0)
-    if status == -1:
-        return JobStatus.finished if failed_exit and ignore_exit_code else JobStatus.terminated
-    mapped = CLOUD_STATUS.get(status, JobStatus.unknown)
-    if mapped == JobStatus.finished and failed_exit and not ignore_exit_code:
-        return JobStatus.terminated
-    return mapped
-
-
-def detail_from_item(item: Mapping[str, Any]) -> JobDetail | None:
-    """A :class:`JobDetail` from one entry of the job listing (None if it lacks fields)."""
-    from dpdispatcher.dpcloudserver import JobDetail
-
-    job_id = item.get("jobId", item.get("id"))
-    status = item.get("status")
-    if job_id in (None, "") or status in (None, ""):
-        return None
-    exit_code = item.get("exitCode")
-    try:
-        return JobDetail(
-            job_id=job_id,
-            status=int(status),
-            exit_code=None if exit_code in (None, "") else int(exit_code),
-            result_url=str(item.get("resultUrl") or ""),
-            raw=dict(item),
-        )
-    except (TypeError, ValueError):
-        return None
-
-
-def _wire_id(value: str) -> int | str:
-    """An id as the service sent it: numeric ids go back as numbers."""
-    return int(value) if value.isdigit() else value
-
-
-def _items(page: Any) -> list[Mapping[str, Any]]:
-    if isinstance(page, Mapping):
-        page = page.get("items", page.get("list", []))
-    return [item for item in page if isinstance(item, Mapping)] if isinstance(page, list) else []
-
-
-def _oss_path_of(item: Mapping[str, Any]) -> str:
-    for holder in (item, item.get("inputData"), item.get("input_data")):
-        if isinstance(holder, Mapping) and holder.get("ossPath"):
-            return str(holder["ossPath"])
-    return ""
 
 
 class DpCloudServer(Machine):
@@ -141,20 +83,33 @@ class DpCloudServer(Machine):
     alias = ("Bohrium", "Lebesgue")
     state_map = {str(code): status for code, status in CLOUD_STATUS.items()}
 
+    #: the context type this batch type needs (named in the error otherwise)
+    context_name = "DpCloudServerContext (alias BohriumContext)"
+
     @property
-    def cloud(self) -> DpCloudServerContext:
+    def cloud(self) -> CloudStaging:
         """The bound context, which must be the cloud's.
 
         Checked on use rather than at construction, so that the pure hooks (script
         rendering) can be exercised on any context.
         """
         ctx = self.context
-        if not isinstance(ctx, DpCloudServerContext):
+        if not isinstance(ctx, CloudStaging):
             raise ConfigurationError(
-                f"batch_type {type(self).__name__} needs context_type DpCloudServerContext "
-                f"(alias BohriumContext), not {type(ctx).__name__}"
+                f"batch_type {type(self).__name__} needs context_type {self.context_name}, "
+                f"not {type(ctx).__name__}"
             )
         return ctx
+
+    @property
+    def input_data(self) -> dict[str, Any]:
+        """The job settings every cloud job is created with: the live dict, so a change
+        (e.g. dflow attaching datasets) applies to the jobs submitted afterwards."""
+        return self.cloud.input_data
+
+    @input_data.setter
+    def input_data(self, value: dict[str, Any]) -> None:
+        self.cloud.input_data = value
 
     def _no_shell(self, what: str) -> SchedulerError:
         return SchedulerError(
@@ -225,11 +180,8 @@ class DpCloudServer(Machine):
         return list(dict.fromkeys(logs))
 
     def job_input_data(self, job: Job) -> dict[str, Any]:
-        """``input_data`` of the remote profile, with a job name when it gives none."""
-        data = dict(self.cloud.input_data)
-        if not data.get("job_name") and not data.get("jobName"):
-            data["job_name"] = f"dpdispatcher-{job.job_hash[:12]}"
-        return data
+        """``input_data`` as the job is created with it (read at each submission)."""
+        return self.cloud.input_data
 
     # -- submit ------------------------------------------------------------------------
     def submit_prepared(self, job: Job) -> str:
@@ -249,7 +201,7 @@ class DpCloudServer(Machine):
                 return adopted
         ctx.forget_outcome(job)
         self._upload(job, oss_path)
-        group = ctx.group_id()
+        group = ctx.group_id() if wants_group(ctx.input_data) else None
         ctx.write_record(JobRecord(job.job_hash, oss_path, group))
         created = self._create(job, oss_path, group)
         job_id = quoting.job_id(str(created.job_id))
@@ -266,19 +218,20 @@ class DpCloudServer(Machine):
         except CloudAPIError as err:
             raise self._error(err, f"uploading the files of job {job.job_hash}") from err
 
-    def _create(self, job: Job, oss_path: str, group: str | None) -> Any:
+    def _create(self, job: Job, oss_path: str, group: str | None) -> CreatedJob:
         from dpdispatcher.dpcloudserver import CloudAPIError
 
         try:
-            return self.cloud.client.create_job(
+            created: CreatedJob = self.cloud.client.create_job(
                 project_id=self.cloud.program_id,
                 oss_path=oss_path,
                 cmd=self.job_command(job),
                 out_files=self.out_files(job),
                 log_files=self.log_files(job),
                 input_data=self.job_input_data(job),
-                job_group_id=None if group is None else _wire_id(group),
+                job_group_id=None if group is None else wire_id(group),
             )
+            return created
         except CloudAPIError as err:
             raise self._error(err, f"creating the cloud job of job {job.job_hash}") from err
 
@@ -308,7 +261,7 @@ class DpCloudServer(Machine):
         from dpdispatcher.dpcloudserver import CloudAPIError
 
         try:
-            found = self._find_by_oss_path(record.oss_path, record.job_group_id)
+            found = find_by_oss_path(self.cloud.client, record.oss_path, record.job_group_id)
         except CloudAPIError as err:
             raise self._error(err, f"looking up the cloud job of job {record.job_hash}") from err
         if found is None:
@@ -319,27 +272,6 @@ class DpCloudServer(Machine):
         )
         self.cloud.set_group_id(group_id)
         return job_id
-
-    def _find_by_oss_path(self, oss_path: str, group: str | None) -> tuple[str, str | None] | None:
-        for item in self._listing(group):
-            if _oss_path_of(item) == oss_path:
-                job_id = quoting.job_id(str(item.get("jobId", item.get("id"))))
-                group_id = item.get("jobGroupId")
-                return job_id, None if group_id in (None, "") else str(group_id)
-        return None
-
-    def _listing(self, group: str | None) -> list[Mapping[str, Any]]:
-        """Every job of ``group`` (or, without one, the user's recent jobs), page by page."""
-        client = self.cloud.client
-        items: list[Mapping[str, Any]] = []
-        for page in range(1, _MAX_PAGES + 1):
-            data = client.list_jobs(page, _PAGE, job_group_id=group)
-            batch = _items(data)
-            items += batch
-            total = data.get("total") if isinstance(data, Mapping) else None
-            if len(batch) < _PAGE or (isinstance(total, int) and len(items) >= total):
-                break
-        return items
 
     # -- status --------------------------------------------------------------------------
     def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
@@ -361,11 +293,12 @@ class DpCloudServer(Machine):
     def _details(self, jobs: Sequence[Job]) -> dict[str, JobDetail | None]:
         """Job details by job hash: one group listing, then one call per job it missed."""
         from dpdispatcher.dpcloudserver import CloudAPIError
+        from dpdispatcher.dpcloudserver.client import detail_from_item
 
         by_id: dict[str, JobDetail] = {}
-        group = self.cloud.group_id()
+        group = self.cloud.group_id() if wants_group(self.cloud.input_data) else None
         if group is not None and len(jobs) > 1:
-            for item in self._listing(group):
+            for item in listing(self.cloud.client, group):
                 detail = detail_from_item(item)
                 if detail is not None:
                     by_id[str(detail.job_id)] = detail
@@ -376,7 +309,7 @@ class DpCloudServer(Machine):
                 try:
                     detail = self.cloud.client.job_detail(job.job_id)
                 except CloudAPIError as err:
-                    if err.code != _NODATA:
+                    if err.code != NODATA:
                         raise
                     dlog.warning("cloud job %s of job %s is gone", job.job_id, job.job_hash)
             out[job.job_hash] = detail
@@ -395,9 +328,35 @@ class DpCloudServer(Machine):
             self.cloud.fetch_result(job, detail.result_url)
         elif status == JobStatus.finished:
             return JobStatus.completing  # ended, but its result is not published yet
-        if status == JobStatus.terminated:
-            return status
-        return JobStatus.finished if self.check_finish_tag(job) else JobStatus.terminated
+        if status == JobStatus.finished and self.check_finish_tag(job):
+            self.cloud.deliver(job)
+            return JobStatus.finished
+        self.cloud.note_failure(job, self._failure_note(job, detail))
+        return JobStatus.terminated
+
+    def _failure_note(self, job: Job, detail: JobDetail) -> str:
+        """What the give-up message adds for a failed cloud job: its id, code and log."""
+        from dpdispatcher.dpcloudserver import CloudAPIError
+
+        try:
+            urls = self.cloud.client.log_urls(job.job_id)
+        except CloudAPIError as err:
+            urls = []
+            dlog.debug("no log URL for cloud job %s: %s", job.job_id, err)
+        log = urls[0] if urls else "(the service gave no log URL)"
+        return (
+            f"cloud job {job.job_id} ended with status {detail.status}, exit code "
+            f"{detail.exit_code}; its log: {log}"
+        )
+
+    def get_exit_code(self, job: Job) -> int | None:
+        """The exit code the service reports for ``job``'s cloud job (None before it ends)."""
+        from dpdispatcher.dpcloudserver import CloudAPIError
+
+        try:
+            return self.cloud.client.job_detail(job.job_id).exit_code  # type: ignore[no-any-return]
+        except CloudAPIError as err:
+            raise self._error(err, f"asking the exit code of job {job.job_hash}") from err
 
     # -- kill ----------------------------------------------------------------------------
     def kill(self, job: Job) -> None:
@@ -410,3 +369,7 @@ class DpCloudServer(Machine):
             self.cloud.client.kill_job(job.job_id)
         except CloudAPIError as err:
             dlog.info("kill of cloud job %s: %s", job.job_id, err)
+
+
+#: the names dpdispatcher 1.1.0 gives this batch type
+Bohrium = Lebesgue = DpCloudServer

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import stat
@@ -51,21 +52,30 @@ class Job:
     def log_path(self) -> Path:
         return self.workdir.parent / f"job_{self.job_id}.log"
 
-    def detail(self) -> dict[str, Any]:
-        """The ``data`` of ``GET /brm/v1/job/{id}``."""
+    def log_files_info(self, base_url: str) -> list[dict[str, Any]]:
+        """``logFiles`` of the log call: one entry (the job's console log) once it runs."""
+        if not self.log_path.exists():
+            return []
+        size = self.log_path.stat().st_size
+        return [{"name": "STDOUTERR", "url": f"{base_url}/logs/{self.job_id}", "size": size}]
+
+    def detail(self, base_url: str) -> dict[str, Any]:
+        """The ``data`` of ``GET /brm/v1/job/{id}`` (field names of bohrium-sdk's detail)."""
         return {
             "id": self.job_id,
-            "jobId": self.job_id,
             "jobGroupId": self.group_id,
             "projectId": self.project_id,
             "jobName": self.body.get("jobName", f"job-{self.job_id}"),
             "status": self.status,
             "exitCode": self.exit_code,
             "resultUrl": self.result_url,
-            "inputData": self.body,
+            "inputData": json.dumps(self.body),
+            "cmd": self.cmd,
+            "errorInfo": "" if self.status != FAILED else f"exit code {self.exit_code}",
             "createTime": _iso(self.created),
             "updateTime": _iso(self.updated),
             "spendTime": round(self.updated - self.created, 3),
+            "jobFiles": {"logFiles": self.log_files_info(base_url)},
         }
 
 

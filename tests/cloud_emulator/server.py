@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import shutil
 import sys
@@ -46,6 +47,28 @@ ENV_NAMES = (
     "DPDISPATCHER_LEBESGUE_ALI_STS_BUCKET_NAME",
     "DPDISPATCHER_LEBESGUE_ALI_OSS_BUCKET_URL",
 )
+
+
+#: the headers a recorded request keeps (their values, for the API's own headers)
+RECORDED_HEADERS = ("authorization", "brm-ticket", "content-type", "range")
+
+
+def recorded(
+    key: str, query: dict[str, str], headers: dict[str, str], body: bytes
+) -> dict[str, Any]:
+    """One request as the emulator records it: route, query, API headers, JSON body.
+
+    Storage (``OSS ...``) requests keep only the names of the API headers they carry.
+    """
+    entry: dict[str, Any] = {"route": key, "query": dict(query)}
+    kept = {name: headers[name] for name in RECORDED_HEADERS if name in headers}
+    entry["headers"] = sorted(kept) if key.startswith("OSS ") else kept
+    if not key.startswith("OSS "):
+        try:
+            entry["json"] = json.loads(body) if body.strip() else None
+        except ValueError:
+            entry["json"] = "<not JSON>"
+    return entry
 
 
 class _Server(ThreadingHTTPServer):
@@ -136,7 +159,9 @@ class CloudEmulator:
         self.state = State(bucket)
         self.state.add_user(self.PASSWORD, self.EMAIL, self.PHONE)
         self.runner = JobRunner(self.state, self._result_url, queue_delay)
-        self.service = Service(self.state, self.runner, self.workdir, lambda: self.base_url)
+        self.service = Service(
+            self.state, self.runner, self.workdir, lambda: self.base_url, lambda: self.bucket_url
+        )
         self._host = host
         self._server = _Server((host, port), _Handler)
         self._server.emulator = self
@@ -176,13 +201,18 @@ class CloudEmulator:
     def bucket(self) -> str:
         return self.state.bucket
 
+    @property
+    def bucket_url(self) -> str:
+        """The bucket's public URL: ``ossPath`` entries must start with it."""
+        return f"{self.base_url}/{self.bucket}/"
+
     def env(self) -> dict[str, str]:
         """The four ``DPDISPATCHER_LEBESGUE_*`` variables pointing at this emulator."""
         values = (
             self.base_url + "/",
             self.base_url,
             self.bucket,
-            f"{self.base_url}/{self.bucket}/",
+            self.bucket_url,
         )
         return dict(zip(ENV_NAMES, values))
 
@@ -259,6 +289,18 @@ class CloudEmulator:
             self.state.auth_seen.clear()
 
     @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request received (a copy; see :func:`recorded`), in order."""
+        with self.state.lock:
+            return list(self.state.requests)
+
+    @property
+    def rejected(self) -> list[str]:
+        """Every request refused for its shape, as ``"<route>: <rule broken>"``."""
+        with self.state.lock:
+            return list(self.state.rejected)
+
+    @property
     def auth_seen(self) -> list[tuple[str, str]]:
         """``(route, "jwt" | "ticket")`` for each accepted authenticated API call, and
         for each storage request that carried API credentials (it should not)."""
@@ -267,7 +309,7 @@ class CloudEmulator:
 
     def job(self, job_id: int) -> dict[str, Any]:
         with self.state.lock:
-            return self.service.jobs[int(job_id)].detail()
+            return self.service.jobs[int(job_id)].detail(self.base_url)
 
     def wait_for_job(self, job_id: int, timeout: float = 30.0) -> dict[str, Any]:
         """Block until the job has ended; returns its detail."""
@@ -299,6 +341,19 @@ class CloudEmulator:
         "reset_calls",
     )
 
+    def _log_file(self, path: str, headers: dict[str, str]) -> Response:
+        """A job's console log (the URL of ``logFiles``), honouring ``Range: bytes=N-``."""
+        with self.state.lock:
+            self.state.calls["GET /logs/{id}"] += 1
+            job = self.service.jobs.get(int(path.rsplit("/", 1)[1] or 0))
+        if job is None or not job.log_path.exists():
+            return Response(404, b"no such log", {"Content-Type": "text/plain"})
+        data = job.log_path.read_bytes()
+        found = re.fullmatch(r"bytes=([0-9]+)-", headers.get("range", ""))
+        if found:
+            return Response(206, data[int(found[1]) :], {"Content-Type": "text/plain"})
+        return Response(200, data, {"Content-Type": "text/plain"})
+
     def _control(self, name: str, body: bytes) -> Response:
         if name == "calls":
             return reply(dict(self.calls))
@@ -320,8 +375,14 @@ class CloudEmulator:
         matched = self.service.match(method, path) if api else None
         if api:
             key = matched[0].key if matched else f"{method} {path}"
+        elif path.startswith("/logs/"):
+            key = "GET /logs/{id}"
         else:
             key = "OSS " + oss.operation(method, query)
+        with self.state.lock:
+            self.state.requests.append(recorded(key, query, headers, body))
+        if path.startswith("/logs/") and method == "GET":
+            return self._log_file(path, headers)
         with self.state.lock:
             self.state.calls[key] += 1
             if not api and headers.get("authorization", "").startswith("jwt "):

@@ -1,10 +1,13 @@
 """The JSON API of the emulator (``/account``, ``/data``, ``/brm``).
 
 Every answer is ``{"code", "data", "message"}`` with code ``"0000"`` on success,
-the codes of :class:`~dpdispatcher.dpcloudserver.retcode.RETCODE` otherwise.
-Authenticated routes accept ``Authorization: jwt <token>`` or ``Brm-Ticket``;
-a rejected token gets HTTP 401 (or, in ``"code"`` mode, HTTP 200 with code
-``"2100"``).
+the service's codes otherwise. Requests are checked against :mod:`.shapes` (a wrong
+shape gets HTTP 400, code ``2101``). Authenticated routes need both headers the
+service's clients send, ``Authorization: jwt <token>`` and ``Brm-Ticket: <ticket>``,
+with a valid token or ticket; a rejected token gets HTTP 401 (or, in ``"code"``
+mode, HTTP 200 with code ``"2100"``). A job detail gives ``inputData`` as a JSON
+string and no ``jobId`` key (as bohrium-sdk's detail type); a job's log is a list of
+``logFiles`` URLs.
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from .jobs import Job, JobRunner
 from .oss import Response
+from .shapes import (
+    ShapeError,
+    check_auth_headers,
+    check_job_add,
+    check_kill,
+    check_login,
+    check_query,
+)
 from .state import State
 
 OK = "0000"
@@ -62,11 +72,19 @@ class Route:
 class Service:
     """Route table and handlers of the API."""
 
-    def __init__(self, state: State, runner: JobRunner, scratch: Path, base_url: Callable[[], str]):
+    def __init__(
+        self,
+        state: State,
+        runner: JobRunner,
+        scratch: Path,
+        base_url: Callable[[], str],
+        bucket_url: Callable[[], str],
+    ):
         self.state = state
         self.runner = runner
         self.scratch = scratch
         self.base_url = base_url
+        self.bucket_url = bucket_url
         self.jobs: dict[int, Job] = {}
         self._job_ids = itertools.count(1001)
         self._group_ids = itertools.count(501)
@@ -106,24 +124,30 @@ class Service:
         body: bytes,
         headers: Mapping[str, str],
     ) -> Response:
-        if route.auth:
-            rejected = self._authenticate(route.key, headers)
-            if rejected is not None:
-                return rejected
         try:
-            payload = json.loads(body) if body.strip() else {}
-        except ValueError:
-            return reply(code=PARAMERR, message="request body is not JSON", status=400)
-        try:
+            if route.auth:
+                rejected = self._authenticate(route.key, headers)
+                if rejected is not None:
+                    return rejected
+            if route.key == "POST /brm/v1/job/kill/{id}":
+                check_kill(body, headers.get("content-type", ""))
+            elif route.method == "GET" and body:
+                raise ShapeError(f"{route.key} takes no body")
+            try:
+                payload = json.loads(body) if body.strip() else None
+            except ValueError as err:
+                raise ShapeError("request body is not JSON") from err
             return reply(route.handler(found, query, payload))
+        except ShapeError as err:
+            self.state.rejected.append(f"{route.key}: {err}")
+            return reply(code=PARAMERR, message=str(err), status=400)
         except ApiError as err:
             return reply(code=err.code, message=err.message, status=err.status)
 
     def _authenticate(self, route_key: str, headers: Mapping[str, str]) -> Response | None:
-        auth = headers.get("authorization", "")
-        ticket = headers.get("brm-ticket", "")
+        token, ticket = check_auth_headers(headers)
         with self.state.lock:
-            if auth.startswith("jwt ") and auth[4:] in self.state.tokens:
+            if token and token in self.state.tokens:
                 self.state.auth_seen.append((route_key, "jwt"))
                 return None
             if ticket and ticket in self.state.tickets:
@@ -135,40 +159,28 @@ class Service:
 
     # handlers ----------------------------------------------------------------
     def login(self, _m: re.Match[str], _q: Mapping[str, str], body: Any) -> Any:
-        if not isinstance(body, dict):
-            raise ApiError(PARAMERR, "body must be an object")
-        identity = body.get("email") or body.get("phone") or body.get("username")
-        password = body.get("password")
-        if not identity or not isinstance(password, str):
-            raise ApiError(PARAMERR, "email or phone, and password, are required")
-        verdict = self.state.check_login(str(identity), password)
+        identity, password = check_login(body)  # a phone number comes under "email"
+        verdict = self.state.check_login(identity, password)
         if verdict == "user":
             raise ApiError(USERERR, "user does not exist")
         if verdict == "password":
             raise ApiError(PWDERR, "password error")
         return {"token": self.state.new_token()}
 
-    def sts(self, _m: re.Match[str], _q: Mapping[str, str], _body: Any) -> Any:
+    def sts(self, _m: re.Match[str], query: Mapping[str, str], _body: Any) -> Any:
+        check_query(query, set(), "GET /data/get_sts_token")
         return self.state.new_sts()
 
-    def _oss_key(self, oss_path: str) -> str:
-        """Accept a key, ``/<bucket>/<key>`` or a URL of the bucket."""
-        path = urlsplit(oss_path).path if "://" in oss_path else oss_path
-        prefix = f"/{self.state.bucket}/"
-        return path[len(prefix) :] if path.startswith(prefix) else path.lstrip("/")
-
-    def add_job(self, _m: re.Match[str], _q: Mapping[str, str], body: Any) -> Any:
-        if not isinstance(body, dict):
-            raise ApiError(PARAMERR, "body must be an object")
-        for name in ("projectId", "ossPath", "cmd"):
-            if body.get(name) in (None, ""):
-                raise ApiError(PARAMERR, f"{name} is required")
+    def add_job(self, _m: re.Match[str], query: Mapping[str, str], body: Any) -> Any:
+        check_query(query, set(), "POST /brm/v2/job/add")
+        urls, cmd = check_job_add(body, self.bucket_url())
         allowed = self.state.allowed_projects
-        if allowed is not None and int(body["projectId"]) not in allowed:
+        if allowed is not None and body["projectId"] not in allowed:
             raise ApiError(ROLEERR, "no permission for this project")
-        key = self._oss_key(str(body["ossPath"]))
-        if self.state.get_object(self.state.bucket, key) is None:
-            raise ApiError(DATAERR, f"ossPath {key} not found")
+        keys = [url[len(self.bucket_url()) :] for url in urls]
+        for key in keys:
+            if self.state.get_object(self.state.bucket, key) is None:
+                raise ApiError(DATAERR, f"ossPath {key} not found")
         with self.state.lock:
             job_id = next(self._job_ids)
             group = body.get("jobGroupId") or next(self._group_ids)
@@ -176,10 +188,12 @@ class Service:
                 job_id=job_id,
                 group_id=int(group),
                 project_id=body["projectId"],
-                oss_key=key,
-                cmd=str(body["cmd"]),
-                out_files=[str(p) for p in body.get("outFiles") or []],
-                log_files=[str(p) for p in body.get("logFiles") or []],
+                oss_key=keys[-1],
+                cmd=cmd,
+                out_files=list(
+                    dict.fromkeys(body.get("outFiles", []) + body.get("backwardFiles", []))
+                ),
+                log_files=list(body.get("logFiles", [])),
                 body=dict(body),
                 workdir=self.scratch / f"job_{job_id}" / "work",
             )
@@ -194,28 +208,32 @@ class Service:
             raise ApiError(NODATA, "job does not exist")
         return job
 
-    def detail(self, found: re.Match[str], _q: Mapping[str, str], _body: Any) -> Any:
+    def detail(self, found: re.Match[str], query: Mapping[str, str], _body: Any) -> Any:
+        check_query(query, set(), "GET /brm/v1/job/{id}")
         job = self._job(found)
         with self.state.lock:
-            return job.detail()
+            return job.detail(self.base_url())
 
-    def log(self, found: re.Match[str], _q: Mapping[str, str], _body: Any) -> Any:
+    def log(self, found: re.Match[str], query: Mapping[str, str], _body: Any) -> Any:
+        check_query(query, {"page", "pageSize"}, "GET /brm/v1/job/{id}/log")
         job = self._job(found)
-        text = job.log_path.read_text(errors="replace") if job.log_path.exists() else ""
-        return {"log": text}
+        with self.state.lock:
+            return {"logFiles": job.log_files_info(self.base_url())}
 
-    def kill(self, found: re.Match[str], _q: Mapping[str, str], _body: Any) -> Any:
+    def kill(self, found: re.Match[str], query: Mapping[str, str], _body: Any) -> Any:
+        check_query(query, set(), "POST /brm/v1/job/kill/{id}")
         self.runner.kill(self._job(found))
         return {}
 
     def list_jobs(self, _m: re.Match[str], query: Mapping[str, str], _body: Any) -> Any:
-        try:
-            page = max(1, int(query.get("page", "1")))
-            per_page = max(1, int(query.get("perPage", "10")))
-            group = int(query["jobGroupId"]) if query.get("jobGroupId") else None
-        except ValueError as err:
-            raise ApiError(PARAMERR, "page, perPage and jobGroupId must be integers") from err
+        check_query(query, {"groupId", "page", "pageSize"}, "GET /brm/v1/job/list")
+        page = int(query.get("page", "0"))  # pages count from 0, as 1.1.0 asks them
+        per_page = int(query.get("pageSize", "10"))
+        if page < 0 or per_page < 1:
+            raise ShapeError(f"page must be >= 0 and pageSize >= 1, got {page}, {per_page}")
+        group = int(query["groupId"]) if "groupId" in query else None
         with self.state.lock:
             jobs = [j for j in self.jobs.values() if group is None or j.group_id == group]
-            items = [j.detail() for j in jobs[(page - 1) * per_page : page * per_page]]
-        return {"items": items, "total": len(jobs), "page": page, "perPage": per_page}
+            chosen = jobs[page * per_page : (page + 1) * per_page]
+            items = [j.detail(self.base_url()) for j in chosen]
+        return {"items": items, "total": len(jobs), "page": page, "pageSize": per_page}

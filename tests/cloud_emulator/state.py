@@ -8,7 +8,7 @@ import secrets
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 _crc64: Callable[[bytes], int] | None
 try:  # oss2 depends on crcmod; without it the emulator sends no CRC header
@@ -96,6 +96,8 @@ class State:
         self.uploads: dict[str, MultipartUpload] = {}
         self.calls: Counter[str] = Counter()
         self.auth_seen: list[tuple[str, str]] = []  # (route, "jwt" | "ticket")
+        self.rejected: list[str] = []  # requests refused for their shape
+        self.requests: list[dict[str, Any]] = []  # every request, see server.recorded
         self.faults = Faults()
         self.allowed_projects: set[int] | None = None
 

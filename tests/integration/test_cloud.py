@@ -121,7 +121,7 @@ def files_under(root: Path) -> set[Path]:
 # ---------------------------------------------------------------------- round trip
 def test_multi_task_round_trip(cloud_emulator: CloudEmulator, tmp_path: Path) -> None:
     work = make_work(tmp_path, 5)
-    machine = cloud_machine(tmp_path)
+    machine = cloud_machine(tmp_path, input_data={**INPUT_DATA, "grouped": True})
     assert isinstance(machine.context, DpCloudServerContext)
     sub = submission(machine, 5, backward_common_files=["summary_*.txt"])
     sub.machine.context.multipart_threshold = 1  # type: ignore[union-attr,misc]
@@ -140,22 +140,25 @@ def test_multi_task_round_trip(cloud_emulator: CloudEmulator, tmp_path: Path) ->
     assert calls["POST /account/login"] == 1
 
     jobs = list(cloud_emulator.service.jobs.values())
-    assert len({job.group_id for job in jobs}) == 1  # one job group per submission
+    assert len({job.group_id for job in jobs}) == 1  # grouped: one job group per submission
     by_hash = {job.body["cmd"].split(".")[1]: job for job in jobs}
     assert set(by_hash) == {job.job_hash for job in sub.belonging_jobs}
     for job in sub.belonging_jobs:
         body = by_hash[job.job_hash].body
         assert body["cmd"] == f"bash {names.script_file(job.job_hash)}"
         assert body["projectId"] == PROGRAM
-        assert body["ossPath"].startswith(f"program/{PROGRAM}/")
-        assert body["ossPath"].endswith(f"/{job.job_hash}.zip")
+        (url,) = body["ossPath"]
+        assert body["jobResources"] == [url] and body["command"] == body["cmd"]
+        assert url.startswith(f"{cloud_emulator.bucket_url}program/{PROGRAM}/")
+        assert url.endswith(f"/{job.job_hash}.zip")
+        assert body["backwardFiles"] == body["outFiles"]
         assert body["jobType"] == "container" and body["imageName"] == "ubuntu:22.04"
         assert body["scassType"] == "c2_m4_cpu" and body["diskSize"] == 20
         assert names.job_tag_file(job.job_hash) in body["outFiles"]
         task_dir = job.job_task_list[0].task_work_path
         assert f"{task_dir}/out.txt" in body["outFiles"] and "summary_*.txt" in body["outFiles"]
         assert body["logFiles"]
-        archive = cloud_emulator.get_object(body["ossPath"])
+        archive = cloud_emulator.get_object(url[len(cloud_emulator.bucket_url) :])
         assert archive is not None
         with zipfile.ZipFile(io.BytesIO(archive)) as zf:
             entries = set(zf.namelist())
@@ -281,7 +284,7 @@ def test_a_5xx_burst_is_ridden_out(cloud_emulator: CloudEmulator, tmp_path: Path
     cloud_emulator.fail_next(3, status=503, path_prefix="/brm/")  # absorbed by retries
     # longer than the storage retries (4 attempts): the first submit is deferred
     cloud_emulator.fail_next(6, status=503, path_prefix=f"/{cloud_emulator.bucket}/program/")
-    sub = submission(cloud_machine(tmp_path), 4)
+    sub = submission(cloud_machine(tmp_path, input_data={**INPUT_DATA, "grouped": True}), 4)
     naps: list[float] = []
     real_sleep = sub.timing.sleep
 
@@ -295,7 +298,7 @@ def test_a_5xx_burst_is_ridden_out(cloud_emulator: CloudEmulator, tmp_path: Path
     run(sub)
     assert all((work / f"t{i}" / "out.txt").exists() for i in range(4))
     assert len(cloud_emulator.service.jobs) == 2  # each job created exactly once
-    assert cloud_emulator.calls["GET /brm/v1/job/list"] > 4
+    assert cloud_emulator.calls["GET /brm/v1/job/list"] > 4  # grouped: one listing a poll
     assert cloud_emulator.calls["OSS PutObject"] == 2 + 6
 
 
@@ -555,3 +558,28 @@ def test_reference_dpcloudserver_functions(cloud_emulator: CloudEmulator, tmp_pa
         assert (out / "a.txt").read_text() == "hello\n"
     finally:
         api.set_default_client(None)
+
+
+# ------------------------------------------------------------ a job failing for good
+def test_a_job_failing_for_good_still_brings_back_the_others(
+    cloud_emulator: CloudEmulator, tmp_path: Path
+) -> None:
+    """The finished jobs' files come home as each finishes (as 1.1.0 does); the error
+    names the failed job, its cloud job id and the URL of its log."""
+    work = make_work(tmp_path, 3)
+    command = (
+        'if [ "$(cat in.txt)" = "input 1" ]; then echo boom >&2; exit 7; fi\ncp in.txt out.txt'
+    )
+    sub = submission(cloud_machine(tmp_path), 3, command=command, group_size=1)
+    with pytest.raises(JobFailedError) as info:
+        run(sub)
+    assert (work / "t0" / "out.txt").read_text() == "input 0\n"
+    assert (work / "t2" / "out.txt").read_text() == "input 2\n"
+    assert not (work / "t1" / "out.txt").exists()
+    (failed,) = [job for job in sub.belonging_jobs if job.job_task_list[0].task_work_path == "t1"]
+    text = str(info.value)
+    assert failed.job_hash in text
+    last = max(job for job, body in cloud_emulator.service.jobs.items() if "t1/" in str(body.body))
+    assert f"cloud job {last} " in text
+    assert f"{cloud_emulator.base_url}/logs/{last}" in text
+    assert "boom" in text

@@ -323,7 +323,7 @@ def test_bohr_ticket_is_sent_as_brm_ticket(
     assert body["projectId"] == 7 and body["cmd"] == "bash run.sh"
     assert api.get_jobs()["total"] == 1
     tasks = api.get_tasks(created["jobGroupId"])["items"]
-    assert [t["jobId"] for t in tasks] == [created["jobId"]]
+    assert [t["id"] for t in tasks] == [created["jobId"]]
     assert cloud_emulator.calls["POST /account/login"] == 0
     assert {scheme for _route, scheme in cloud_emulator.auth_seen} == {"ticket"}
 
@@ -471,13 +471,14 @@ def test_job_lifecycle_runs_for_real(
     assert (tmp_path / "back" / "task" / "out.txt").read_text() == "42\n"
     assert cloud_emulator.calls["POST /brm/v2/job/add"] == 1
     listing = client.list_jobs(job_group_id=job.job_group_id)
-    assert [item["jobId"] for item in listing["items"]] == [job.job_id]
+    assert [item["id"] for item in listing["items"]] == [job.job_id]
 
 
-def test_result_download_sends_no_credentials_to_another_host(
+def test_result_download_carries_the_jwt_as_the_original_does(
     cloud_emulator: CloudEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the API is reached as "localhost", the result URL names 127.0.0.1: another origin
+    """dpdispatcher 1.1.0 fetches ``resultUrl`` with ``Authorization: jwt <token>``
+    (tests/cloud_emulator/evidence); the result host may differ from the API host."""
     api_host = cloud_emulator.base_url.replace("127.0.0.1", "localhost") + "/"
     monkeypatch.setenv("DPDISPATCHER_LEBESGUE_API_HOST", api_host)
     client = Client(email=CloudEmulator.EMAIL, password=CloudEmulator.PASSWORD)
@@ -487,7 +488,7 @@ def test_result_download_sends_no_credentials_to_another_host(
     cloud_emulator.reset_calls()
     client.download_result(client.job_detail(job.job_id).result_url, tmp_path / "r.zip")
     assert cloud_emulator.calls["OSS GetObject"] == 1
-    assert cloud_emulator.auth_seen == [("GET /brm/v1/job/{id}", "jwt")]
+    assert cloud_emulator.auth_seen == [("GET /brm/v1/job/{id}", "jwt"), ("OSS GetObject", "jwt")]
 
 
 def test_failed_and_forced_exit_codes(

@@ -1,0 +1,90 @@
+"""The service's view of jobs: status codes and finding jobs in the listing (pure or
+one client call each), shared by the Bohrium and OpenAPI machines."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dpdispatcher._script import quoting
+from dpdispatcher.utils.job_status import JobStatus
+
+from ._wire import oss_paths_of
+
+__all__ = [
+    "CLOUD_STATUS",
+    "NODATA",
+    "cloud_job_status",
+    "find_by_oss_path",
+    "listing",
+    "wire_id",
+]
+
+#: the code of "no such job"
+NODATA = "2300"
+_PAGE = 100
+_MAX_PAGES = 20
+
+#: the service's status codes (finished/terminated here mean "ended": see the tag)
+CLOUD_STATUS: dict[int, JobStatus] = {
+    -1: JobStatus.terminated,
+    0: JobStatus.waiting,
+    1: JobStatus.running,
+    2: JobStatus.finished,
+    3: JobStatus.waiting,
+    4: JobStatus.running,
+    5: JobStatus.terminated,
+    6: JobStatus.running,
+    9: JobStatus.waiting,
+}
+
+
+def cloud_job_status(status: int, exit_code: int | None, ignore_exit_code: bool) -> JobStatus:
+    """Map a status code and exit code of the service (pure).
+
+    ``finished`` means "ended: judge by the finish tag"; ``terminated`` means failed
+    whatever the tag says; an unknown code gives ``unknown``.
+    """
+    failed_exit = exit_code not in (None, 0)
+    if status == -1:
+        return JobStatus.finished if failed_exit and ignore_exit_code else JobStatus.terminated
+    mapped = CLOUD_STATUS.get(status, JobStatus.unknown)
+    if mapped == JobStatus.finished and failed_exit and not ignore_exit_code:
+        return JobStatus.terminated
+    return mapped
+
+
+def wire_id(value: str) -> int | str:
+    """An id as the service sent it: numeric ids go back as numbers."""
+    return int(value) if value.isdigit() else value
+
+
+def items_of(page: Any) -> list[Mapping[str, Any]]:
+    if isinstance(page, Mapping):
+        page = page.get("items", page.get("list", []))
+    return [item for item in page if isinstance(item, Mapping)] if isinstance(page, list) else []
+
+
+def listing(client: Any, group: str | None) -> list[Mapping[str, Any]]:
+    """Every job of ``group`` (or, without one, the user's recent jobs), page by page."""
+    items: list[Mapping[str, Any]] = []
+    for page in range(_MAX_PAGES):  # the first page is page 0, as 1.1.0 asks it
+        data = client.list_jobs(page, _PAGE, job_group_id=group)
+        batch = items_of(data)
+        items += batch
+        total = data.get("total") if isinstance(data, Mapping) else None
+        if len(batch) < _PAGE or (isinstance(total, int) and len(items) >= total):
+            break
+    return items
+
+
+def find_by_oss_path(
+    client: Any, oss_path: str, group: str | None
+) -> tuple[str, str | None] | None:
+    """``(job id, group id)`` of the listed job created from object ``oss_path``."""
+    for item in listing(client, group):
+        if any(url.endswith("/" + oss_path) for url in oss_paths_of(item)):
+            job_id = quoting.job_id(str(item.get("id", item.get("jobId"))))
+            group_id = item.get("jobGroupId")
+            return job_id, None if group_id in (None, "") else str(group_id)
+    return None

@@ -1,0 +1,82 @@
+"""The original dpdispatcher 1.1.0 with its cloud extra, in a throwaway virtual environment.
+
+:func:`original_python` creates ``~/.cache/dpdisp-tests/orig-1.1.0-bohrium`` on first
+use with ``pip install "dpdispatcher[bohrium]==1.1.0"`` from PyPI (which brings
+``oss2`` and ``bohrium-sdk``) and returns its interpreter; later calls reuse it. The
+original is only *run* (as a client of the emulator), never imported here.
+
+:data:`DRIVER` is the script that drives it through one submission.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+__all__ = ["DRIVER", "original_python"]
+
+CACHE = Path(os.environ.get("DPDISP_TESTS_CACHE", Path.home() / ".cache" / "dpdisp-tests"))
+SPEC = "dpdispatcher[bohrium]==1.1.0"
+
+
+def original_python() -> Path:
+    """The python of a venv holding dpdispatcher 1.1.0 + its bohrium extra (created once)."""
+    root = CACHE / "orig-1.1.0-bohrium"
+    python = root / "bin" / "python"
+    done = root / ".complete"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(root) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            venv.create(root, with_pip=True, clear=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", SPEC],
+                check=True,
+                stdout=sys.stderr,
+            )
+            done.write_text(SPEC + "\n")
+    return python
+
+
+#: Drives the original through a submission: ``python DRIVER <env.json> <mode> <work>``.
+#: Modes: ``email``, ``phone`` (the account is a phone number), ``grouped``
+#: (``input_data.grouped`` true; then the job group is listed with the original's
+#: client), ``kill`` (submit, then kill every job).
+DRIVER = r"""
+import json, os, sys
+os.environ.update(json.load(open(sys.argv[1])))
+mode, work = sys.argv[2], sys.argv[3]
+from dpdispatcher import Machine, Resources, Submission, Task
+profile = {"password": os.environ["EMU_PASSWORD"], "program_id": 4242,
+           "input_data": {"job_type": "container", "platform": "ali", "scass_type": "c2_m4_cpu",
+                          "image_name": "ubuntu:22.04", "job_name": "wire"}}
+profile["phone" if mode == "phone" else "email"] = os.environ["EMU_ACCOUNT"]
+if mode == "grouped":
+    profile["input_data"]["grouped"] = True
+machine = Machine.load_from_dict({"batch_type": "Bohrium", "context_type": "BohriumContext",
+                                  "local_root": work, "remote_profile": profile})
+tasks = [Task(command="cat in.txt ../common.txt > out.txt", task_work_path=f"t{i}",
+              forward_files=["in.txt"], backward_files=["out.txt"], outlog="log", errlog="err")
+         for i in range(3)]
+res = Resources(number_node=1, cpu_per_node=1, gpu_per_node=0, queue_name="", group_size=1)
+sub = Submission(work_base="./", machine=machine, resources=res, task_list=tasks,
+                 forward_common_files=["common.txt"])
+if mode == "kill":
+    sub.run_submission(exit_on_submit=True)
+    for job in sub.belonging_jobs:
+        machine.kill(job)
+else:
+    sub.run_submission(check_interval=1)
+    print("EXIT CODES", json.dumps([machine.get_exit_code(j) for j in sub.belonging_jobs]))
+if mode == "grouped":  # the original's job listing, called through its client
+    from dpdispatcher.utils.dpcloudserver.client import Client
+    client = Client(email=os.environ["EMU_ACCOUNT"], password=os.environ["EMU_PASSWORD"],
+                    base_url=os.environ["DPDISPATCHER_LEBESGUE_API_HOST"])
+    group = int(sub.belonging_jobs[0].job_id.split(":job_group_id:")[1])
+    print("LISTED", len(client.get_tasks_list(group)))
+print("COMPLETED")
+"""
