@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher import _files
+from dpdispatcher._replace import bring_back
 from dpdispatcher._script import names
-from dpdispatcher.contexts._local import remove_path
-from dpdispatcher.dlog import dlog
 from dpdispatcher.dpcloudserver._records import (
     BACKUP_DIR,
     delivered_file,
@@ -76,13 +75,15 @@ class CloudResults:
     def fetch_result(self, job: Job, result_url: str) -> None:
         """Download ``job``'s result archive and extract it safely into its result dir.
 
-        An archive with an absolute path, a ``..`` component or a link leading out is
-        refused as a whole (:class:`~dpdispatcher.errors.UnsafeArchiveError`) and nothing
-        of it is extracted. The job tag and last error found in it are copied to the
-        staging root, where the core looks for them. A failed download raises
-        :class:`~dpdispatcher.dpcloudserver.CloudAPIError`.
+        Extraction follows :func:`dpdispatcher._archive.safe_extract_zip`: a member with
+        an absolute path, a ``..`` component or a link leading out is skipped with a
+        WARNING naming it, the rest is extracted, each member replacing what an earlier
+        attempt left. The job tag and last error found in it are copied to the staging
+        root, where the core looks for them. A failed download raises
+        :class:`~dpdispatcher.dpcloudserver.CloudAPIError`; an archive that is not a zip
+        raises :class:`~dpdispatcher.errors.UnsafeArchiveError`.
         """
-        from dpdispatcher.dpcloudserver.zip_file import unzip_file
+        from dpdispatcher._archive import safe_extract_zip
         from dpdispatcher.errors import UnsafeArchiveError
 
         if self.result_fetched(job):
@@ -92,9 +93,7 @@ class CloudResults:
         self.client.download_result(result_url, archive)
         target = self._abs(result_dir(job.job_hash))
         try:
-            unzip_file(archive, target)
-        except UnsafeArchiveError as err:
-            raise UnsafeArchiveError(f"refused {what}, nothing was extracted: {err}") from err
+            safe_extract_zip(archive, target)
         except zipfile.BadZipFile as err:
             raise UnsafeArchiveError(f"{what} is not a valid zip archive: {err}") from err
         finally:
@@ -140,7 +139,8 @@ class CloudResults:
         local_dir = os.path.join(self.local_root, req.directory)
         found = [(src, rel) for src in sources for rel in _files.glob_rel(src, req.pattern)]
         for src, rel in found:
-            _bring_back(os.path.join(src, rel), os.path.join(local_dir, rel), self.keep_backup)
+            dst = os.path.join(local_dir, rel)
+            bring_back(os.path.join(src, rel), dst, keep_source=self.keep_backup)
         return bool(found)
 
     def download(
@@ -228,21 +228,4 @@ class CloudResults:
         for job in submission.belonging_jobs:
             src = self._abs(result_dir(job.job_hash))
             if os.path.isdir(src):
-                dst = os.path.join(self.local_root, BACKUP_DIR, job.job_hash)
-                remove_path(dst)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                shutil.move(src, dst)
-
-
-def _bring_back(src: str, dst: str, copy: bool) -> None:
-    """Move (or copy, keeping the source for the backup) a result; keep a local file."""
-    if os.path.lexists(dst):
-        dlog.debug("%s already present locally; keeping it", dst)
-        return
-    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-    if not copy:
-        shutil.move(src, dst)
-    elif os.path.isdir(src) and not os.path.islink(src):
-        shutil.copytree(src, dst, symlinks=True)
-    else:
-        shutil.copy2(src, dst, follow_symlinks=False)
+                bring_back(src, os.path.join(self.local_root, BACKUP_DIR, job.job_hash))

@@ -26,10 +26,9 @@ from dpdispatcher._script import names
 from dpdispatcher.contexts.dp_cloud_server_context import (
     DpCloudServerContext,
     JobRecord,
-    result_dir,
 )
 from dpdispatcher.dpcloudserver import CloudAPIError, CloudAuthError
-from dpdispatcher.errors import ConfigurationError, JobFailedError, UnsafeArchiveError
+from dpdispatcher.errors import ConfigurationError, JobFailedError
 from dpdispatcher.machines.dp_cloud_server import DpCloudServer, cloud_job_status
 from dpdispatcher.utils.job_status import JobStatus
 from tests.cloud_emulator.server import CloudEmulator
@@ -403,15 +402,20 @@ def test_a_pending_record_is_resolved_on_the_service(
 
 # ------------------------------------------------------------------ hostile result
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
-def test_a_hostile_result_archive_is_refused(
-    cloud_emulator: CloudEmulator, tmp_path: Path, kind: str
+def test_a_hostile_result_member_is_skipped_and_the_rest_extracted(
+    cloud_emulator: CloudEmulator,
+    tmp_path: Path,
+    kind: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The rule of ``_archive.safe_extract_zip`` (B8): the unsafe member is skipped with
+    a WARNING naming it; nothing is written outside; the real results come home."""
     work = make_work(tmp_path, 2)
     before_outside = files_under(tmp_path) - files_under(work)
     absolute_existed = Path("/tmp/evil-absolute").exists()
     cloud_emulator.serve_hostile_result(kind)  # type: ignore[arg-type]
     sub = submission(cloud_machine(tmp_path), 2)
-    with pytest.raises(UnsafeArchiveError, match="nothing was extracted"):
+    with caplog.at_level(logging.WARNING, logger="dpdispatcher"):
         run(sub)
     outside = files_under(tmp_path) - files_under(work)
     emulator = tmp_path / "cloud-emulator"
@@ -419,10 +423,22 @@ def test_a_hostile_result_archive_is_refused(
     assert new_outside == set()
     assert Path("/tmp/evil-absolute").exists() == absolute_existed
     assert not any(p.name in ("evil", "etc_link", "evil-absolute") for p in work.rglob("*"))
-    job = sub.belonging_jobs[0]
-    staging = Path(sub.machine.context.remote_root)  # type: ignore[union-attr]
-    assert not (staging / result_dir(job.job_hash)).exists()
-    assert not (work / "t0" / "out.txt").exists()
+    assert (work / "t0" / "out.txt").read_text() == "input 0\nshared\n"
+    name = {"dotdot": "../evil", "absolute": "/tmp/evil-absolute", "symlink": "etc_link"}[kind]
+    assert name in caplog.text
+
+
+def test_a_result_replaces_a_stale_local_file(
+    cloud_emulator: CloudEmulator, tmp_path: Path
+) -> None:
+    """B1: the job's fresh result wins over what the work base held."""
+    work = make_work(tmp_path, 1)
+    (work / "t0" / "out.txt").write_text("stale\n")
+    (work / "t0" / "d").mkdir()
+    (work / "t0" / "d" / "old").write_text("stale\n")
+    run(submission(cloud_machine(tmp_path), 1))
+    assert (work / "t0" / "out.txt").read_text() == "input 0\nshared\n"
+    assert sorted(p.name for p in (work / "t0" / "d").iterdir()) == ["f"]
 
 
 # ------------------------------------------------------------- errors and secrets
@@ -485,9 +501,10 @@ def test_configuration_errors() -> None:
     probe.belonging_jobs[0].job_id = "1"
     with pytest.raises(ConfigurationError, match="needs context_type DpCloudServerContext"):
         on_local.check_status_many(probe.belonging_jobs)  # scripts render; nothing runs
-    with pytest.raises(ConfigurationError, match="passwd"):
+    with pytest.raises(ConfigurationError, match="passwd"):  # unknown keys: strict only
         Machine.load_from_dict(
-            {**base, "remote_profile": {"program_id": 1, "input_data": {}, "passwd": "x"}}
+            {**base, "remote_profile": {"program_id": 1, "input_data": {}, "passwd": "x"}},
+            strict=True,
         )
     m = Machine.load_from_dict(
         {**base, "remote_profile": {"project_id": 7, "input_data": {"job_type": "container"}}}
