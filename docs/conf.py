@@ -30,7 +30,7 @@ extensions = [
     "dpdisp_docs",
     "myst_parser",
 ]
-myst_enable_extensions = ["colon_fence"]
+myst_enable_extensions = ["colon_fence", "deflist"]
 
 exclude_patterns = ["_build"]
 templates_path: list[str] = []

@@ -7,6 +7,7 @@ these helpers. Raw-shell fields (``command``, ``custom_flags``, ``prepend_script
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 
@@ -16,6 +17,8 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.:\[\]@-]{1,128}$")
 # ``$NAME`` or ``${`` may expand inside an env value; every other ``$`` is literal.
 _DOLLAR_NOT_EXPANDING = re.compile(r"\$(?![A-Za-z_{])")
+#: runs of characters a scheduler job name cannot hold (a directive cannot be quoted)
+_JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def sh(value: str) -> str:
@@ -74,3 +77,33 @@ def job_id(value: str) -> str:
     if not _JOB_ID.match(value):
         raise SchedulerError(f"refusing job id {value!r}: it is not a plain scheduler job id")
     return value
+
+
+def scheduler_job_name(
+    name: str, job_hash: str, max_len: int = 128, letter_first: bool = False
+) -> str:
+    """A job name every scheduler accepts on a directive line, as the original writes it.
+
+    Runs of other characters than letters, digits, ``_ . -`` become one ``-``, and
+    ``- _ .`` are stripped from both ends; nothing left gives ``dp-<job hash[:8]>``.
+    With ``letter_first`` (PBS, Torque, Grid Engine) a name not starting with a letter
+    gets a ``j-`` prefix. A name longer than ``max_len`` keeps its first
+    ``max_len - 9`` characters, then ``-`` and 8 hex digits of the SHA-1 of the name
+    as given (so two long names stay apart).
+
+    >>> scheduler_job_name("relax Fe/bcc #1", "abcdef0123")
+    'relax-Fe-bcc-1'
+    >>> scheduler_job_name("###", "abcdef0123"), scheduler_job_name("1st", "x", letter_first=True)
+    ('dp-abcdef01', 'j-1st')
+    >>> scheduler_job_name("a_rather_long_job_name_for_pbs", "x", max_len=15)
+    'a_rath-789ceaa9'
+    """
+    cleaned = _JOB_NAME_UNSAFE.sub("-", name).strip("-_.")
+    if not cleaned:
+        return f"dp-{job_hash[:8]}"
+    if letter_first and not cleaned[0].isalpha():
+        cleaned = f"j-{cleaned}"
+    if len(cleaned) > max_len:
+        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+        cleaned = f"{cleaned[: max_len - 9]}-{digest}"
+    return cleaned

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dpdispatcher._script.quoting import directive_value, job_id, sh
+from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_name, sh
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.errors import SchedulerError
 from dpdispatcher.machine import Machine
@@ -37,7 +37,6 @@ __all__ = [
     "LSF_STATES",
     "gone_job_ids",
     "gpu_line",
-    "lsf_job_name",
     "parse_bjobs_table",
     "parse_bsub_output",
 ]
@@ -68,20 +67,9 @@ _NOTHING = ("No unfinished job found", "No job found", "No matching job found")
 _BSUB_ID = re.compile(r"Job <(\d+)> is submitted")
 _BJOBS_ROW = re.compile(r"^(\d+)(?:\[\d+\])?\s+\S+\s+([A-Z]+)(?:\s|$)")
 _BJOBS_HEADER = re.compile(r"^JOBID\s+USER\s+STAT\s")
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
-JOB_NAME_MAX = 4094
 
 
 # --------------------------------------------------------------------------- pure helpers
-def lsf_job_name(name: str) -> str:
-    """A job name for ``#BSUB -J``: no blanks, quotes or ``[ ]`` (which mean an array).
-
-    >>> lsf_job_name("relax Fe/bcc [1]")
-    'relax_Fe_bcc__1_'
-    """
-    return (_NAME_UNSAFE.sub("_", name.strip()) or "job")[:JOB_NAME_MAX]
-
-
 def gpu_line(resources: Resources) -> str | None:
     """The GPU request line of the header, or None.
 
@@ -263,9 +251,10 @@ class LSF(Machine):
         gpus = self.gpu_request(res)
         if gpus:
             lines.append(gpus)
-        name = job.single_task_name() if self.names_jobs else ""
-        if name:
-            lines.append(f"{tag} -J {directive_value(lsf_job_name(name), 'task/task_name')}")
+        given = job.single_task_name() if self.names_jobs else ""
+        if given:
+            name = scheduler_job_name(given, job.job_hash)
+            lines.append(f"{tag} -J {directive_value(name, 'task/task_name')}")
         return lines
 
     def gpu_request(self, resources: Resources) -> str | None:

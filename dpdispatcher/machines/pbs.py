@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from dpdispatcher._script.quoting import directive_value, job_id, sh
+from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_name, sh
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.errors import SchedulerError
 from dpdispatcher.machine import Machine
@@ -40,7 +40,6 @@ __all__ = [
     "gone_job_ids",
     "parse_qstat_table",
     "parse_qsub_output",
-    "pbs_job_name",
     "sequence_number",
 ]
 
@@ -87,7 +86,6 @@ _QSUB_ID = re.compile(r"^\d+(?:\[\d*\])?(?:\.[A-Za-z0-9_.-]+)?$")
 #: a ``qstat`` row: id ... state letter, queue (PBS Pro cuts long ids with ``*``)
 _QSTAT_ROW = re.compile(r"^(\d\S*)\s.*\s([A-Z])\s+(\S+)\s*$")
 _QSTAT_HEADER = re.compile(r"^Job [Ii][Dd]\s+Name\s+User\s|^-{5,}[- ]*$")
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 
 #: transient "server not reachable" wordings (PBS Pro and Torque)
 _TRANSIENT = (
@@ -101,24 +99,6 @@ _TRANSIENT = (
 
 
 # --------------------------------------------------------------------------- pure helpers
-def pbs_job_name(name: str, max_len: int = 236) -> str:
-    """A job name ``qsub -N`` accepts: no blanks or ``@:/\\'"``, starting with a letter.
-
-    PBS Pro allows 236 characters, old Torque 15.
-
-    >>> pbs_job_name("relax Fe/bcc #1")
-    'relax_Fe_bcc__1'
-    >>> pbs_job_name("1st-try", 15)
-    'j1st-try'
-    >>> pbs_job_name("a" * 20, 15)
-    'aaaaaaaaaaaaaaa'
-    """
-    cleaned = _NAME_UNSAFE.sub("_", name.strip()) or "job"
-    if not cleaned[0].isalpha():
-        cleaned = "j" + cleaned
-    return cleaned[:max_len]
-
-
 def parse_qsub_output(stdout: str) -> str:
     """The job id ``qsub`` printed (the last line that is a PBS job id).
 
@@ -203,8 +183,8 @@ class PBS(Machine):
 
     state_map = {code: status for code, _, status in PBS_STATES}
     transient_patterns = _TRANSIENT
-    #: longest job name ``qsub -N`` accepts
-    job_name_max = 236
+    #: longest job name written (the original's; old Torque accepts no more)
+    job_name_max = 15
     #: options of ``qstat`` (PBS Pro: ``-x`` includes finished jobs from the history)
     qstat_options = "-x "
 
@@ -230,7 +210,7 @@ class PBS(Machine):
             lines.append(f"#PBS -q {directive_value(res.queue_name, 'resources/queue_name')}")
         name = job.single_task_name()
         if name:
-            safe = pbs_job_name(name, self.job_name_max)
+            safe = scheduler_job_name(name, job.job_hash, self.job_name_max, letter_first=True)
             lines.append(f"#PBS -N {directive_value(safe, 'task/task_name')}")
         return lines
 
@@ -285,7 +265,6 @@ class Torque(PBS):
     """
 
     state_map = {code: status for code, _, status in TORQUE_STATES}
-    job_name_max = 15
     #: Torque's ``-x`` means XML; completed jobs are listed as ``C`` anyway
     qstat_options = ""
 

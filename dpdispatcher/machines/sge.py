@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from dpdispatcher._script.quoting import directive_value, job_id, sh
+from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_name, sh
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import SchedulerError
@@ -42,7 +42,6 @@ __all__ = [
     "parse_error_reasons",
     "parse_qstat_table",
     "parse_qsub_output",
-    "sge_job_name",
     "sge_state_by_letters",
 ]
 
@@ -91,7 +90,6 @@ _QSTAT_ROW = re.compile(
 )
 _QSTAT_HEADER = re.compile(r"^job-ID\s+prior\s|^-{10,}\s*$")
 _QSUB_ID = re.compile(r"Your job(?:-array)? (\d+)")
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 _ERROR_REASON = re.compile(r"^error reason\s+\d+:\s+(.*)$")
 _JOB_NUMBER = re.compile(r"^job_number:\s+(\d+)")
 _PRIORITY = {JobStatus.running: 0, JobStatus.waiting: 1}
@@ -100,24 +98,9 @@ _PRIORITY = {JobStatus.running: 0, JobStatus.waiting: 1}
 DEFAULT_PE = "mpi"
 #: the job name when neither ``job_name`` nor a single task's ``task_name`` gives one
 DEFAULT_JOB_NAME = "wDPjob"
-JOB_NAME_MAX = 200
 
 
 # --------------------------------------------------------------------------- pure helpers
-def sge_job_name(name: str) -> str:
-    """A job name Grid Engine accepts: no blanks or ``/:@\\*?`` etc., not starting with a digit.
-
-    >>> sge_job_name("relax Fe/bcc #1")
-    'relax_Fe_bcc__1'
-    >>> sge_job_name("1abc")
-    'j1abc'
-    """
-    cleaned = _NAME_UNSAFE.sub("_", name.strip()) or DEFAULT_JOB_NAME
-    if cleaned[0].isdigit():
-        cleaned = "j" + cleaned
-    return cleaned[:JOB_NAME_MAX]
-
-
 def parse_qsub_output(stdout: str) -> str:
     """The job id in ``Your job N ("name") has been submitted`` (or ``qsub -terse``'s ``N``).
 
@@ -254,7 +237,9 @@ class SGE(Machine):
     def job_name(job: Job) -> str:
         """``kwargs.job_name``, else a single task's ``task_name``, else ``wDPjob``."""
         given = job.resources.kwargs.get("job_name") or job.single_task_name()
-        return sge_job_name(str(given)) if given else DEFAULT_JOB_NAME
+        if not given:
+            return DEFAULT_JOB_NAME
+        return scheduler_job_name(str(given), job.job_hash, letter_first=True)
 
     def header_lines(self, job: Job) -> list[str]:
         """Shebang, shell, cwd, name, parallel environment, queue (SPEC §5)."""

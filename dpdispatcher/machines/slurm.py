@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._script import names, render
-from dpdispatcher._script.quoting import directive_value, job_id, sh
+from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_name, sh
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError, SchedulerError
@@ -35,7 +35,6 @@ __all__ = [
     "format_indices",
     "parse_sbatch_output",
     "parse_squeue_output",
-    "slurm_job_name",
 ]
 
 _W, _R, _C = JobStatus.waiting, JobStatus.running, JobStatus.completing
@@ -73,24 +72,12 @@ SLURM_STATES: tuple[tuple[str, str, JobStatus], ...] = (
 #: squeue/sacct wording of "these job ids are not known (any more)"
 _UNKNOWN_IDS = "Invalid job id specified"
 _ACCOUNTING_DISABLED = "accounting storage is disabled"
-#: characters kept in a job name; the rest become ``_`` (a directive cannot be quoted)
-_JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
-JOB_NAME_MAX = 128
 #: ``%i %t``: ``7``, ``7_3``, ``7_[2-5%2]`` or ``7+1``, then the state code
 _SQUEUE_LINE = re.compile(r"^(\d+)(?:_\S+|\+\d+)?\s+([A-Z]+)$")
 _PRIORITY = {JobStatus.running: 0, JobStatus.completing: 1, JobStatus.waiting: 2}
 
 
 # --------------------------------------------------------------------------- pure helpers
-def slurm_job_name(name: str) -> str:
-    """A job name safe on an ``#SBATCH`` line: unsafe characters become ``_``, 128 at most.
-
-    >>> slurm_job_name("relax Fe/bcc #1")
-    'relax_Fe_bcc__1'
-    """
-    return _JOB_NAME_UNSAFE.sub("_", name.strip())[:JOB_NAME_MAX]
-
-
 def parse_sbatch_output(stdout: str) -> str:
     """The job id printed by ``sbatch --parsable`` (``id`` or ``id;cluster``).
 
@@ -268,7 +255,8 @@ class Slurm(Machine):
             lines.append(
                 f"#SBATCH --partition {directive_value(res.queue_name, 'resources/queue_name')}"
             )
-        name = slurm_job_name(job.single_task_name()) if job.single_task_name() else ""
+        given = job.single_task_name()
+        name = scheduler_job_name(given, job.job_hash) if given else ""
         if name:
             lines.append(f"#SBATCH --job-name {directive_value(name, 'task/task_name')}")
         return lines

@@ -1,9 +1,9 @@
-"""Render job-script headers for a list of cases with whichever ``dpdispatcher`` is importable.
+"""Render job-script headers for a list of cases with whichever dpdispatcher is importable.
 
 Run by ``test_headers_vs_original.py`` twice: with the original 1.1.0 (in a throwaway
 venv) and with this package. Reads a JSON list of cases on stdin, writes a JSON object
-``{case id: {"header": text} | {"error": text}}`` on stdout. Stdlib + dpdispatcher only,
-no import of this package's test helpers (the original's interpreter runs it).
+``{case id: {"header": text, "script": text} | {"error": text}}`` on stdout. Stdlib and
+dpdispatcher only, no import of this package's test helpers (the original runs it too).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def render(case: dict[str, Any], root: str) -> dict[str, str]:
     submission = Submission(work_base=".", machine=machine, resources=resources, task_list=tasks)
     submission.generate_jobs()
     job = submission.belonging_jobs[0]
-    return {"header": machine.gen_script_header(job)}
+    return {"header": machine.gen_script_header(job), "script": machine.gen_script(job)}
 
 
 def main() -> int:

@@ -17,7 +17,6 @@ from dpdispatcher.machines.lsf import (
     LSF_STATES,
     gone_job_ids,
     gpu_line,
-    lsf_job_name,
     parse_bjobs_table,
     parse_bsub_output,
 )
@@ -74,7 +73,7 @@ def test_header_cpu_only() -> None:
 
 def test_header_queue_and_job_name() -> None:
     lines = machine().header_lines(job(task_name="relax Fe", resources=res(queue="short")))
-    assert lines[5:] == ["#BSUB -q short", "#BSUB -J relax_Fe"]
+    assert lines[5:] == ["#BSUB -q short", "#BSUB -J relax-Fe"]
     assert not any("-J" in line for line in machine().header_lines(job(2, task_name="x")))
 
 
@@ -129,14 +128,6 @@ def test_kwargs_given_flat_or_from_a_dict() -> None:
         }
     )
     assert gpu_line(r) == "#BSUB -gpu 'num=1:mode=shared:j_exclusive=yes'"
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [("a b", "a_b"), ("arr[1]", "arr_1_"), ("x\n#BSUB -q evil", "x__BSUB_-q_evil")],
-)
-def test_job_name_sanitised(raw: str, expected: str) -> None:
-    assert lsf_job_name(raw) == expected
 
 
 def test_queue_cannot_inject() -> None:

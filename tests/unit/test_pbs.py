@@ -19,7 +19,6 @@ from dpdispatcher.machines.pbs import (
     gone_job_ids,
     parse_qstat_table,
     parse_qsub_output,
-    pbs_job_name,
     sequence_number,
 )
 from dpdispatcher.utils.job_status import JobStatus
@@ -84,26 +83,11 @@ def test_job_name_only_for_a_single_named_task() -> None:
     assert not any("-N" in line for line in machine().header_lines(job()))
 
 
-def test_torque_job_name_is_cut_to_15() -> None:
-    lines = machine(Torque).header_lines(job(task_name="a_rather_long_job_name"))
-    assert "#PBS -N a_rather_long_j" in lines
-    assert "#PBS -N a_rather_long_job_name" in machine().header_lines(
-        job(task_name="a_rather_long_job_name")
-    )
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("relax Fe/bcc #1", "relax_Fe_bcc__1"),
-        ("1st", "j1st"),
-        ("a@b:c", "a_b_c"),
-        ("x\n#PBS -q evil", "x__PBS_-q_evil"),
-        ("", "job"),
-    ],
-)
-def test_job_name_sanitised(raw: str, expected: str) -> None:
-    assert pbs_job_name(raw) == expected
+def test_pbs_and_torque_job_names_are_cut_to_15_with_a_digest() -> None:
+    # as the original 1.1.0 writes them: 6 characters, "-", 8 hex digits of SHA-1
+    for cls in (PBS, Torque):
+        lines = machine(cls).header_lines(job(task_name="a_rather_long_job_name_for_pbs"))
+        assert "#PBS -N a_rath-789ceaa9" in lines
 
 
 @pytest.mark.parametrize("queue", ["a b", "q\n#PBS -l evil", " q"])

@@ -18,7 +18,6 @@ from dpdispatcher.machines.sge import (
     parse_error_reasons,
     parse_qstat_table,
     parse_qsub_output,
-    sge_job_name,
     sge_state_by_letters,
 )
 from dpdispatcher.utils.job_status import JobStatus
@@ -88,19 +87,6 @@ def test_kwargs_schema_defaults() -> None:
     fields = {arg.name: arg for arg in SGE.resources_subfields()}
     assert fields["pe_name"].default == "mpi" and "sge_pe_name" in fields["pe_name"].alias
     assert fields["job_name"].default is None
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("relax Fe/bcc #1", "relax_Fe_bcc__1"),
-        ("1abc", "j1abc"),
-        ("a:b@c*d?e\\f", "a_b_c_d_e_f"),
-        ("ok.name-1", "ok.name-1"),
-    ],
-)
-def test_job_name_sanitised(raw: str, expected: str) -> None:
-    assert sge_job_name(raw) == expected
 
 
 @pytest.mark.parametrize("bad", [{"queue": "a\n#$ -l evil"}, {"pe_name": "mpi 4\n#$ -x"}])

@@ -29,7 +29,6 @@ from dpdispatcher.machines.slurm import (
     parse_sacct_output,
     parse_sbatch_output,
     parse_squeue_output,
-    slurm_job_name,
     task_tag_path,
 )
 from dpdispatcher.utils.job_status import JobStatus
@@ -138,21 +137,6 @@ def test_custom_gpu_line_replaces_gres() -> None:
 def test_job_name_only_for_a_single_named_task() -> None:
     two = job(2, task_name="relax")
     assert not any("--job-name" in x for x in machine().header_lines(two))
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("relax", "relax"),
-        ("Fe bcc/#1", "Fe_bcc__1"),
-        ("a\nb", "a_b"),
-        ("x" * 300, "x" * 128),
-        ("a'b\"c$(d)", "a_b_c__d_"),
-        ("v1.2+3-4_5", "v1.2+3-4_5"),
-    ],
-)
-def test_job_name_sanitised(raw: str, expected: str) -> None:
-    assert slurm_job_name(raw) == expected
 
 
 @pytest.mark.parametrize("queue", ["a\nb", "a b", "normal\n#SBATCH --uid=0", " x"])
