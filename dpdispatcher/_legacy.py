@@ -161,7 +161,7 @@ def machine_of(submission: Submission) -> LegacyMachine:
         batch_type=type(machine).__name__,
         context_type=type(ctx).__name__,
         local_root=ctx.given_local_root,
-        remote_root=ctx.init_remote_root,
+        remote_root=ctx.given_remote_root,
         remote_profile=copy.deepcopy(ctx.remote_profile),
         retry_count=machine.retry_count,
         # only the original's SSHContext kept the flag; its other contexts report False

@@ -87,7 +87,8 @@ class BaseContext(Registered):
         clean_asynchronously: bool = False,
         **kwargs: Any,
     ) -> None:
-        self.given_local_root = local_root  # as written (the original hashed it so)
+        # both roots as written: the original hashed them so (dpdispatcher._legacy)
+        self.given_local_root, self.given_remote_root = local_root, remote_root
         self.init_local_root = os.path.abspath(os.path.expanduser(local_root))
         if remote_root and self.remote_root_is_local:
             remote_root = os.path.abspath(os.path.expanduser(remote_root))
