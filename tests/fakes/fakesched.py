@@ -62,15 +62,26 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-FLAVOURS = ("pbs", "torque", "sge", "lsf")
+FLAVOURS = ("pbs", "torque", "sge", "lsf", "fugaku", "jh")
+#: flavours whose tools behave as LSF's (JH UniScheduler copies bsub/bjobs/bkill)
+LSF_LIKE = ("lsf", "jh")
 TOOLS = {
     "pbs": ("qsub", "qstat", "qdel"),
     "torque": ("qsub", "qstat", "qdel"),
     "sge": ("qsub", "qstat", "qdel"),
     "lsf": ("bsub", "bjobs", "bkill"),
+    "fugaku": ("pjsub", "pjstat", "pjdel"),
+    "jh": ("jsub", "jjobs", "jctrl"),
 }
 SERVER = {"pbs": "pbsserver", "torque": "torqueserver"}
-DEFAULT_QUEUE = {"pbs": "workq", "torque": "batch", "sge": "all.q", "lsf": "normal"}
+DEFAULT_QUEUE = {
+    "pbs": "workq",
+    "torque": "batch",
+    "sge": "all.q",
+    "lsf": "normal",
+    "fugaku": "def_grp",
+    "jh": "normal",
+}
 BAD_QUEUE = "bad_queue"
 BAD_PE = "bad_pe"
 KNOWN_PES = ("make", "smp", "mpi", "mpich", "openmpi", "orte")
@@ -374,7 +385,7 @@ def new_job(st: State, **fields: Any) -> Job:
         "stdout_path": None,
         "stderr_path": None,
         "join": False,
-        "stage_out": st.flavour in ("pbs", "torque", "lsf"),
+        "stage_out": st.flavour in ("pbs", "torque", "lsf", "jh", "fugaku"),
         "slots": 1,
         "resources": {},
         "submit_time": now,
@@ -472,6 +483,13 @@ def job_env(st: State, job: Job) -> dict[str, str]:
         )
         if job.get("pe"):
             env["PE"] = job["pe"]
+    elif st.flavour == "fugaku":
+        env.update(
+            PJM_JOBID=str(jid),
+            PJM_JOBNAME=job["name"],
+            PJM_O_WORKDIR=job["cwd"],
+            PJM_RSCGRP=job["queue"],
+        )
     else:
         env.update(
             LSB_JOBID=str(jid),
@@ -585,7 +603,7 @@ def stage_out(st: State, job: Job) -> None:
     if not job["stage_out"]:
         return
     _, ou, er = spool_paths(st, job["id"])
-    if st.flavour == "lsf":
+    if st.flavour in LSF_LIKE:
         lsf_deliver(st, job, ou, er)
         return
     pairs = [(ou, job["stdout_path"])]
@@ -670,7 +688,7 @@ def expand_path(path: str, job: Job, kind: str) -> str:
     jid = job["id"]
     if fl in ("pbs", "torque") and ":" in path and not path.startswith("/"):
         path = path.split(":", 1)[1]  # host:path
-    if fl == "lsf":
+    if fl in LSF_LIKE:
         path = path.replace("%J", str(jid)).replace("%I", "0")
     if fl == "sge":
         for var, val in (
@@ -685,7 +703,7 @@ def expand_path(path: str, job: Job, kind: str) -> str:
     if not os.path.isabs(path):
         path = os.path.join(job["cwd"], path)
     if os.path.isdir(path):
-        if fl == "lsf":
+        if fl in LSF_LIKE:
             path = os.path.join(path, "%d.%s" % (jid, "out" if kind == "o" else "err"))
         else:
             path = os.path.join(path, "%s.%s%d" % (job["name"], kind, jid))
@@ -721,6 +739,14 @@ def finalize_paths(st: State, job: Job) -> None:
                     job["error_reason"] = (
                         f'can\'t open output file "{p}": No such file or directory'
                     )
+    elif fl == "fugaku":
+        # pjsub: <job name>.<job id>.out / .err in the submission directory
+        job["stdout_path"] = expand_path(o_arg, job, "o") if o_arg else os.path.join(
+            job["cwd"], "%s.%d.out" % (job["name"], jid)
+        )
+        job["stderr_path"] = expand_path(e_arg, job, "e") if e_arg else os.path.join(
+            job["cwd"], "%s.%d.err" % (job["name"], jid)
+        )
     else:
         job["stdout_path"] = expand_path(o_arg, job, "o") if o_arg else None
         job["stderr_path"] = expand_path(e_arg, job, "e") if e_arg else None
@@ -1632,6 +1658,7 @@ LSF_BSUB_OPTS = {
     "-g": 1,
     "-G": 1,
     "-gpu": 1,
+    "-gpgpu": 1,  # JH UniScheduler
     "-H": 0,
     "-i": 1,
     "-is": 1,
@@ -1696,6 +1723,7 @@ def lsf_transient(kind: str) -> int:
 
 
 def lsf_bsub(st: State, argv: list[str]) -> int:
+    prefix = "#JSUB" if st.flavour == "jh" else "#BSUB"
     if argv[:1] == ["-V"]:
         err("IBM Spectrum LSF 10.1.0.13, Jun 30 2022")
         return 0
@@ -1716,7 +1744,7 @@ def lsf_bsub(st: State, argv: list[str]) -> int:
         command = text
     try:
         dirs, _ = (
-            getopt_long(directive_tokens(text, "#BSUB"), LSF_BSUB_OPTS) if not rest else ([], [])
+            getopt_long(directive_tokens(text, prefix), LSF_BSUB_OPTS) if not rest else ([], [])
         )
     except OptError as e:
         err(
@@ -2116,7 +2144,7 @@ COMMANDS = {
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] not in FLAVOURS:
-        err("usage: fakesched.py {pbs|torque|sge|lsf} TOOL [ARGS...]")
+        err("usage: fakesched.py {pbs|torque|sge|lsf|fugaku|jh} TOOL [ARGS...]")
         return 2
     flavour, tool, args = argv[0], argv[1], argv[2:]
     st = State(flavour)
@@ -2124,6 +2152,11 @@ def main(argv: list[str]) -> int:
         return supervise(st, int(args[0]))
     if tool == "ctl":
         return ctl(st, args)
+    if flavour in ("fugaku", "jh") and (flavour, tool) not in COMMANDS:
+        sys.path.insert(0, HERE)
+        import fakesched_tcs_jh  # the Fugaku and JH UniScheduler tools
+
+        COMMANDS.update(fakesched_tcs_jh.commands(sys.modules[__name__]))
     fn = COMMANDS.get((flavour, tool))
     if fn is None:
         err(f"fakesched: {flavour} has no command {tool}")
