@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
