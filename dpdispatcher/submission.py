@@ -118,6 +118,7 @@ class Submission(FailureHandling):
         self.belonging_tasks: list[Task] = []
         self.belonging_jobs: list[Job] = []
         self.dropped_jobs: list[Job] = []
+        self._generated_jobs: list[Job] = []  # every job, kept once some are dropped
         self.submission_hash = ""
         self.timing = Timing()
         self.progress: ProgressCallback | None = None
@@ -237,10 +238,18 @@ class Submission(FailureHandling):
             '"belonging_jobs": ['
         )
         sep = ""
-        for job in self.belonging_jobs:
+        for job in self._persisted_jobs():
             yield sep + job.to_json(if_static)
             sep = ", "
         yield "]}"
+
+    def _persisted_jobs(self) -> list[Job]:
+        """Every job, including those dropped by ``ratio_unfinished``, in their order.
+
+        The state file keeps the dropped jobs, so it still describes this submission (its
+        hash) and a rerun recovers from it.
+        """
+        return self._generated_jobs if self.dropped_jobs else self.belonging_jobs
 
     def get_hash(self) -> str:
         """sha1 of the JSON of the static form."""
@@ -378,29 +387,50 @@ class Submission(FailureHandling):
         self._job_files = {job.job_hash: machine.job_files(job) for job in self.belonging_jobs}
 
     def try_recover_from_json(self) -> bool:
-        """Adopt job ids, states and fail counts persisted by an earlier run, if any."""
+        """Adopt job ids, states and fail counts persisted by an earlier run, if any.
+
+        The state file in the job root comes first (or one the original left); without
+        one, the local copy is read (a run killed while cleaning has renamed the job root
+        away, but its local copy, removed last, still says which jobs finished).
+        """
+        found = self._persisted_state()
+        if found is None:
+            return False
+        kind, text, where = found
+        if kind in ("ours", "local copy"):
+            runtime = parse_state(text, where, self.serialize(if_static=True))
+        else:
+            runtime = _legacy.parse_legacy_state(
+                text, where, [j.job_hash for j in self.belonging_jobs]
+            )
+        for job in self.belonging_jobs:
+            old = runtime[job.job_hash]
+            job.job_state, job.job_id, job.fail_count = old.job_state, old.job_id, old.fail_count
+        if kind != "local copy":  # a job root is there: it may hold newer job ids
+            # a shell left submitting by a killed predecessor may still be recording ids
+            self._bound_machine().context.run(submit_lock_command() + "; true", idempotent=True)
+            self._adopt_recorded_job_ids()
+        dlog.info("recovered submission %s from %s", self.submission_hash, where)
+        return True
+
+    def _persisted_state(self) -> tuple[str, str, str] | None:
+        """(kind, text, where) of the persisted state to recover from, or None.
+
+        ``kind`` is ``"ours"`` (the job root's state file), a release of the original
+        (its state file in the job root it used) or ``"local copy"``.
+        """
         ctx = self._bound_machine().context
         fname = names.state_file(self.submission_hash)
         kind = "ours" if ctx.check_file_exists(fname) else None
         if kind is None:
             kind, fname = _legacy.locate(self) or (None, fname)
-        if kind is None:
-            return False
-        where = os.path.join(ctx.remote_root, fname)
-        if kind == "ours":
-            runtime = parse_state(ctx.read_file(fname), where, self.serialize(if_static=True))
-        else:
-            runtime = _legacy.parse_legacy_state(
-                ctx.read_file(fname), where, [j.job_hash for j in self.belonging_jobs]
-            )
-        for job in self.belonging_jobs:
-            old = runtime[job.job_hash]
-            job.job_state, job.job_id, job.fail_count = old.job_state, old.job_id, old.fail_count
-        # a shell left submitting by a killed predecessor may still be recording job ids
-        self._bound_machine().context.run(submit_lock_command() + "; true", idempotent=True)
-        self._adopt_recorded_job_ids()
-        dlog.info("recovered submission %s from %s", self.submission_hash, where)
-        return True
+        if kind is not None:
+            return kind, ctx.read_file(fname), os.path.join(ctx.remote_root, fname)
+        local = record.get_submission(self.submission_hash, not_exist_ok=True)
+        try:
+            return "local copy", local.read_text(encoding="utf-8"), str(local)
+        except FileNotFoundError:
+            return None
 
     def _adopt_recorded_job_ids(self) -> None:
         """Trust the id each submit command recorded: it is newer than any state file."""
@@ -467,8 +497,13 @@ class Submission(FailureHandling):
         return self._bound_machine().context.remote_root
 
     def clean_jobs(self) -> None:
-        """Remove the job root on the execution side."""
+        """Remove the job root on the execution side, then the local copy of the state.
+
+        The local copy goes last: a run killed in between recovers from it and does not
+        run finished tasks again.
+        """
         self._bound_machine().context.clean()
+        record.remove(self.submission_hash)
 
     # -- state --------------------------------------------------------------------
     def update_submission_state(self) -> bool:
@@ -624,8 +659,11 @@ class Submission(FailureHandling):
     def _drop_unfinished(self) -> None:
         """Kill the stragglers and leave them out of the download."""
         machine = self._bound_machine()
+        if not self.dropped_jobs:
+            self._generated_jobs = list(self.belonging_jobs)
         for job in [j for j in self.belonging_jobs if j.job_state != JobStatus.finished]:
-            machine.kill(job)
+            if job.job_state != JobStatus.terminated:
+                machine.kill(job)
             self.belonging_jobs.remove(job)
             self.dropped_jobs.append(job)
             dlog.info("ratio_unfinished: killed job %s and dropped its tasks", job.job_hash)

@@ -62,6 +62,11 @@ def state_file(submission_hash: str) -> str:
     return f"{submission_hash}.json"
 
 
+def removing_dir(job_root_name: str) -> str:
+    """Beside a job root: the name it is renamed to (atomically) before being deleted."""
+    return f".{job_root_name}.removing"
+
+
 def download_failure_marker(pattern: str) -> str:
     """Empty marker written locally when a backward file is missing and marked as failed."""
     return "tag_failure_download_" + _UNSAFE_PATTERN_CHARS.sub("_", pattern)

@@ -10,10 +10,12 @@ on the command line: no quoting issue and no length limit.
 from __future__ import annotations
 
 import base64
+import posixpath
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from dpdispatcher._script import names
 from dpdispatcher._script.quoting import sh
 
 MARKER = b"__DPDISPATCHER_BEGIN__\n"
@@ -158,10 +160,18 @@ def mkdir_script(path: str) -> str:
 
 
 def clean_script(root: str, asynchronous: bool) -> str:
-    """Remove the job root, optionally in the background (detached)."""
+    """Rename the job root aside (atomically), then remove it, optionally in the background.
+
+    A copy left aside by a clean that was killed is removed first.
+    """
+    aside = posixpath.join(posixpath.dirname(root), names.removing_dir(posixpath.basename(root)))
+    remove = f"rm -rf -- {sh(aside)};"
     if asynchronous:
-        return f"setsid nohup rm -rf -- {sh(root)} </dev/null >/dev/null 2>&1 &"
-    return f"rm -rf -- {sh(root)}"
+        remove = f"setsid nohup rm -rf -- {sh(aside)} </dev/null >/dev/null 2>&1 &"
+    return (
+        f"rm -rf -- {sh(aside)}; if [ -e {sh(root)} ]; then "
+        f"mv -- {sh(root)} {sh(aside)} || exit; {remove} fi"
+    )
 
 
 # -- upload --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dpdispatcher import _files
 from dpdispatcher._replace import bring_back
+from dpdispatcher._script import names
 from dpdispatcher.contexts._local import LocalShellContext, remove_path
 from dpdispatcher.errors import RemoteFileNotFoundError
 
@@ -91,12 +92,24 @@ class LocalContext(LocalShellContext):
             )
 
     def clean(self) -> None:
-        """Remove the job root (in a background thread with clean_asynchronously)."""
-        root = self.remote_root
+        """Remove the job root: renamed aside at once, then deleted.
+
+        The rename is atomic, so a run killed while cleaning never finds half a job root
+        (its state file gone, some task tags left); the aside copy is deleted in a
+        background thread with ``clean_asynchronously``, and a copy left by a killed
+        clean is deleted first.
+        """
+        root = os.path.normpath(self.remote_root)
+        aside = os.path.join(os.path.dirname(root), names.removing_dir(os.path.basename(root)))
+        shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.rename(root, aside)
+        except FileNotFoundError:
+            return
         if self.clean_asynchronously:
-            threading.Thread(target=shutil.rmtree, args=(root, True), daemon=True).start()
+            threading.Thread(target=shutil.rmtree, args=(aside, True), daemon=True).start()
         else:
-            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def _place(src: str, dst: str, symlink: bool) -> None:

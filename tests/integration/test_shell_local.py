@@ -478,3 +478,80 @@ def test_failed_ps_does_not_resubmit_a_running_job(tmp_path, monkeypatch):
     assert (work / "dir0/out").read_text() == "done\n"
     assert sub.belonging_jobs[0].fail_count == 0
     assert len(calls) > 3
+
+
+# -- exactly once through clean; local state copies (B11, B13) ------------------------------
+def _counted(tmp_path, n=3):
+    if not (tmp_path / "local").exists():
+        make_work(tmp_path, n)
+    (tmp_path / "count").mkdir(exist_ok=True)
+    ts = [
+        Task(
+            f"echo run >> {tmp_path}/count/{i}; echo r{i} > out", f"dir{i}", backward_files=["out"]
+        )
+        for i in range(n)
+    ]
+    return fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1), task_list=ts))
+
+
+def _local_copy(sub):
+    from dpdispatcher.utils.record import record
+
+    return record.get_submission(sub.submission_hash, not_exist_ok=True)
+
+
+def test_local_state_copy_removed_when_cleaned_kept_otherwise(tmp_path):
+    sub = _counted(tmp_path)
+    sub.run_submission(check_interval=0.1, clean=False)
+    assert _local_copy(sub).is_file()
+    again = _counted(tmp_path)
+    again.run_submission(check_interval=0.1)
+    assert not _local_copy(again).exists()
+    assert not (tmp_path / "remote" / sub.submission_hash).exists()
+    assert not list((tmp_path / "remote").iterdir())  # nothing left aside either
+
+
+def test_run_killed_after_the_job_root_went_recovers_from_the_local_copy(tmp_path):
+    """The job root renamed away (a clean killed midway) must not rerun finished tasks."""
+    sub = _counted(tmp_path)
+    sub.run_submission(check_interval=0.1, clean=False)
+    root = tmp_path / "remote" / sub.submission_hash
+    root.rename(tmp_path / "aside")  # as a clean killed after renaming it aside
+    again = _counted(tmp_path)
+    again.run_submission(check_interval=0.1)
+    for i in range(3):
+        assert (tmp_path / f"count/{i}").read_text() == "run\n"
+        assert (tmp_path / f"local/work/dir{i}/out").read_text() == f"r{i}\n"
+    assert not list((tmp_path / "remote").iterdir())
+    assert not _local_copy(again).exists()
+
+
+def test_ratio_unfinished_rerun_with_clean_false_recovers(tmp_path):
+    """B13: the state saved after dropping stragglers still describes the submission."""
+    make_work(tmp_path, 4)
+    (tmp_path / "count").mkdir()
+
+    def build():
+        ts = [
+            Task(
+                f"echo run >> {tmp_path}/count/{i}; echo done > out",
+                f"dir{i}",
+                ["example.txt"],
+                ["out"],
+            )
+            for i in range(3)
+        ]
+        ts.append(Task("sleep 60", "dir3", backward_files=["out"]))
+        res = Resources(1, 1, 0, "", 1, strategy={"ratio_unfinished": 0.3})
+        return fast(Submission("work", machine(tmp_path), res, task_list=ts))
+
+    first = build()
+    first.run_submission(check_interval=0.2, clean=False)
+    assert len(first.dropped_jobs) == 1
+    second = build()
+    second.run_submission(check_interval=0.2, clean=False)  # no RecoveryError
+    assert second.submission_hash == first.submission_hash
+    for i in range(3):
+        assert (tmp_path / f"count/{i}").read_text() == "run\n"
+    for job in second.dropped_jobs:
+        assert _group_dead(job.job_id)

@@ -141,8 +141,18 @@ def test_missing_root_means_nothing_exists(tmp_path: Path) -> None:
 def test_clean_script(tmp_path: Path) -> None:
     root = tmp_path / "r"
     (root / "x").mkdir(parents=True)
+    aside = tmp_path / ".r.removing"
+    (aside / "left by a killed clean").mkdir(parents=True)
     assert run(s.clean_script(str(root), asynchronous=False)).returncode == 0
-    assert not root.exists()
+    assert not root.exists() and not aside.exists()
+    assert run(s.clean_script(str(root), asynchronous=False)).returncode == 0  # nothing left
+
+
+def test_clean_script_asynchronous_renames_at_once(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    (root / "x").mkdir(parents=True)
+    assert run(s.clean_script(str(root), asynchronous=True)).returncode == 0
+    assert not root.exists()  # gone from its name before the script returns
 
 
 # -- upload --------------------------------------------------------------------------------
