@@ -114,6 +114,11 @@ PROGRAM = "dp"
 record("start")
 if sys.argv[1] == "train":
     need(sys.argv[2])
+    import json
+    training = json.load(open(sys.argv[2]))["training"]
+    systems = training.get("training_data", training)["systems"]
+    record("systems:" + str(len(systems)))
+    need(*[os.path.join(s, "type.raw") for s in systems])  # forward_common_files arrived
     for name in ("model.ckpt.meta", "model.ckpt.index", "model.ckpt.data-00000-of-00001"):
         open(name, "w").write("stand-in checkpoint\\n")
     open("checkpoint", "w").write('model_checkpoint_path: "model.ckpt"\\n')
@@ -175,9 +180,9 @@ for l in lines[8:8 + sum(counts)]:
     coords.append(f)
 out = []
 for n in names:
-    out.append(f" POTCAR:    PAW_PBE {{n}} 01Jan2000")
+    out.append(f" POTCAR:    PAW_PBE {n} 01Jan2000")
 for n in names:
-    out.append(f" POTCAR:    PAW_PBE {{n}} 01Jan2000")
+    out.append(f" POTCAR:    PAW_PBE {n} 01Jan2000")
 out += ["   NELM   =     60;   NELMIN=  4; NELMDL= -5     electronic SC-loop",
         "   NWRITE =      2    write-flag",
         "   ions per type =  " + " ".join(str(c) for c in counts),
@@ -187,10 +192,10 @@ out += ["   NELM   =     60;   NELMIN=  4; NELMDL= -5     electronic SC-loop",
         "  energy-cutoff  :      400.00",
         "  volume of cell :     1000.00",
         "      direct lattice vectors                 reciprocal lattice vectors"]
-out += ["  " + " ".join(f"{{v:.9f}}" for v in row) + "  0.0 0.0 0.0" for row in cell]
+out += ["  " + " ".join(f"{v:.9f}" for v in row) + "  0.0 0.0 0.0" for row in cell]
 out += [" POSITION                                       TOTAL-FORCE (eV/Angst)",
         " -----------------------------------------------------------------------------------"]
-out += ["  " + " ".join(f"{{v:.5f}}" for v in c) + "  0.000000 0.000000 0.000000"
+out += ["  " + " ".join(f"{v:.5f}" for v in c) + "  0.000000 0.000000 0.000000"
         for c in coords]
 out += ["  free  energy   TOTEN  =       -20.00000000 eV", ""]
 open("OUTCAR", "w").write("\\n".join(out))

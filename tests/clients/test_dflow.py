@@ -159,6 +159,8 @@ def test_dflow_ssh_context_slurm(dflow_venv: ClientVenv, tmp_path: Path,
         executor={"host": os.environ["DPDISP_SSH_HOST"],
                   "port": int(os.environ["DPDISP_SSH_PORT"]), "username": user},
     )
+    # an existing remote root: without create_remote_root it must exist (as with 1.1.0)
+    subprocess.run(["install", "-d", "-o", user, remote_root], check=True)
     try:
         result, output = _run(dflow_venv, tmp_path, spec)
         _assert_succeeded(result, output, counter, steps=("produce",))

@@ -157,10 +157,14 @@ def test_dpgen_run_iteration_killed_in_fp_and_rerun(
         f"graph.{i:03d}.pb" for i in range(case.NUMB_MODELS)]
     assert len(list(it0.glob("01.model_devi/task.*/model_devi.out"))) == len(case.MD_TEMPS)
     assert len(list(it0.glob("02.fp/task.*/OUTCAR"))) == case.FP_TASK_MAX
-    energies = list(it0.glob("02.fp/data.*/set.*/energy.npy"))
-    assert energies, "post_fp collected no labelled frames"
+    assert list(it0.glob("02.fp/data.*/*/set.*/energy.npy")), "post_fp labelled nothing"
+    # iteration 1 trains on the initial data plus the fp labels (forward_common_files)
+    assert case.counts(counter, "dp", "systems:1") == dict.fromkeys(
+        case.counts(counter, "dp", "systems:1"), 1)
+    assert len(case.counts(counter, "dp", "systems:1")) == case.NUMB_MODELS
+    assert len(case.counts(counter, "dp", "systems:2")) == case.NUMB_MODELS
     it1_train = work / "iter.000001" / "00.train"
-    assert len(list(it1_train.glob("task.*/frozen_model.pb"))) == case.NUMB_MODELS
+    assert len(list(it1_train.glob("[0-9][0-9][0-9]/frozen_model.pb"))) == case.NUMB_MODELS
     # DP-GEN's own keys in the fp resources are accepted with a warning naming them
     for key in ("cvasp", "mark_failure"):
         assert any("WARNING" in line and key in line for line in output.splitlines()), key
