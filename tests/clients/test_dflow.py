@@ -135,7 +135,7 @@ def test_dflow_clean_false_with_retry_on_submission_error(
     assert "retry 0" in output and "retry 1" not in output  # one successful attempt
     kept = [p for p in remote.iterdir() if p.is_dir()]
     assert len(kept) == 1, kept
-    assert (kept[0] / "tmp" / "out" / "result.txt").read_text() == "hello dflow\n"
+    assert (kept[0] / "script").is_file()  # the forwarded step script is left in place
 
 
 def test_dflow_ssh_context_slurm(dflow_venv: ClientVenv, tmp_path: Path,
