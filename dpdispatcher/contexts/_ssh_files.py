@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from dpdispatcher import _files
 from dpdispatcher._archive import safe_extract_tar
+from dpdispatcher.contexts import _ssh_chunks
 from dpdispatcher.contexts import _ssh_scripts as scripts
 from dpdispatcher.contexts import _ssh_transfer as transfer
 from dpdispatcher.contexts._ssh_errors import SSHError
@@ -80,8 +81,12 @@ def download_once(
     check_exists: bool,
     mark_failure: bool,
     tar_compress: bool,
+    chunk_size: int = 0,
 ) -> None:
     """Fetch what ``requests`` match in ``root`` into ``local_root``: one tar stream.
+
+    With ``chunk_size`` > 0 the archive is split remotely and fetched in parts of at
+    most that many bytes (see :mod:`_ssh_chunks`).
 
     A first round trip expands the patterns remotely (and samples large files to
     decide on gzip). Every match is fetched and replaces the local path of the same
@@ -107,20 +112,46 @@ def download_once(
                 seen.add(rel)
                 names.append(rel)
     if names:
-        compress = tar_compress and scripts.should_compress(samples)
-        placed: list[str] = []
-        res = session.run_raw(
-            scripts.tar_script(root, compress),
-            stdin=scripts.nul_list("./" + n for n in names),
-            consumer=lambda stream: placed.extend(safe_extract_tar(stream, local_root)),
+        _fetch(
+            session,
+            root,
+            local_root,
+            names,
+            tar_compress and scripts.should_compress(samples),
+            chunk_size,
         )
-        if res.exit_code != 0:
-            raise SSHError(
-                f"download from {session.endpoint}:{root} failed: {_decode(res.stderr).strip()}"
-            )
-        dlog.info("downloaded %d paths from %s%s", len(names), root, " (gzip)" if compress else "")
     if missing:
         raise RemoteFileNotFoundError(
             f"backward files not found in {root} on {session.endpoint.hostname}: "
             f"{', '.join(missing)} (set check_exists=True to tolerate missing files)"
         )
+
+
+def _fetch(
+    session: SSHSession,
+    root: str,
+    local_root: str,
+    names: list[str],
+    compress: bool,
+    chunk_size: int,
+) -> None:
+    """Bring ``names`` (relative to ``root``) into ``local_root``: one stream, or parts."""
+
+    def extract(stream: IO[bytes]) -> None:
+        safe_extract_tar(stream, local_root)
+
+    listed = ["./" + n for n in names]
+    if chunk_size > 0:
+        count = _ssh_chunks.fetch_parts(
+            session, root, listed, compress=compress, chunk_size=chunk_size, extract=extract
+        )
+        dlog.info("downloaded %d paths from %s in %d parts", len(names), root, count)
+        return
+    res = session.run_raw(
+        scripts.tar_script(root, compress), stdin=scripts.nul_list(listed), consumer=extract
+    )
+    if res.exit_code != 0:
+        raise SSHError(
+            f"download from {session.endpoint}:{root} failed: {_decode(res.stderr).strip()}"
+        )
+    dlog.info("downloaded %d paths from %s%s", len(names), root, " (gzip)" if compress else "")

@@ -377,6 +377,7 @@ class SSHContext(Reconnecting, BaseContext):
                     check_exists=check_exists,
                     mark_failure=mark_failure,
                     tar_compress=self.tar_compress,
+                    chunk_size=self.ssh_session.archive_chunk_size,
                 ),
             )
 
