@@ -81,8 +81,8 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
     """
 
     #: the suffix-less forms follow the rule that contexts are found without "Context"
-    alias = ("BohriumContext", "LebesgueContext")
-    secret_keys = ("password",)
+    alias: ClassVar[tuple[str, ...]] = ("BohriumContext", "LebesgueContext")
+    secret_keys: ClassVar[tuple[str, ...]] = ("password",)
     #: extra keyword arguments of :class:`~dpdispatcher.dpcloudserver.Client`
     #: (timeouts, retries, backoff); tests lower the backoff here
     client_options: ClassVar[dict[str, Any]] = {}
@@ -99,10 +99,18 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
         **kwargs: Any,
     ) -> None:
         profile = dict(remote_profile or {})
-        if "project_id" in profile and "program_id" not in profile:
-            profile["program_id"] = profile.pop("project_id")
         super().__init__(local_root, remote_root, profile, **kwargs)
-        program_id = profile.get("program_id")
+        program_id, input_data = self.job_settings(profile)
+        self.program_id: int | str = program_id
+        self.input_data: dict[str, Any] = input_data
+        self.ignore_exit_code = bool(profile.get("ignore_exit_code", True))
+        self.keep_backup = bool(profile.get("keep_backup", False))
+        self._client: Client | None = None
+        self._client_lock = threading.Lock()
+
+    def job_settings(self, profile: dict[str, Any]) -> tuple[int | str, dict[str, Any]]:
+        """The project the jobs are billed to and the job settings, from the profile."""
+        program_id = profile.get("program_id", profile.get("project_id"))
         if program_id in (None, "") or isinstance(program_id, bool):
             raise ConfigurationError(
                 "machine/remote_profile/program_id is required for DpCloudServerContext "
@@ -113,12 +121,7 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
                 "machine/remote_profile/input_data is required for DpCloudServerContext: a "
                 "dict of job settings (job_type, image_name, scass_type/machine_type, ...)"
             )
-        self.program_id: int | str = program_id
-        self.input_data: dict[str, Any] = dict(profile["input_data"])
-        self.ignore_exit_code = bool(profile.get("ignore_exit_code", True))
-        self.keep_backup = bool(profile.get("keep_backup", False))
-        self._client: Client | None = None
-        self._client_lock = threading.Lock()
+        return program_id, dict(profile["input_data"])
 
     @classmethod
     def machine_subfields(cls) -> list[Any]:

@@ -84,6 +84,8 @@ class JobRecord:
     oss_path: str
     job_group_id: str | None = None
     job_id: str | None = None
+    #: OpenAPI: the id of the job created (``/openapi/v1/job/create``) but maybe not added
+    created_id: str | None = None
 
     def dumps(self) -> str:
         """The record as one line of JSON."""
@@ -103,7 +105,13 @@ class JobRecord:
             value = data.get(key)
             return None if value in (None, "") else str(value)
 
-        return cls(str(data["job_hash"]), str(data["oss_path"]), opt("job_group_id"), opt("job_id"))
+        return cls(
+            str(data["job_hash"]),
+            str(data["oss_path"]),
+            opt("job_group_id"),
+            opt("job_id"),
+            opt("created_id"),
+        )
 
 
 @runtime_checkable

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dpdispatcher._script import names, quoting, render
 from dpdispatcher.dlog import dlog
@@ -80,7 +80,7 @@ class DpCloudServer(Machine):
     (``"context_type": "BohriumContext"``); see that class for the ``remote_profile``.
     """
 
-    alias = ("Bohrium", "Lebesgue")
+    alias: ClassVar[tuple[str, ...]] = ("Bohrium", "Lebesgue")
     state_map = {str(code): status for code, status in CLOUD_STATUS.items()}
 
     #: the context type this batch type needs (named in the error otherwise)
@@ -296,7 +296,7 @@ class DpCloudServer(Machine):
         from dpdispatcher.dpcloudserver.client import detail_from_item
 
         by_id: dict[str, JobDetail] = {}
-        group = self.cloud.group_id() if wants_group(self.cloud.input_data) else None
+        group = self.listed_group()
         if group is not None and len(jobs) > 1:
             for item in listing(self.cloud.client, group):
                 detail = detail_from_item(item)
@@ -315,11 +315,19 @@ class DpCloudServer(Machine):
             out[job.job_hash] = detail
         return out
 
+    def listed_group(self) -> str | None:
+        """The job group polled with one listing (None: one detail call per job)."""
+        return self.cloud.group_id() if wants_group(self.cloud.input_data) else None
+
+    def status_of(self, detail: JobDetail) -> JobStatus:
+        """The state of a cloud job from its status and exit code (see :func:`cloud_job_status`)."""
+        return cloud_job_status(detail.status, detail.exit_code, self.cloud.ignore_exit_code)
+
     def _judge(self, job: Job, detail: JobDetail | None) -> JobStatus:
         """The state of one job from its detail; fetch the result of an ended job."""
         if detail is None:  # gone from the service: judge by what was fetched before
             return JobStatus.finished if self.check_finish_tag(job) else JobStatus.terminated
-        status = cloud_job_status(detail.status, detail.exit_code, self.cloud.ignore_exit_code)
+        status = self.status_of(detail)
         if status == JobStatus.unknown:
             return self.map_state(str(detail.status))
         if status not in (JobStatus.finished, JobStatus.terminated):

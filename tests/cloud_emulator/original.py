@@ -17,7 +17,7 @@ import sys
 import venv
 from pathlib import Path
 
-__all__ = ["DRIVER", "original_python"]
+__all__ = ["DRIVER", "OPENAPI_DRIVER", "ensure_bohrium_sdk", "original_python"]
 
 CACHE = Path(os.environ.get("DPDISP_TESTS_CACHE", Path.home() / ".cache" / "dpdisp-tests"))
 SPEC = "dpdispatcher[bohrium]==1.1.0"
@@ -80,3 +80,53 @@ if mode == "grouped":  # the original's job listing, called through its client
     print("LISTED", len(client.get_tasks_list(group)))
 print("COMPLETED")
 """
+
+
+def ensure_bohrium_sdk() -> None:
+    """Make ``bohrium`` (bohrium-sdk, the ``bohrium`` extra) importable.
+
+    When the environment lacks it, ``pip install --target`` puts it (from PyPI) in
+    ``~/.cache/dpdisp-tests/bohrium-sdk`` once, and that directory joins ``sys.path``.
+    """
+    try:
+        import bohrium  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return
+    target = CACHE / "bohrium-sdk"
+    done = target / ".complete"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(str(target) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                 "--target", str(target), "bohrium-sdk>=0.15"],
+                check=True,
+                stdout=sys.stderr,
+            )  # fmt: skip
+            done.write_text("bohrium-sdk\n")
+    if str(target) not in sys.path:
+        sys.path.append(str(target))
+
+
+#: Drives the original's OpenAPI backend: ``python OPENAPI_DRIVER <work>`` with
+#: ``EMU_AK`` (an access key the emulator issued) and the emulator's ``openapi_env()``.
+OPENAPI_DRIVER = r'''
+import os, sys
+work = sys.argv[1]
+from dpdispatcher import Machine, Resources, Submission, Task
+profile = {"access_key": os.environ["EMU_AK"], "project_id": 4242, "machine_type": "c2_m4_cpu",
+           "image_address": "ubuntu:22.04", "job_name": "wire", "platform": "ali"}
+machine = Machine.load_from_dict({"batch_type": "OpenAPI", "context_type": "OpenAPIContext",
+                                  "local_root": work, "remote_profile": profile})
+tasks = [Task(command="cat in.txt ../common.txt > out.txt", task_work_path=f"t{i}",
+              forward_files=["in.txt"], backward_files=["out.txt"], outlog="log", errlog="err")
+         for i in range(3)]
+res = Resources(number_node=1, cpu_per_node=1, gpu_per_node=0, queue_name="", group_size=1)
+sub = Submission(work_base="./", machine=machine, resources=res, task_list=tasks,
+                 forward_common_files=["common.txt"])
+sub.run_submission(check_interval=1)
+print("COMPLETED")
+'''

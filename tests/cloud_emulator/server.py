@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from . import oss
 from .jobs import FAILED, FINISHED, JobRunner
+from .openapi import OpenApi
 from .oss import Response
 from .service import PARAMERR, Service, reply
 from .state import HOSTILE_KINDS, HostileKind, RejectMode, State, _CountedFault
@@ -162,6 +163,9 @@ class CloudEmulator:
         self.service = Service(
             self.state, self.runner, self.workdir, lambda: self.base_url, lambda: self.bucket_url
         )
+        self.openapi = OpenApi(
+            self.state, self.runner, self.service.jobs, self.workdir, lambda: self.base_url
+        )
         self._host = host
         self._server = _Server((host, port), _Handler)
         self._server.emulator = self
@@ -215,6 +219,17 @@ class CloudEmulator:
             self.bucket_url,
         )
         return dict(zip(ENV_NAMES, values))
+
+    def issue_access_key(self, key: str | None = None) -> str:
+        """Register an OpenAPI access key (random when ``None``)."""
+        value = key or "ak-" + secrets.token_hex(12)
+        with self.state.lock:
+            self.openapi.access_keys.add(value)
+        return value
+
+    def openapi_env(self) -> dict[str, str]:
+        """``BOHRIUM_BASE_URL`` and ``TIEFBLUE_BASE_URL`` (bohrium-sdk) pointing here."""
+        return {"BOHRIUM_BASE_URL": self.base_url, "TIEFBLUE_BASE_URL": self.base_url}
 
     def _result_url(self, key: str) -> str:
         return (
@@ -371,6 +386,15 @@ class CloudEmulator:
     ) -> Response:
         if path.startswith("/_emulator/"):
             return self._control(path[len("/_emulator/") :], body)
+        if self.openapi.owns(path):
+            key = self.openapi.route_key(method, path)
+            with self.state.lock:
+                self.state.requests.append(recorded(key, query, headers, body))
+                self.state.calls[key] += 1
+            status = self.state.take_failure(path)
+            if status is not None:
+                return reply(code="2400", message="injected failure", status=status)
+            return self.openapi.handle(method, path, query, headers, body)
         api = self.service.is_api_path(path)
         matched = self.service.match(method, path) if api else None
         if api:
