@@ -55,6 +55,17 @@ class TransientSchedulerError(SchedulerError):
     """The scheduler is temporarily unreachable; the operation is retried later."""
 
 
+class AmbiguousSubmitError(TransientSchedulerError):
+    """A submit command failed in a way that leaves open whether the job was queued.
+
+    The job is looked up in the queue by its tag before anything is resubmitted.
+    """
+
+
+class StatusFormatError(SchedulerError):
+    """The scheduler's status command does not offer the output format asked for."""
+
+
 class JobFailedError(DPDispatcherError, RuntimeError):
     """A job kept failing after ``retry_count`` resubmissions."""
 

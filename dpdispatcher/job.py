@@ -37,6 +37,9 @@ class Job:
         # runtime bookkeeping, not persisted
         self.not_before = 0.0
         self.unknown_since: float | None = None
+        #: the name/comment this submission attempt carries in the scheduler (set by
+        #: the submission from its hash, this job's hash and the attempt: fail_count)
+        self.submit_tag = ""
 
     def __repr__(self) -> str:
         return (
@@ -134,11 +137,15 @@ class Job:
         self.register_job_id(self._machine().do_submit(self))
         self.job_state = JobStatus.waiting
 
+    def exhausted(self, retry_count: int) -> bool:
+        """The give-up rule, in one place: terminated more than ``retry_count`` times."""
+        return self.job_state == JobStatus.terminated and self.fail_count > retry_count
+
     def handle_unexpected_job_state(self) -> None:
         """Submit an unsubmitted job, resubmit a terminated one within the retry budget."""
         if self.job_state == JobStatus.terminated:
             self.fail_count += 1
-            if self.fail_count > self._machine().retry_count:
+            if self.exhausted(self._machine().retry_count):
                 raise JobFailedError(
                     f"job {self.job_hash} failed {self.fail_count} times "
                     f"(retry_count={self._machine().retry_count})"

@@ -17,7 +17,14 @@ from dpdispatcher._registry import Registered
 from dpdispatcher._script import names, quoting, render
 from dpdispatcher.base_context import BaseContext, CommandResult
 from dpdispatcher.dlog import dlog
-from dpdispatcher.errors import ConfigurationError, SchedulerError, TransientSchedulerError
+from dpdispatcher.errors import (
+    AmbiguousSubmitError,
+    ConfigurationError,
+    ContextError,
+    SchedulerError,
+    StatusFormatError,
+    TransientSchedulerError,
+)
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
@@ -26,6 +33,11 @@ if TYPE_CHECKING:
 
 #: scheduler answers meaning "the job has ended: judge it by its finish tag"
 ENDED = (JobStatus.finished, JobStatus.terminated)
+#: exit codes of a submit command cut short (``timeout``, SIGKILL, SIGTERM): it may
+#: have queued the job before it was stopped
+KILLED_EXIT_CODES = (124, 137, 143)
+#: raw state a parser reports for a job the answer says nothing certain about
+NOT_REPORTED = "@not-reported"
 
 
 SUBMIT_MARK = "@@dpdispatcher-submitted"
@@ -110,6 +122,12 @@ class Machine(Registered):
     state_map: ClassVar[dict[str, JobStatus]] = {}
     #: substrings of scheduler errors that mean "try again later"
     transient_patterns: ClassVar[tuple[str, ...]] = ()
+    #: status output formats, preferred first (machine-readable before text); the
+    #: machine falls back to the next one when the tool does not offer a format
+    status_formats: ClassVar[tuple[str, ...]] = ("text",)
+    #: whether jobs are submitted by shell commands run through the context (False:
+    #: the batch type talks to an API and implements :meth:`submit_prepared` itself)
+    submits_by_command: ClassVar[bool] = True
 
     context: BaseContext
 
@@ -157,6 +175,7 @@ class Machine(Registered):
                 f"machine/retry_count: expected an int >= 0, got {retry_count!r}"
             )
         self.retry_count = retry_count
+        self._format_index = 0
         self.bind_context(context)
 
     def __repr__(self) -> str:
@@ -320,7 +339,49 @@ class Machine(Registered):
         """Shell command that cancels a job."""
         raise NotImplementedError
 
+    def find_command(self, tags: Sequence[str]) -> str | None:
+        """One shell command listing the queued or recent jobs carrying one of ``tags``
+        (hook; None: this batch type cannot search its queue)."""
+        return None
+
+    def parse_find_output(self, result: CommandResult, tags: Sequence[str]) -> dict[str, str]:
+        """The job id of each tag found in the output of :meth:`find_command` (hook)."""
+        return {}
+
+    def prepare_submit(self, jobs: Sequence[Job]) -> None:
+        """Gather, in one batched query, what :meth:`submit_command` needs (hook).
+
+        The only place before a submission where a batch type may do I/O, so that
+        :meth:`submit_command` stays pure.
+        """
+
+    def settle_terminated(self, jobs: Sequence[Job]) -> None:
+        """An explicit step for jobs just judged terminated (hook): e.g. remove a job that
+        still sits in the queue, or log why the scheduler ended it."""
+
     # -- written once for every scheduler -----------------------------------------
+    def find_submitted(self, jobs: Sequence[Job]) -> dict[str, str]:
+        """The job id, by job hash, of each job found in the queue by its submit tag.
+
+        Raises :class:`SchedulerError` (transient or not) when the queue cannot be
+        searched now; the caller tries again later.
+        """
+        tagged = [job for job in jobs if job.submit_tag]
+        cmd = self.find_command([job.submit_tag for job in tagged]) if tagged else None
+        if cmd is None:
+            return {}
+        result = self.context.run(cmd, idempotent=True)
+        if not result.ok and self.is_transient(result):
+            raise TransientSchedulerError(
+                f"{type(self).__name__} queue search deferred: {result.stderr.strip()}"
+            )
+        found = self.parse_find_output(result, [job.submit_tag for job in tagged])
+        return {
+            job.job_hash: quoting.job_id(found[job.submit_tag])
+            for job in tagged
+            if job.submit_tag in found
+        }
+
     def is_transient(self, result: CommandResult) -> bool:
         """Whether a failed command's output says the scheduler is only briefly away."""
         text = result.stdout + result.stderr
@@ -342,13 +403,14 @@ class Machine(Registered):
         """Submit jobs whose files are in the job root, all in one shell command.
 
         Returns the job id, or the error, of each job by job hash. A batch type that does
-        not submit through a shell command overrides :meth:`submit_prepared` instead, and
-        its jobs are then submitted one by one.
+        not submit through a shell command (``submits_by_command = False``) overrides
+        :meth:`submit_prepared` instead, and its jobs are then submitted one by one.
         """
-        if type(self).submit_prepared is not Machine.submit_prepared:
+        if not self.submits_by_command:
             return {job.job_hash: self._one_by_one(job) for job in jobs}
         if not jobs:
             return {}
+        self.prepare_submit(jobs)
         parts = [
             (
                 job.job_hash,
@@ -359,7 +421,16 @@ class Machine(Registered):
             )
             for job in jobs
         ]
-        stdout = self.context.run(batch_submit_command(parts)).stdout
+        try:
+            stdout = self.context.run(batch_submit_command(parts)).stdout
+        except ContextError as err:
+            return {
+                job.job_hash: AmbiguousSubmitError(
+                    f"submit of job {job.job_hash}: the connection failed while submitting "
+                    f"({err}); the queue will be searched for it before a resubmission"
+                )
+                for job in jobs
+            }
         blocks = split_batch_output(stdout)
         outcomes: dict[str, str | SchedulerError] = {}
         for job in jobs:
@@ -369,9 +440,9 @@ class Machine(Registered):
                 )
                 continue
             if job.job_hash not in blocks:
-                outcomes[job.job_hash] = SchedulerError(
-                    f"submitting job {job.job_hash} got no answer; run the submission again "
-                    "to re-attach to it if it was submitted"
+                outcomes[job.job_hash] = AmbiguousSubmitError(
+                    f"submit of job {job.job_hash} got no answer; the queue will be searched "
+                    "for it before a resubmission"
                 )
                 continue
             outcomes[job.job_hash] = self._submit_outcome(job, blocks[job.job_hash])
@@ -386,8 +457,13 @@ class Machine(Registered):
     def _submit_outcome(self, job: Job, result: CommandResult) -> str | SchedulerError:
         if not result.ok:
             message = (result.stderr + "\n" + result.stdout).strip()
-            if self.is_transient(result):
-                return TransientSchedulerError(f"submit of job {job.job_hash} deferred: {message}")
+            if self.is_transient(result) or result.exit_code in KILLED_EXIT_CODES:
+                # timed out, killed or briefly unreachable: the job may have been queued
+                return AmbiguousSubmitError(
+                    f"submit of job {job.job_hash} failed ambiguously (exit code "
+                    f"{result.exit_code}): {message}; the queue will be searched for it "
+                    "before a resubmission"
+                )
             return SchedulerError(
                 f"{type(self).__name__} refused job {job.job_hash} "
                 f"(exit code {result.exit_code}): {message}"
@@ -406,6 +482,8 @@ class Machine(Registered):
 
     def map_state(self, raw: str) -> JobStatus:
         """Map a raw scheduler state; an unmapped one is logged and reported unknown."""
+        if raw == NOT_REPORTED:
+            return JobStatus.unknown
         status = self.state_map.get(raw)
         if status is None:
             dlog.warning(
@@ -414,20 +492,59 @@ class Machine(Registered):
             return JobStatus.unknown
         return status
 
+    @property
+    def status_format(self) -> str:
+        """The status output format in use (see :attr:`status_formats`)."""
+        return self.status_formats[min(self._format_index, len(self.status_formats) - 1)]
+
+    def _fall_back(self, err: StatusFormatError) -> bool:
+        """Use the next status format, if any; True when there was one."""
+        if self._format_index + 1 >= len(self.status_formats):
+            return False
+        self._format_index += 1
+        dlog.info(
+            "%s: %s; asking for the %s format from now on",
+            type(self).__name__,
+            err,
+            self.status_format,
+        )
+        return True
+
+    def query_states(self, jobs: Sequence[Job]) -> dict[str, str]:
+        """Raw state per job id from one status command (the next format if needed).
+
+        Raises :class:`TransientSchedulerError` when the scheduler is briefly away and
+        :class:`SchedulerError` when the answer cannot be understood.
+        """
+        while True:
+            result = self.context.run(self.status_command(jobs), idempotent=True)
+            if not result.ok and self.is_transient(result):
+                raise TransientSchedulerError(
+                    f"{type(self).__name__} status query deferred: {result.stderr.strip()}"
+                )
+            try:
+                return self.parse_status_output(result, jobs)
+            except StatusFormatError as err:
+                if not self._fall_back(err):
+                    raise
+
     def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
         """The state of every submitted job, by job hash, with one status command.
 
         Raises :class:`TransientSchedulerError` when the scheduler is briefly unreachable.
+        A status answer that cannot be understood leaves every job *unknown* (logged):
+        they are polled again, and only a state unknown for too long stops the run.
         """
         submitted = [job for job in jobs if job.job_id]
         if not submitted:
             return {}
-        result = self.context.run(self.status_command(submitted), idempotent=True)
-        if not result.ok and self.is_transient(result):
-            raise TransientSchedulerError(
-                f"{type(self).__name__} status query deferred: {result.stderr.strip()}"
-            )
-        raw = self.parse_status_output(result, submitted)
+        try:
+            raw = self.query_states(submitted)
+        except TransientSchedulerError:
+            raise
+        except SchedulerError as err:
+            dlog.warning("%s; job states unknown, will poll again", err)
+            return {job.job_hash: JobStatus.unknown for job in submitted}
         states: dict[str, JobStatus] = {}
         ended = []
         for job in submitted:

@@ -19,10 +19,12 @@ from typing import Any
 from dpdispatcher import _files, _legacy, _outcome
 from dpdispatcher._failures import FailureHandling
 from dpdispatcher._loaders import check_path_list, load_json
+from dpdispatcher._reconcile import reconcile
 from dpdispatcher._script import names
 from dpdispatcher._state import parse_state
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import (
+    AmbiguousSubmitError,
     ConfigurationError,
     SchedulerError,
     TransientSchedulerError,
@@ -452,9 +454,8 @@ class Submission(FailureHandling):
         if self.continue_on_failure:
             return
         for job in self.belonging_jobs:
-            if job.job_state == JobStatus.failed or (
-                job.job_state == JobStatus.terminated
-                and job.fail_count > self._bound_machine().retry_count
+            if job.job_state == JobStatus.failed or job.exhausted(
+                self._bound_machine().retry_count
             ):
                 self._fetch_error_info_quietly()
                 raise self._give_up_error(job)
@@ -521,10 +522,12 @@ class Submission(FailureHandling):
             return False
         now = self.timing.clock()
         changed = False
+        newly_terminated = []
         for job in active:
             new = states.get(job.job_hash, job.job_state)
             changed |= new != job.job_state
             if new == JobStatus.terminated and job.job_state != JobStatus.terminated:
+                newly_terminated.append(job)
                 job.fail_count += 1
                 job.not_before = now + self.timing.resubmit_after(job.fail_count)
                 dlog.info(
@@ -537,6 +540,8 @@ class Submission(FailureHandling):
                 dlog.info("job %s (id %s) finished", job.job_hash, job.job_id)
             self._track_unknown(job, new, now)
             job.job_state = new
+        if newly_terminated:
+            machine.settle_terminated(newly_terminated)
         return changed
 
     def _track_unknown(self, job: Job, state: JobStatus, now: float) -> None:
@@ -571,10 +576,11 @@ class Submission(FailureHandling):
         """
         machine = self._bound_machine()
         now = self.timing.clock()
+        changed = self._reconcile_ambiguous(now)
         due = []
         marked = False
         for job in self.belonging_jobs:
-            if job.job_state == JobStatus.terminated and job.fail_count > machine.retry_count:
+            if job.exhausted(machine.retry_count):
                 if self.continue_on_failure:
                     self._mark_failed(job)
                     marked = True
@@ -585,20 +591,51 @@ class Submission(FailureHandling):
             if waiting_to_go and job.not_before <= now:
                 due.append(job)
         if not due:
-            return marked
+            return changed or marked
         if any(job.resources.wait_time for job in due):
             # the user asked for a pause after each submission: submit one by one
-            return any([self._submit([job]) for job in due]) or marked
-        return self._submit(due) or marked
+            return any([self._submit([job]) for job in due]) or changed or marked
+        return self._submit(due) or changed or marked
+
+    def _reconcile_ambiguous(self, now: float) -> bool:
+        """Search the queue for jobs whose submission was ambiguous (see _reconcile)."""
+        pending = [
+            job
+            for job in self.belonging_jobs
+            if job.job_state == JobStatus.unknown and not job.job_id and job.not_before <= now
+        ]
+        if not pending:
+            return False
+        for job in pending:
+            job.submit_tag = names.submit_tag(self.submission_hash, job.job_hash, job.fail_count)
+        settled = reconcile(self._bound_machine(), pending)
+        if settled is None:
+            for job in pending:
+                job.not_before = now + self.timing.resubmit_after(job.fail_count + 1)
+                self._track_unknown(job, JobStatus.unknown, now)
+            return False
+        for job in pending:
+            job.unknown_since = None
+        return settled
 
     def _submit(self, jobs: list[Job]) -> bool:
-        """Submit ``jobs`` (in one command where the batch type allows); True if any went."""
+        """Submit ``jobs`` (in one command where the batch type allows); True if any went
+        or became ambiguous."""
+        for job in jobs:
+            job.submit_tag = names.submit_tag(self.submission_hash, job.job_hash, job.fail_count)
         outcomes = self._bound_machine().submit_many(jobs)
         refused: list[SchedulerError] = []
         submitted = False
         for job in jobs:
             outcome = outcomes[job.job_hash]
-            if isinstance(outcome, TransientSchedulerError):
+            if isinstance(outcome, AmbiguousSubmitError):
+                job.job_state, job.job_id = JobStatus.unknown, ""
+                job.not_before = self.timing.clock() + self.timing.resubmit_after(
+                    job.fail_count + 1
+                )
+                submitted = True  # a state change worth saving
+                dlog.warning("%s", outcome)
+            elif isinstance(outcome, TransientSchedulerError):
                 job.not_before = self.timing.clock() + self.timing.resubmit_after(
                     job.fail_count + 1
                 )

@@ -5,6 +5,8 @@ Job-level files live in the job root; the task tag lives in the task directory.
 
 from __future__ import annotations
 
+import hashlib
+import posixpath
 import re
 
 _UNSAFE_PATTERN_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -49,6 +51,31 @@ def last_err_file(job_hash: str) -> str:
 def task_tag_file(task_hash: str) -> str:
     """Touched in the task directory when the task's command succeeded."""
     return f"{task_hash}_task_tag_finished"
+
+
+def task_tag_path(task_work_path: str, task_hash: str) -> str:
+    """The task tag relative to the job root (no ``./`` for a task in the job root).
+
+    >>> task_tag_path("task.000/", "ab"), task_tag_path(".", "ab")
+    ('task.000/ab_task_tag_finished', 'ab_task_tag_finished')
+    """
+    tdir = posixpath.normpath(task_work_path)
+    name = task_tag_file(task_hash)
+    return name if tdir == "." else f"{tdir}/{name}"
+
+
+def submit_tag(submission_hash: str, job_hash: str, attempt: int) -> str:
+    """The name (or comment) a job carries in the scheduler, to be found again by it.
+
+    ``dpd`` + the first 8 hex digits of the job hash + 4 hex digits telling this
+    submission and attempt apart: 15 characters from ``[a-z0-9]`` starting with a
+    letter, accepted as a job name by every scheduler (Torque's limit is 15).
+
+    >>> submit_tag("s" * 40, "0123456789abcdef" + "0" * 24, 0)
+    'dpd0123456704e4'
+    """
+    salt = hashlib.sha1(f"{submission_hash}:{job_hash}:{attempt}".encode()).hexdigest()
+    return f"dpd{job_hash[:8]}{salt[:4]}"
 
 
 def submit_lock_file() -> str:

@@ -302,7 +302,7 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
             for rel in _files.expand_local(os.path.join(base, tdir), task.forward_files, key):
                 arc = os.path.normpath(os.path.join(tdir, rel))
                 entries[arc] = os.path.join(base, arc)
-            tag = os.path.normpath(os.path.join(tdir, names.task_tag_file(task.task_hash)))
+            tag = names.task_tag_path(task.task_work_path, task.task_hash)
             if os.path.isfile(os.path.join(done, tag)):
                 entries[tag] = os.path.join(done, tag)  # succeeded before: the script skips it
         return entries

@@ -82,6 +82,8 @@ class DpCloudServer(Machine):
 
     alias: ClassVar[tuple[str, ...]] = ("Bohrium", "Lebesgue")
     state_map = {str(code): status for code, status in CLOUD_STATUS.items()}
+    #: jobs are created over HTTP (:meth:`submit_prepared`), one by one
+    submits_by_command = False
 
     #: the context type this batch type needs (named in the error otherwise)
     context_name = "DpCloudServerContext (alias BohriumContext)"
@@ -159,7 +161,7 @@ class DpCloudServer(Machine):
                 return name if tdir == "." else f"{tdir}/{name}"
 
             out += [under(p) for p in task.backward_files]
-            out += [under(names.task_tag_file(task.task_hash)), under("error*")]
+            out += [names.task_tag_path(task.task_work_path, task.task_hash), under("error*")]
             out += [under(log) for log in (task.outlog, task.errlog) if log is not None]
         sub = self.cloud.submission
         out += list(sub.backward_common_files) if sub is not None else []

@@ -1,8 +1,12 @@
 """IBM Spectrum LSF: ``bsub`` / ``bjobs`` / ``bkill`` behind the Machine hooks.
 
 Everything here is pure. ``bsub`` reads the script from standard input (so that the
-``#BSUB`` lines are honoured); one ``bjobs id1 id2 ...`` reports every job; a job LSF
-no longer knows ("Job <N> is not found") has ended and is judged by its finish tag.
+``#BSUB`` lines are honoured); one ``bjobs -a -o 'jobid stat' -json id1 id2 ...``
+reports every job (LSF 10.1 and later; older versions, which have no ``-json``, are
+asked with the plain ``bjobs id1 id2 ...`` table, whose continuation lines, the further
+execution hosts of a job on several hosts, are skipped). A job LSF no longer knows
+("Job <N> is not found") has ended and is judged by its finish tag; a job the answer
+does not mention at all is *unknown* and polled again.
 
 State decisions (the ``bjobs`` manual lists the codes):
 
@@ -11,21 +15,24 @@ State decisions (the ``bjobs`` manual lists the codes):
   (suspended after starting) are *running*.
 - ``DONE`` and ``EXIT`` have ended, and so has ``ZOMBI`` (killed while its host was
   unreachable); the finish tag decides.
-- ``UNKWN`` (the master lost contact with the execution host) is *unknown*: it is
-  polled again, since the job usually carries on, and becomes an error only if it
-  lasts (``Timing.unknown_timeout``).
+- ``UNKWN`` (the master lost contact with the execution host) is *running*: LSF
+  keeps such jobs through host reboots and the job usually carries on (PSI/J makes
+  the same choice); it ends as ``DONE``/``EXIT`` or disappears like any other.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dpdispatcher._reconcile import split_tag_blocks, tag_loop
 from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_name, sh
 from dpdispatcher.base_context import CommandResult
-from dpdispatcher.errors import SchedulerError
-from dpdispatcher.machine import Machine
+from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import SchedulerError, StatusFormatError
+from dpdispatcher.machine import NOT_REPORTED, Machine
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
@@ -37,6 +44,7 @@ __all__ = [
     "LSF_STATES",
     "gone_job_ids",
     "gpu_line",
+    "parse_bjobs_json",
     "parse_bjobs_table",
     "parse_bsub_output",
 ]
@@ -55,7 +63,7 @@ LSF_STATES: tuple[tuple[str, str, JobStatus], ...] = (
     ("DONE", "finished with exit code 0", JobStatus.finished),
     ("EXIT", "finished with a non-zero exit code, or killed", JobStatus.terminated),
     ("ZOMBI", "killed while its host was unreachable", JobStatus.terminated),
-    ("UNKWN", "master lost contact with the execution host", JobStatus.unknown),
+    ("UNKWN", "master lost contact with the execution host; the job carries on", _R),
 )
 
 #: stderr wordings of "this job id is not known (any more)"
@@ -67,6 +75,9 @@ _NOTHING = ("No unfinished job found", "No job found", "No matching job found")
 _BSUB_ID = re.compile(r"Job <(\d+)> is submitted")
 _BJOBS_ROW = re.compile(r"^(\d+)(?:\[\d+\])?\s+\S+\s+([A-Z]+)(?:\s|$)")
 _BJOBS_HEADER = re.compile(r"^JOBID\s+USER\s+STAT\s")
+#: wordings of "bjobs does not know this option" (LSF before 10.1 has no ``-json``)
+_NO_SUCH_OPTION = ("llegal option", "nvalid option", "nknown option", "Usage:", "not supported")
+_ACTIVE_FIRST = {"RUN": 0, "SSUSP": 0, "USUSP": 0, "UNKWN": 0, "PROV": 1, "PEND": 1, "PSUSP": 1}
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -114,23 +125,65 @@ def parse_bsub_output(stdout: str) -> str:
 def parse_bjobs_table(stdout: str) -> dict[str, str]:
     """``bjobs`` rows as ``{job id: STAT}``; only the first three columns are read.
 
-    The header is skipped; any other line raises :class:`SchedulerError`.
+    The header and continuation lines (they start with blanks: further execution hosts
+    of a job on several hosts) are skipped; any other unexpected line is logged and
+    skipped.
 
     >>> parse_bjobs_table(
     ...     "JOBID   USER    STAT  QUEUE      FROM_HOST   EXEC_HOST   JOB_NAME   SUBMIT_TIME\\n"
     ...     "3       root    RUN   short      vm          4*vm        longjob    Nov 25 14:56\\n"
+    ...     "                                             4*vm2\\n"
     ...     "5       root    PEND  normal     vm                      *sleep 600 Nov 25 14:56\\n")
     {'3': 'RUN', '5': 'PEND'}
     """
     out: dict[str, str] = {}
     for line in stdout.splitlines():
-        if not line.strip() or _BJOBS_HEADER.match(line):
+        if not line.strip() or _BJOBS_HEADER.match(line) or line[:1].isspace():
             continue
         match = _BJOBS_ROW.match(line)
         if match is None:
-            raise SchedulerError(f"LSF: unexpected bjobs output line {line!r}")
+            dlog.warning("LSF: skipped an unexpected bjobs output line %r", line)
+            continue
         out.setdefault(match.group(1), match.group(2))
     return out
+
+
+def parse_bjobs_json(stdout: str) -> tuple[dict[str, str], set[str]]:
+    """``bjobs -o 'jobid stat' -json``: ``{job id: STAT}`` and the ids LSF does not know.
+
+    Records of one job (array elements) are combined: an active element wins. A record
+    with an ``ERROR`` (``Job <N> is not found``) names a job that has gone.
+    Raises :class:`StatusFormatError` when the text is not such a JSON document.
+
+    >>> parse_bjobs_json('{"COMMAND":"bjobs","JOBS":2,"RECORDS":['
+    ...     '{"JOBID":"7","STAT":"DONE"},{"JOBID":"9","ERROR":"Job <9> is not found"}]}')
+    ({'7': 'DONE'}, {'9'})
+    """
+    try:
+        data = json.loads(stdout)
+        records = data["RECORDS"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise StatusFormatError(f"LSF: bjobs did not answer in JSON ({err})") from err
+    states: dict[str, str] = {}
+    gone: set[str] = set()
+    for record in records if isinstance(records, list) else []:
+        if not isinstance(record, dict):
+            continue
+        if "ERROR" in record:
+            found, other = gone_job_ids(str(record["ERROR"]))
+            gone |= found
+            for text in other:
+                dlog.warning("LSF: bjobs reported %r", text)
+            continue
+        jid, stat = str(record.get("JOBID", "")), str(record.get("STAT", ""))
+        match = re.match(r"^(\d+)", jid)
+        if match is None or not stat:
+            dlog.warning("LSF: skipped an unexpected bjobs record %r", record)
+            continue
+        jid = match.group(1)
+        if jid not in states or _ACTIVE_FIRST.get(stat, 9) < _ACTIVE_FIRST.get(states[jid], 9):
+            states[jid] = stat
+    return states, gone
 
 
 def gone_job_ids(stderr: str) -> tuple[set[str], list[str]]:
@@ -263,28 +316,67 @@ class LSF(Machine):
 
     # -- scheduler hooks ------------------------------------------------------------
     def submit_command(self, job: Job, script: str) -> str:
-        """``bsub < <script>`` (bsub reads ``#BSUB`` lines only from standard input)."""
-        return f"bsub < {sh(script)}"
+        """``bsub [-J <submit tag>] < <script>`` (bsub reads ``#BSUB`` lines only from
+        standard input; the command line wins over them)."""
+        name = f"-J {sh(job.submit_tag)} " if job.submit_tag else ""
+        return f"bsub {name}< {sh(script)}"
+
+    def find_command(self, tags: Sequence[str]) -> str | None:
+        """``bjobs -a -J <tag>`` (the plain table: every LSF version has it) per tag."""
+        return tag_loop(tags, 'bjobs -a -J "$t"')
+
+    def parse_find_output(self, result: CommandResult, tags: Sequence[str]) -> dict[str, str]:
+        """The (newest) job id listed for each tag."""
+        out: dict[str, str] = {}
+        for tag, lines in split_tag_blocks(result.stdout).items():
+            ids = [m.group(1) for m in map(_BJOBS_ROW.match, lines) if m]
+            if ids:
+                out[tag] = max(ids, key=int)
+        return out
 
     def parse_submit_output(self, stdout: str) -> str:
         """The number in ``Job <N> is submitted ...``."""
         return parse_bsub_output(stdout)
 
+    status_formats = ("json", "text")
+
     def status_command(self, jobs: Sequence[Job]) -> str:
-        """One ``bjobs`` naming every job."""
-        return "bjobs " + " ".join(sh(job_id(job.job_id)) for job in jobs)
+        """One ``bjobs`` naming every job (JSON, or the plain table on old LSF)."""
+        ids = " ".join(sh(job_id(job.job_id)) for job in jobs)
+        if self.status_format == "json":
+            return f"bjobs -a -o 'jobid stat' -json {ids}"
+        return f"bjobs {ids}"
 
     def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
-        """STAT per job id; ids LSF no longer knows are left out (ended)."""
-        table = parse_bjobs_table(result.stdout)
+        """STAT per job id; ids LSF no longer knows are left out (ended).
+
+        A job the answer does not mention is reported as not known for certain.
+        """
         gone, unexplained = gone_job_ids(result.stderr)
-        if not result.ok and (unexplained or not gone):
+        if self.status_format == "json" and not result.stdout.lstrip().startswith("{"):
+            text = result.stderr + result.stdout
+            if any(word in text for word in _NO_SUCH_OPTION):
+                raise StatusFormatError(f"LSF: bjobs has no JSON output: {text.strip()[:200]}")
+        if self.status_format == "json" and result.stdout.strip():
+            table, gone_json = parse_bjobs_json(result.stdout)
+            gone |= gone_json
+        else:
+            table = parse_bjobs_table(result.stdout)
+        if not result.ok and not table and not gone:
             raise SchedulerError(
                 f"{type(self).__name__}: {self.status_command(jobs).split()[0]} failed "
                 f"(exit code {result.exit_code}): "
                 + ("; ".join(unexplained) or "no message")
             )
-        return {job.job_id: table[job.job_id] for job in jobs if job.job_id in table}
+        for text in unexplained:
+            dlog.warning("LSF: bjobs said %r", text)
+        out: dict[str, str] = {}
+        for job in jobs:
+            if job.job_id in table:
+                out[job.job_id] = table[job.job_id]
+            elif job.job_id not in gone and "" not in gone:
+                out[job.job_id] = NOT_REPORTED
+        return out
 
     def kill_command(self, job_id: str) -> str:
         """``bkill <id>``."""

@@ -1,10 +1,12 @@
 """PBS Professional / OpenPBS and Torque: ``qsub`` / ``qstat`` / ``qdel`` behind the hooks.
 
 Everything here is pure: header lines, commands, parsers and the state tables. PBS
-Pro is asked with ``qstat -x`` (its job history shows finished jobs as ``F``); Torque
-has no history (its ``-x`` means XML) and keeps completed jobs as ``C`` for a while.
-A job neither tool knows any more ("Unknown Job Id", "Job has finished") has ended
-and is judged by its finish tag.
+Pro is asked with ``qstat -f -F json -x`` (its job history shows finished jobs as
+``F``); versions without JSON output get the plain ``qstat -x`` table. Torque has no
+history (its ``-x`` means XML: ``qstat -x`` is what Torque is asked) and keeps
+completed jobs as ``C`` for a while. A job neither tool knows any more ("Unknown Job
+Id", "Job has finished") has ended and is judged by its finish tag; a job the answer
+does not mention at all is *unknown* and polled again.
 
 State decisions (the tools' manuals list the codes; what they mean for us):
 
@@ -19,14 +21,18 @@ State decisions (the tools' manuals list the codes; what they mean for us):
 
 from __future__ import annotations
 
+import json
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from dpdispatcher._reconcile import split_tag_blocks, tag_loop
 from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_name, sh
 from dpdispatcher.base_context import CommandResult
-from dpdispatcher.errors import SchedulerError
-from dpdispatcher.machine import Machine
+from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import SchedulerError, StatusFormatError
+from dpdispatcher.machine import NOT_REPORTED, Machine
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
@@ -38,7 +44,9 @@ __all__ = [
     "TORQUE_STATES",
     "Torque",
     "gone_job_ids",
+    "parse_qstat_json",
     "parse_qstat_table",
+    "parse_qstat_xml",
     "parse_qsub_output",
     "sequence_number",
 ]
@@ -87,6 +95,9 @@ _QSUB_ID = re.compile(r"^\d+(?:\[\d*\])?(?:\.[A-Za-z0-9_.-]+)?$")
 _QSTAT_ROW = re.compile(r"^(\d\S*)\s.*\s([A-Z])\s+(\S+)\s*$")
 _QSTAT_HEADER = re.compile(r"^Job [Ii][Dd]\s+Name\s+User\s|^-{5,}[- ]*$")
 
+#: wordings of "qstat does not know this option" (PBS Pro before JSON output)
+_NO_SUCH_OPTION = ("invalid option", "illegal option", "usage:")
+
 #: transient "server not reachable" wordings (PBS Pro and Torque)
 _TRANSIENT = (
     "cannot connect to server",
@@ -124,8 +135,7 @@ def sequence_number(pbs_id: str) -> str:
 def parse_qstat_table(stdout: str) -> dict[str, str]:
     """``qstat`` (default format) rows as ``{sequence number: state letter}``.
 
-    Header and dash lines are skipped; any other line raises :class:`SchedulerError`
-    (another output format is refused rather than guessed at).
+    Header and dash lines are skipped; any other unexpected line is logged and skipped.
 
     >>> parse_qstat_table(
     ...     "Job id            Name             User              Time Use S Queue\\n"
@@ -139,8 +149,60 @@ def parse_qstat_table(stdout: str) -> dict[str, str]:
             continue
         match = _QSTAT_ROW.match(line)
         if match is None:
-            raise SchedulerError(f"PBS: unexpected qstat output line {line!r}")
+            dlog.warning("PBS: skipped an unexpected qstat output line %r", line)
+            continue
         out[sequence_number(match.group(1))] = match.group(2)
+    return out
+
+
+def parse_qstat_json(stdout: str) -> dict[str, str]:
+    """PBS Pro ``qstat -f -F json`` as ``{sequence number: job_state}``.
+
+    A document without ``Jobs`` (no job matched) is empty. Raises
+    :class:`StatusFormatError` when the text is not such a JSON document.
+
+    >>> parse_qstat_json('{"pbs_version":"20.0.1","Jobs":{"1008.qot-calc0":'
+    ...                  '{"Job_Name":"ntest","job_state":"R"}}}')
+    {'1008': 'R'}
+    """
+    try:
+        data = json.loads(stdout)
+        jobs = data.get("Jobs", {})
+    except (ValueError, AttributeError) as err:
+        raise StatusFormatError(f"PBS: qstat did not answer in JSON ({err})") from err
+    out: dict[str, str] = {}
+    for jid, attrs in jobs.items() if isinstance(jobs, dict) else []:
+        state = attrs.get("job_state") if isinstance(attrs, dict) else None
+        if not isinstance(state, str) or not state:
+            dlog.warning("PBS: skipped a qstat record without job_state: %r", jid)
+            continue
+        out[sequence_number(str(jid))] = state
+    return out
+
+
+def parse_qstat_xml(stdout: str) -> dict[str, str]:
+    """Torque ``qstat -x`` (XML) as ``{sequence number: job_state}``.
+
+    Raises :class:`StatusFormatError` when the text is not such an XML document.
+
+    >>> parse_qstat_xml('<?xml version="1.0"?>\\n<Data><Job><Job_Id>72.c0</Job_Id>'
+    ...                 '<job_state>R</job_state></Job></Data>')
+    {'72': 'R'}
+    """
+    text = stdout.strip()
+    if not text:
+        return {}
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as err:
+        raise StatusFormatError(f"Torque: qstat -x did not answer in XML ({err})") from err
+    out: dict[str, str] = {}
+    for job in root.iter("Job"):
+        jid, state = job.findtext("Job_Id"), job.findtext("job_state")
+        if not jid or not state:
+            dlog.warning("Torque: skipped a qstat -x record without Job_Id/job_state")
+            continue
+        out[sequence_number(jid.strip())] = state.strip()
     return out
 
 
@@ -185,8 +247,9 @@ class PBS(Machine):
     transient_patterns = _TRANSIENT
     #: longest job name written (the original's; old Torque accepts no more)
     job_name_max = 15
-    #: options of ``qstat`` (PBS Pro: ``-x`` includes finished jobs from the history)
+    #: options of the text ``qstat`` (PBS Pro: ``-x`` includes finished jobs from the history)
     qstat_options = "-x "
+    status_formats = ("json", "text")
 
     @classmethod
     def resources_subfields(cls) -> list[Any]:
@@ -215,33 +278,78 @@ class PBS(Machine):
         return lines
 
     # -- scheduler hooks ------------------------------------------------------------
+    def scheduler_name(self, job: Job) -> str:
+        """The job name given to ``qsub -N``: the submit tag, else the name of a single
+        named task, else ``dp-<job hash[:8]>`` (PBS Pro 11-13 would otherwise derive a
+        name from the script's file name, which starts with a dot, and refuse it)."""
+        given = job.submit_tag or job.single_task_name()
+        return scheduler_job_name(given, job.job_hash, self.job_name_max, letter_first=True)
+
     def submit_command(self, job: Job, script: str) -> str:
-        """``qsub <script>``."""
-        return f"qsub {sh(script)}"
+        """``qsub -N <name> <script>``."""
+        return f"qsub -N {sh(self.scheduler_name(job))} {sh(script)}"
+
+    def find_command(self, tags: Sequence[str]) -> str | None:
+        """``qselect -N <tag>`` for each tag (PBS Pro: ``-x`` adds finished jobs)."""
+        history = "-x " if self.qstat_options.strip() == "-x" else ""
+        return tag_loop(tags, f'qselect {history}-N "$t"')
+
+    def parse_find_output(self, result: CommandResult, tags: Sequence[str]) -> dict[str, str]:
+        """The (newest) job id ``qselect`` printed for each tag."""
+        out: dict[str, str] = {}
+        for tag, lines in split_tag_blocks(result.stdout).items():
+            ids = [line.split()[0] for line in lines if _QSUB_ID.match(line.split()[0])]
+            if ids:
+                out[tag] = max(ids, key=lambda jid: int(re.sub(r"\D.*", "", jid) or 0))
+        return out
 
     def parse_submit_output(self, stdout: str) -> str:
         """The job id (``seq.server``) qsub printed."""
         return parse_qsub_output(stdout)
 
     def status_command(self, jobs: Sequence[Job]) -> str:
-        """One ``qstat`` naming every job."""
+        """One ``qstat`` naming every job, in :attr:`status_format`."""
         ids = " ".join(sh(job_id(job.job_id)) for job in jobs)
-        return f"qstat {self.qstat_options}{ids}"
+        option = {"json": "-f -F json -x ", "xml": "-x "}.get(self.status_format, "")
+        return f"qstat {option or self.qstat_options}{ids}"
+
+    def _parse_table(self, result: CommandResult) -> dict[str, str]:
+        """The answer's states by sequence number, in the format asked for."""
+        stdout = result.stdout
+        if self.status_format == "text" or not stdout.strip():
+            if self.status_format != "text":
+                text = (result.stderr + stdout).lower()
+                if any(word in text for word in _NO_SUCH_OPTION):
+                    raise StatusFormatError(
+                        f"{type(self).__name__}: qstat has no {self.status_format} output: "
+                        f"{result.stderr.strip()[:200]}"
+                    )
+            return parse_qstat_table(stdout)
+        if self.status_format == "json":
+            return parse_qstat_json(stdout)
+        return parse_qstat_xml(stdout)
 
     def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
-        """State letter per job id; ids the server no longer knows are left out (ended)."""
-        table = parse_qstat_table(result.stdout)
+        """State letter per job id; ids the server no longer knows are left out (ended).
+
+        A job the answer does not mention at all is reported as not known for certain.
+        """
+        table = self._parse_table(result)
         gone, unexplained = gone_job_ids(result.stderr)
-        if not result.ok and (unexplained or not gone):
+        if not result.ok and not table and not gone:
             raise SchedulerError(
                 f"{type(self).__name__}: qstat failed (exit code {result.exit_code}): "
                 + ("; ".join(unexplained) or "no message")
             )
+        for text in unexplained:
+            dlog.warning("%s: qstat said %r", type(self).__name__, text)
         out: dict[str, str] = {}
         for job in jobs:
-            state = table.get(sequence_number(job.job_id))
-            if state is not None:
-                out[job.job_id] = state
+            seq = sequence_number(job.job_id)
+            if seq in table:
+                out[job.job_id] = table[seq]
+            elif seq not in gone:
+                out[job.job_id] = NOT_REPORTED
         return out
 
     def kill_command(self, job_id: str) -> str:
@@ -267,6 +375,7 @@ class Torque(PBS):
     state_map = {code: status for code, _, status in TORQUE_STATES}
     #: Torque's ``-x`` means XML; completed jobs are listed as ``C`` anyway
     qstat_options = ""
+    status_formats = ("xml", "text")
 
     def resource_line(self, job: Job) -> str:
         """``#PBS -l nodes=N:ppn=C[:gpus=G]``."""

@@ -1,8 +1,10 @@
 """(Son of) Grid Engine: ``qsub`` / ``qstat`` / ``qdel`` behind the Machine hooks.
 
-``qstat`` cannot be asked about given job ids in its table format, so one plain
-``qstat`` lists all of the user's unfinished jobs and a job not listed has ended (it
-is judged by its finish tag). Grid Engine shows a job's state as a combination of
+``qstat`` cannot be asked about given job ids, so one ``qstat -xml -u <user>`` lists
+all of the user's unfinished jobs (the plain table is the fallback) and a job not
+listed has ended (it is judged by its finish tag). Each job is submitted with its
+submit tag as its name (``qsub -N``), so that a submission whose answer was lost is
+found again in the same listing. Grid Engine shows a job's state as a combination of
 letters (``qw``, ``hqw``, ``Eqw``, ``dr``, ``Rr`` ...); the table below has every
 combination the ``qstat(1)`` manual lists, and :func:`sge_state_by_letters`
 classifies any other combination by its letters.
@@ -10,9 +12,9 @@ classifies any other combination by its letters.
 State decisions:
 
 - ``E`` (error: ``Eqw``, ``Ehqw``) is *terminated*: the job will never run unless an
-  administrator clears it, so it is judged by its tag (none) and resubmitted; the
-  stuck job is deleted (``qdel``) as soon as it is judged so, and its ``error reason``
-  is logged (``qstat -j``).
+  administrator clears it, so it is judged by its tag (none) and resubmitted. The
+  submission then runs :meth:`SGE.settle_terminated`, an explicit step that deletes
+  the stuck job (``qdel``) and logs its ``error reason`` (``qstat -j``).
 - ``d`` (deletion requested: ``dr``, ``dt`` ...) is *terminated*: Grid Engine kills
   the job's processes at once and the row only lingers until the execution daemon
   confirms, which never happens when that daemon is gone; waiting for it would hang
@@ -23,13 +25,14 @@ State decisions:
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_name, sh
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.dlog import dlog
-from dpdispatcher.errors import SchedulerError
+from dpdispatcher.errors import SchedulerError, StatusFormatError
 from dpdispatcher.machine import Machine
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -41,6 +44,7 @@ __all__ = [
     "SGE_STATES",
     "parse_error_reasons",
     "parse_qstat_table",
+    "parse_qstat_xml",
     "parse_qsub_output",
     "sge_state_by_letters",
 ]
@@ -135,7 +139,7 @@ def sge_state_by_letters(code: str) -> JobStatus | None:
 def parse_qstat_table(stdout: str) -> dict[str, list[str]]:
     """``qstat`` rows as ``{job id: [state of each row]}`` (array tasks share an id).
 
-    Header and dash lines are skipped; any other line raises :class:`SchedulerError`.
+    Header and dash lines are skipped; any other unexpected line is logged and skipped.
 
     >>> parse_qstat_table(
     ...     "job-ID  prior   name       user         state submit/start at     queue\\n"
@@ -150,9 +154,34 @@ def parse_qstat_table(stdout: str) -> dict[str, list[str]]:
             continue
         match = _QSTAT_ROW.match(line)
         if match is None:
-            raise SchedulerError(f"SGE: unexpected qstat output line {line!r}")
+            dlog.warning("SGE: skipped an unexpected qstat output line %r", line)
+            continue
         out.setdefault(match.group(1), []).append(match.group(2))
     return out
+
+
+def parse_qstat_xml(stdout: str) -> list[tuple[str, str, str]]:
+    """``qstat -xml`` as ``(job number, job name, state)`` rows (one per array-task row).
+
+    Raises :class:`StatusFormatError` when the text is not such an XML document.
+
+    >>> parse_qstat_xml("<job_info><queue_info><job_list state='running'>"
+    ...                 "<JB_job_number>14</JB_job_number><JB_name>longjob</JB_name>"
+    ...                 "<state>r</state></job_list></queue_info></job_info>")
+    [('14', 'longjob', 'r')]
+    """
+    try:
+        root = ET.fromstring(stdout.strip())
+    except ET.ParseError as err:
+        raise StatusFormatError(f"SGE: qstat -xml did not answer in XML ({err})") from err
+    rows = []
+    for entry in root.iter("job_list"):
+        number, state = entry.findtext("JB_job_number"), entry.findtext("state")
+        if not number or not state:
+            dlog.warning("SGE: skipped a qstat -xml entry without job number or state")
+            continue
+        rows.append((number.strip(), (entry.findtext("JB_name") or "").strip(), state.strip()))
+    return rows
 
 
 def parse_error_reasons(stdout: str) -> dict[str, str]:
@@ -204,10 +233,6 @@ class SGE(Machine):
         "can't unpack gdi request",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._cleared: set[str] = set()
-
     @classmethod
     def resources_subfields(cls) -> list[Any]:
         """``pe_name`` (alias ``sge_pe_name``) and ``job_name``."""
@@ -258,9 +283,12 @@ class SGE(Machine):
         return lines
 
     # -- scheduler hooks ------------------------------------------------------------
+    status_formats = ("xml", "text")
+
     def submit_command(self, job: Job, script: str) -> str:
-        """``qsub <script>``."""
-        return f"qsub {sh(script)}"
+        """``qsub [-N <submit tag>] <script>``."""
+        name = f"-N {sh(job.submit_tag)} " if job.submit_tag else ""
+        return f"qsub {name}{sh(script)}"
 
     def parse_submit_output(self, stdout: str) -> str:
         """The number in ``Your job N (...) has been submitted``."""
@@ -270,17 +298,36 @@ class SGE(Machine):
         """One ``qstat`` for all of the user's jobs (the ids are only validated)."""
         for job in jobs:
             job_id(job.job_id)
-        return 'qstat -u "$(id -un)"'
+        xml = "-xml " if self.status_format == "xml" else ""
+        return f'qstat {xml}-u "$(id -un)"'
 
-    def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
-        """State per job id; a job not listed has left Grid Engine (ended)."""
+    def _rows(self, result: CommandResult) -> list[tuple[str, str, str]]:
         if not result.ok:
             raise SchedulerError(
                 f"SGE: qstat failed (exit code {result.exit_code}): "
                 f"{(result.stderr or result.stdout).strip()}"
             )
+        if self.status_format == "xml":
+            return parse_qstat_xml(result.stdout)
         table = parse_qstat_table(result.stdout)
+        return [(jid, "", code) for jid, codes in table.items() for code in codes]
+
+    def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
+        """State per job id; a job not listed has left Grid Engine (ended)."""
+        table: dict[str, list[str]] = {}
+        for jid, _, code in self._rows(result):
+            table.setdefault(jid, []).append(code)
         return {job.job_id: self._combine(table[job.job_id]) for job in jobs if job.job_id in table}
+
+    def find_command(self, tags: Sequence[str]) -> str | None:
+        """The user's jobs with their names (``qstat -xml``)."""
+        return 'qstat -xml -u "$(id -un)"'
+
+    def parse_find_output(self, result: CommandResult, tags: Sequence[str]) -> dict[str, str]:
+        """The job number whose name is each tag."""
+        wanted = set(tags)
+        rows = parse_qstat_xml(result.stdout) if result.ok else self._rows(result)
+        return {name: jid for jid, name, _ in rows if name in wanted}
 
     def kill_command(self, job_id: str) -> str:
         """``qdel <id>``."""
@@ -304,30 +351,25 @@ class SGE(Machine):
         return min(codes, key=rank)
 
     # -- jobs judged terminated ----------------------------------------------------
-    def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
-        """As :meth:`Machine.check_status_many`; newly terminated jobs are cleared up.
+    def settle_terminated(self, jobs: Sequence[Job]) -> None:
+        """Delete jobs just judged terminated that may still sit in the queue.
 
-        A job judged terminated may still sit in the queue (``Eqw``, a lingering
-        ``dr``): it is deleted so that it cannot run later beside its resubmission,
-        and the ``error reason`` Grid Engine gives is logged.
+        An ``Eqw`` job or a lingering ``dr`` row could otherwise run later beside its
+        resubmission. One command: ``qstat -j`` (for the error reasons), then ``qdel``;
+        each deletion is logged with the reason Grid Engine gives.
         """
-        states = super().check_status_many(jobs)
-        ended = [
-            job
-            for job in jobs
-            if states.get(job.job_hash) == JobStatus.terminated and job.job_id not in self._cleared
-        ]
-        if ended:
-            self._clear_terminated(ended)
-        return states
-
-    def _clear_terminated(self, jobs: Sequence[Job]) -> None:
-        """One command: ``qstat -j`` (for the error reasons), then ``qdel`` of each job."""
-        self._cleared.update(job.job_id for job in jobs)
-        ids = [sh(job_id(job.job_id)) for job in jobs]
+        ids = [sh(job_id(job.job_id)) for job in jobs if job.job_id]
+        if not ids:
+            return
         result = self.context.run(
             f"qstat -j {','.join(ids)} 2>/dev/null; qdel {' '.join(ids)} >/dev/null 2>&1; true",
             idempotent=True,
         )
-        for jid, reason in parse_error_reasons(result.stdout).items():
-            dlog.warning("SGE job %s was in error state (deleted): %s", jid, reason)
+        reasons = parse_error_reasons(result.stdout)
+        for job in jobs:
+            dlog.warning(
+                "SGE job %s was judged terminated: deleted from the queue so that it cannot "
+                "run beside its resubmission (%s)",
+                job.job_id,
+                reasons.get(job.job_id, "no error reason given"),
+            )

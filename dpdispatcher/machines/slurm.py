@@ -1,13 +1,15 @@
 """Slurm and SlurmJobArray: ``sbatch`` / ``squeue`` / ``scancel`` behind the Machine hooks.
 
-Everything here is pure (header lines, commands, parsers, the state table) except the
-few methods that ask the context which task tags exist (job arrays) and the optional
-``sacct`` look-up that explains why a job ended without its finish tag.
+Everything here is pure (header lines, commands, parsers, the state table) except two
+explicit steps the submission runs: :meth:`SlurmJobArray.prepare_submit` asks the
+context, in one query, which task tags exist before a resubmission, and
+:meth:`Slurm.settle_terminated` asks ``sacct`` why a job ended without its finish tag.
+Each job carries its submit tag in ``--comment``, so that a submission whose outcome
+was lost (``sbatch`` timed out after slurmctld queued the job) is found again.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,7 @@ __all__ = [
     "element_tasks",
     "format_indices",
     "parse_sbatch_output",
+    "parse_squeue_comments",
     "parse_squeue_output",
 ]
 
@@ -100,8 +103,7 @@ def parse_squeue_output(stdout: str) -> dict[str, list[str]]:
     """``squeue --format='%i %t'`` lines as ``{job id: [state code of each line]}``.
 
     Array elements and heterogeneous components are gathered under their job's id.
-    Any other line (another format) raises :class:`SchedulerError` rather than being
-    guessed at.
+    Any other line is logged and skipped rather than guessed at.
     """
     out: dict[str, list[str]] = {}
     for line in stdout.splitlines():
@@ -109,8 +111,24 @@ def parse_squeue_output(stdout: str) -> dict[str, list[str]]:
             continue
         match = _SQUEUE_LINE.match(line.strip())
         if match is None:
-            raise SchedulerError(f"Slurm: unexpected squeue output line {line!r}")
+            dlog.warning("Slurm: skipped an unexpected squeue output line %r", line)
+            continue
         out.setdefault(match.group(1), []).append(match.group(2))
+    return out
+
+
+def parse_squeue_comments(stdout: str, tags: Sequence[str]) -> dict[str, str]:
+    """``squeue --format='%i|%k'`` lines: the job id of each wanted tag (the comment).
+
+    >>> parse_squeue_comments("7|(null)\\n9_[1-3]|dpdabc\\n", ["dpdabc", "dpdxyz"])
+    {'dpdabc': '9'}
+    """
+    wanted = set(tags)
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        jid, sep, comment = line.strip().partition("|")
+        if sep and comment.strip() in wanted and re.match(r"^\d", jid):
+            out.setdefault(comment.strip(), base_job_id(jid))
     return out
 
 
@@ -173,8 +191,8 @@ def array_indices(spec: str) -> list[int]:
 
 
 def task_tag_path(task: Task) -> str:
-    """The task tag, relative to the job root."""
-    return os.path.join(task.task_work_path, names.task_tag_file(task.task_hash))
+    """The task tag of ``task``, relative to the job root (:func:`names.task_tag_path`)."""
+    return names.task_tag_path(task.task_work_path, task.task_hash)
 
 
 # --------------------------------------------------------------------------- Slurm
@@ -263,8 +281,24 @@ class Slurm(Machine):
 
     # -- scheduler hooks ------------------------------------------------------------
     def submit_command(self, job: Job, script: str) -> str:
-        """``sbatch --parsable <script>``."""
-        return f"sbatch --parsable {sh(script)}"
+        """``sbatch --parsable [--comment=<submit tag>] <script>``."""
+        return f"sbatch --parsable{self._comment(job)} {sh(script)}"
+
+    @staticmethod
+    def _comment(job: Job) -> str:
+        return f" --comment={sh(job.submit_tag)}" if job.submit_tag else ""
+
+    def find_command(self, tags: Sequence[str]) -> str | None:
+        """The user's jobs, recent ones included, with their comments."""
+        return "squeue --noheader --states=all --user=\"$(id -un)\" --format='%i|%k'"
+
+    def parse_find_output(self, result: CommandResult, tags: Sequence[str]) -> dict[str, str]:
+        """The job id whose comment is each tag."""
+        if not result.ok:
+            raise SchedulerError(
+                f"Slurm: squeue failed (exit code {result.exit_code}): {result.stderr.strip()}"
+            )
+        return parse_squeue_comments(result.stdout, tags)
 
     def parse_submit_output(self, stdout: str) -> str:
         """The text before ``;`` in sbatch's answer."""
@@ -296,21 +330,12 @@ class Slurm(Machine):
         return f"scancel {sh(job_id)}"
 
     # -- why did a job end without its tag? -----------------------------------------
-    def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
-        """As :meth:`Machine.check_status_many`; logs how newly terminated jobs ended."""
-        states = super().check_status_many(jobs)
-        ended = [
-            job
-            for job in jobs
-            if states.get(job.job_hash) == JobStatus.terminated
-            and job.job_id not in self._explained
-        ]
-        if ended:
-            self._explain_terminated(ended)
-        return states
-
-    def _explain_terminated(self, jobs: Sequence[Job]) -> None:
-        """Ask ``sacct`` (once per job, never again once accounting is known off)."""
+    def settle_terminated(self, jobs: Sequence[Job]) -> None:
+        """Log why each job ended without its tag: one ``sacct`` (never again once
+        accounting is known to be off)."""
+        jobs = [job for job in jobs if job.job_id and job.job_id not in self._explained]
+        if not jobs:
+            return
         self._explained.update(job.job_id for job in jobs)
         if self._accounting is False:
             return
@@ -337,6 +362,11 @@ class SlurmJobArray(Slurm):
     The ``.run`` body dispatches on ``$SLURM_ARRAY_TASK_ID``. The job has finished when
     every task tag exists; a resubmission lists only the elements with unfinished tasks.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: unfinished elements of the jobs about to be resubmitted (prepare_submit)
+        self._pending: dict[str, list[int]] = {}
 
     @classmethod
     def resources_subfields(cls) -> list[Any]:
@@ -368,9 +398,10 @@ class SlurmJobArray(Slurm):
         return element_tasks(job.job_task_list, self.job_size(job.resources))
 
     def header_lines(self, job: Job) -> list[str]:
-        """The Slurm header plus ``#SBATCH --array=0-M``."""
+        """The Slurm header plus ``#SBATCH --array=0-M`` (``0-0`` for one element, as the
+        original writes it)."""
         last = len(self.elements(job)) - 1
-        return [*super().header_lines(job), f"#SBATCH --array={format_indices(range(last + 1))}"]
+        return [*super().header_lines(job), f"#SBATCH --array=0-{last}"]
 
     def gen_run_body(self, job: Job) -> str:
         """``case $SLURM_ARRAY_TASK_ID`` with one branch per element."""
@@ -384,26 +415,37 @@ class SlurmJobArray(Slurm):
         """Every task tag: an array job has finished when all its tasks have."""
         return [task_tag_path(task) for task in job.job_task_list]
 
-    def unfinished_elements(self, job: Job) -> list[int]:
-        """Indices of the elements with a task whose tag is missing (one file check)."""
-        elements = self.elements(job)
-        done = self.context.files_exist([task_tag_path(t) for t in job.job_task_list])
+    def unfinished_elements(self, job: Job, done: set[str]) -> list[int]:
+        """Indices of the elements with a task whose tag is not in ``done``."""
         return [
             i
-            for i, tasks in enumerate(elements)
+            for i, tasks in enumerate(self.elements(job))
             if any(task_tag_path(t) not in done for t in tasks)
         ]
 
-    def submit_command(self, job: Job, script: str) -> str:
-        """``sbatch --parsable [--array=<unfinished>] <script>``.
+    def prepare_submit(self, jobs: Sequence[Job]) -> None:
+        """Before resubmitting, learn which elements are unfinished (one file check)."""
+        again = [job for job in jobs if job.job_id or job.fail_count]
+        self._pending = {}
+        if not again:
+            return
+        done = self.context.files_exist(
+            [task_tag_path(t) for job in again for t in job.job_task_list]
+        )
+        for job in again:
+            self._pending[job.job_hash] = self.unfinished_elements(job, done)
 
-        A job submitted before (a resubmission) lists only its unfinished elements; the
-        first submission uses the header's full range and costs no file check.
+    def submit_command(self, job: Job, script: str) -> str:
+        """``sbatch --parsable [--comment=<tag>] [--array=<unfinished>] <script>``.
+
+        A job submitted before (a resubmission) lists only its unfinished elements, as
+        found by :meth:`prepare_submit`; the first submission uses the header's range.
         """
-        if not job.job_id and job.fail_count == 0:
+        pending = self._pending.get(job.job_hash)
+        if pending is None:
             return super().submit_command(job, script)
-        pending = self.unfinished_elements(job) or list(range(len(self.elements(job))))
-        return f"sbatch --parsable --array={format_indices(pending)} {sh(script)}"
+        indices = format_indices(pending or range(len(self.elements(job))))
+        return f"sbatch --parsable{self._comment(job)} --array={indices} {sh(script)}"
 
 
 def render_array_body(

@@ -11,17 +11,19 @@ Checks:
 - a queue name or a task name carrying a newline cannot inject a header line
   (refused with ConfigurationError, or neutralised);
 - a hostile job id never reaches the status command as more than one shell word;
-- recorded outputs (``<tool>_<case>.{rc,stdout,stderr}``): every successful submit output
-  yields a plain job id (a case named ``*_rc0`` is a refusal the tool reports with exit
-  code 0, and must be refused with SchedulerError); every status output parses to states
-  the batch type maps, is a recognised transient error, or is refused with a
-  SchedulerError (never a guess);
+- recorded real outputs (``<tool>_<case>.{rc,stdout,stderr}``, optionally ``.expect``):
+  every successful submit output yields a plain job id (a case named ``*_rc0`` is a
+  refusal the tool reports with exit code 0, and must be refused with SchedulerError);
+  every successful status output parses (a parser refusing real output fails), to the
+  states an ``.expect`` file records from the source; a failed status command is a
+  recognised transient error or an error report (never a guess);
 - the ``resources.kwargs`` schema (``resources_subfields()``) round-trips through
   Resources and the dargs documentation.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -36,7 +38,13 @@ from dpdispatcher import Job, Machine, Resources, Task
 from dpdispatcher._script import quoting
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.contexts.local_context import LocalContext
-from dpdispatcher.errors import ConfigurationError, DPDispatcherError, SchedulerError
+from dpdispatcher.errors import (
+    ConfigurationError,
+    DPDispatcherError,
+    SchedulerError,
+    StatusFormatError,
+)
+from dpdispatcher.machine import NOT_REPORTED
 
 FIXTURE_ROOT = Path(__file__).parent.parent / "fixtures" / "scheduler_output"
 BATCH_TYPES = sorted(Machine.canonical_classes())
@@ -141,6 +149,8 @@ def test_hostile_job_id_stays_one_word_or_is_refused(name: str, tmp_path: Path) 
 
 # ------------------------------------------------------------------ recorded outputs
 def _fixtures() -> list[tuple[str, str]]:
+    """Every ``<case>.rc`` directly in a batch type's folder (``from_fake/`` is left out:
+    outputs of our own fakes are no evidence of the real tools)."""
     pairs = []
     for name in BATCH_TYPES:
         folder = FIXTURE_ROOT / name.lower()
@@ -160,6 +170,13 @@ def _load(name: str, case: str) -> CommandResult:
     )
 
 
+def _expectation(name: str, case: str) -> dict[str, Any] | None:
+    """``{"format": ..., "states": {job id: raw state | "unknown" | "gone"}}`` written by
+    hand from the fixture's source, if any."""
+    path = FIXTURE_ROOT / name.lower() / f"{case}.expect"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def _tool(cmd: str) -> str:
     return Path(shlex.split(cmd)[0]).name
 
@@ -169,8 +186,21 @@ def _ids(result: CommandResult) -> list[str]:
     return list(dict.fromkeys(ids))[:50] or ["1"]
 
 
+def _parse(machine: Machine, result: CommandResult, jobs: list[Job]) -> dict[str, str]:
+    """Parse as the machine does in production: the next format when one is refused."""
+    while True:
+        try:
+            return machine.parse_status_output(result, jobs)
+        except StatusFormatError:
+            if not machine._fall_back(StatusFormatError("contract")):
+                raise
+
+
 @pytest.mark.parametrize(("name", "case"), _fixtures())
 def test_recorded_output_parses(name: str, case: str, tmp_path: Path) -> None:
+    """Real successful status output must parse (a refusal fails the test), to the states
+    its source shows where an ``.expect`` file records them; failed commands are
+    recognised as transient or reported as errors (the jobs then stay unknown)."""
     machine = make_machine(name, tmp_path)
     result = _load(name, case)
     tool = case.split("_", 1)[0]
@@ -194,17 +224,40 @@ def test_recorded_output_parses(name: str, case: str, tmp_path: Path) -> None:
         return  # another tool (kill, accounting ...): nothing to parse
     if not result.ok and machine.is_transient(result):
         return
+    expect = _expectation(name, case)
+    if expect is not None:
+        machine._format_index = machine.status_formats.index(expect["format"])
     jobs = []
-    for jid in _ids(result):
-        job = make_job(1, None, cpu_per_node=int(jid) % 7 + 1)  # distinct hashes
+    for jid in list(expect["states"]) if expect else _ids(result):
+        job = make_job(1, None, cpu_per_node=len(jobs) % 7 + 1, queue_name=jid)  # distinct
         job.job_id = jid
         jobs.append(job)
     try:
-        raw = machine.parse_status_output(result, jobs)
-    except SchedulerError:
-        return  # a deliberate refusal (e.g. another output format) is not a guess
+        raw = _parse(machine, result, jobs)
+    except SchedulerError as err:
+        if result.ok or expect is not None:
+            pytest.fail(f"{name}/{case}: the parser rejected real output: {err}")
+        return  # a failed command reported as an error: the jobs stay unknown
     unmapped = {code for code in raw.values() if code not in machine.state_map}
-    assert not unmapped, f"{name}/{case}: unmapped states {unmapped}"
+    assert unmapped <= {NOT_REPORTED}, f"{name}/{case}: unmapped states {unmapped}"
+    if expect is not None:
+        wanted = {
+            jid: {"unknown": NOT_REPORTED}.get(state, state)
+            for jid, state in expect["states"].items()
+            if state != "gone"
+        }
+        assert raw == wanted, f"{name}/{case}: read {raw}, the source shows {wanted}"
+
+
+def test_every_batch_type_with_status_commands_has_real_fixtures() -> None:
+    """PBS, Torque, LSF, SGE and Slurm are judged on real outputs (not only fakes')."""
+    for name in ("PBS", "Torque", "LSF", "SGE", "Slurm"):
+        if name not in BATCH_TYPES:
+            continue
+        real = [case for n, case in _fixtures() if n == name]
+        assert real, f"{name}: no real fixture in {FIXTURE_ROOT / name.lower()}"
+        expected = list((FIXTURE_ROOT / name.lower()).glob("*.expect"))
+        assert expected or name == "Slurm", f"{name}: no .expect file pins a parsed state"
 
 
 # ------------------------------------------------------------------ schema

@@ -1095,10 +1095,66 @@ def torque_xml(jobs: list[Job]) -> str:
     return "".join(parts)
 
 
+def pbs_json(jobs: list[Job]) -> str:
+    """PBS Pro ``qstat -f -F json``: the ``Jobs`` key is absent when no job matched (as
+    on NCI Gadi, see the real fixtures)."""
+    doc: dict[str, Any] = {
+        "timestamp": int(time.time()),
+        "pbs_version": "19.1.3",
+        "pbs_server": SERVER["pbs"],
+    }
+    if jobs:
+        doc["Jobs"] = {}
+        for job in jobs:
+            attrs: dict[str, Any] = {
+                "Job_Name": job["name"],
+                "Job_Owner": "{}@{}".format(job["user"], job["host"]),
+                "job_state": pbs_state_letter("pbs", job),
+                "queue": job["queue"],
+                "server": SERVER["pbs"],
+            }
+            es = pbs_exit_status(job) if job["state"] == "finished" else None
+            if es is not None:
+                attrs["Exit_status"] = es
+            doc["Jobs"][pbs_full_id("pbs", job["id"])] = attrs
+    return json.dumps(doc, indent=4)
+
+
+def pbs_qselect(st: State, argv: list[str]) -> int:
+    """``qselect [-x] [-N name] [-u user]``: the ids of the matching jobs, one a line
+    (PBS Pro's ``-x`` adds finished jobs from the history; Torque has no ``-x``)."""
+    fl = st.flavour
+    spec = {"N": True, "u": True, "s": True}
+    if fl == "pbs":
+        spec["x"] = False
+    try:
+        opts, _ = getopt_short(argv, spec)
+    except OptError as e:
+        err(f"qselect: invalid option -- '{e.opt}'")
+        return 2
+    names = [v for k, v in opts if k == "N"]
+    users = [v for k, v in opts if k == "u"]
+    history = any(k == "x" for k, _ in opts)
+    if st.inject_failure("status"):
+        return pbs_transient(fl, "qselect")
+    st.refresh()
+    for job in st.all_jobs():
+        if (names and job["name"] not in names) or (users and job["user"] not in users):
+            continue
+        if job["state"] == "finished" and not (
+            (history or fl == "torque") and visible_finished(job)
+        ):
+            continue
+        out(pbs_full_id(fl, job["id"]))
+    return 0
+
+
 def pbs_qstat(st: State, argv: list[str]) -> int:
     fl = st.flavour
     spec = {c: False for c in ("xfHtJiarsnw1GM" if fl == "pbs" else "fairnsx1eGMRl")}
     spec["u"] = True
+    if fl == "pbs":
+        spec["F"] = True
     if fl == "torque":
         spec["x"] = False
     try:
@@ -1162,6 +1218,9 @@ def pbs_qstat(st: State, argv: list[str]) -> int:
     if xml:
         if shown:
             out(torque_xml(shown))
+        return rc
+    if fl == "pbs" and full and any(k == "F" and v == "json" for k, v in opts):
+        out(pbs_json(shown))
         return rc
     if full:
         for each in shown:
@@ -1498,6 +1557,52 @@ def sge_row(job: Job) -> str:
     )
 
 
+def sge_xml(jobs: list[Job]) -> str:
+    """``qstat -xml``: running jobs under ``queue_info``, pending ones under
+    ``job_info``, the layout recorded from real SGE 8.1.9 (fixture qstat_xml_mixed)."""
+    from xml.sax.saxutils import escape
+
+    def entry(job: Job) -> list[str]:
+        state = sge_state(job)
+        running = "q" not in state
+        when = job.get("start_time") if running else job["submit_time"]
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(when))
+        return [
+            '    <job_list state="%s">' % ("running" if running else "pending"),
+            "      <JB_job_number>%d</JB_job_number>" % job["id"],
+            "      <JAT_prio>0.50000</JAT_prio>",
+            "      <JB_name>%s</JB_name>" % escape(job["name"]),
+            "      <JB_owner>%s</JB_owner>" % escape(job["user"]),
+            "      <state>%s</state>" % state,
+            "      <%s>%s</%s>"
+            % (
+                "JAT_start_time" if running else "JB_submission_time",
+                stamp,
+                "JAT_start_time" if running else "JB_submission_time",
+            ),
+            "      <queue_name>%s</queue_name>"
+            % ("{}@{}".format(job["queue"], job["host"]) if running else ""),
+            "      <slots>%d</slots>" % job["slots"],
+            "    </job_list>",
+        ]
+
+    running = [j for j in jobs if "q" not in sge_state(j)]
+    pending = [j for j in jobs if "q" in sge_state(j)]
+    lines = [
+        "<?xml version='1.0'?>",
+        '<job_info  xmlns:xsd="http://arc.liv.ac.uk/repos/darcs/sge/source/dist/util/'
+        'resources/schemas/qstat/qstat.xsd">',
+        "  <queue_info>",
+        *[line for job in running for line in entry(job)],
+        "  </queue_info>",
+        "  <job_info>",
+        *[line for job in pending for line in entry(job)],
+        "  </job_info>",
+        "</job_info>",
+    ]
+    return "\n".join(lines)
+
+
 def sge_qstat(st: State, argv: list[str]) -> int:
     try:
         opts, rest = getopt_long(
@@ -1567,10 +1672,13 @@ def sge_qstat(st: State, argv: list[str]) -> int:
             return 1
         return 0
     shown = [j for j in jobs if "*" in users or j["user"] in users]
-    if not shown:
-        return 0
     order = {"running": 0, "exiting": 0, "queued": 1, "error": 2, "held": 3}
     shown.sort(key=lambda j: (order.get(j["state"], 9), j["id"]))
+    if any(k == "-xml" for k, _ in opts):
+        out(sge_xml(shown))
+        return 0
+    if not shown:
+        return 0
     out(SGE_HEADER)
     for job in shown:
         out(sge_row(job))
@@ -1794,6 +1902,10 @@ def lsf_bsub(st: State, argv: list[str]) -> int:
             if not re.fullmatch(r"(\d+:)?\d+(/\S+)?", v):
                 err(f"{v}: Bad RUNLIMIT specification. Job not submitted.")
                 return 255
+        elif k == "-R":
+            m = re.search(r"span\[ptile=(\d+)\]", v)
+            if m:
+                job["ptile"] = int(m.group(1))
         elif k == "-M" and not re.fullmatch(r"\d+[KMGTkmgt]?[Bb]?", v):
             err(f"{v}: Bad argument for option -M. Job not submitted.")
             return 255
@@ -1947,17 +2059,31 @@ def lsf_deliver(st: State, job: Job, ou: str, er: str) -> None:
 LSF_HEADER = "JOBID   USER    STAT  QUEUE      FROM_HOST   EXEC_HOST   JOB_NAME   SUBMIT_TIME"
 
 
+def lsf_exec_hosts(job: Job) -> list[str]:
+    """The EXEC_HOST entries of a started job: one per (pretend) host of its span.
+
+    A job with ``span[ptile=C]`` and more than C slots runs on several hosts; the fake
+    has one, so the further hosts get pretend names (``host``, ``host-1``, ...).
+    """
+    slots, host = job["slots"], job["host"]
+    ptile = job.get("ptile") or slots
+    hosts = max(1, -(-slots // ptile))
+    names = [host] + [f"{host}-{i}" for i in range(1, hosts)]
+    per = [min(ptile, slots - i * ptile) for i in range(hosts)]
+    return [name if n == 1 else "%d*%s" % (n, name) for n, name in zip(per, names)]
+
+
 def lsf_row(job: Job, wide: bool) -> str:
+    """One bjobs row; a job on several hosts gets continuation lines for the others
+    (real bjobs, e.g. equinor/ert#7221), indented to the EXEC_HOST column."""
     name = job["name"].replace("\n", ";")
     user = job["user"]
     queue = job["queue"]
     host = job["host"]
     stat = lsf_stat(job)
-    exec_host = (
-        ""
-        if stat in ("PEND", "PSUSP") and not job.get("start_time")
-        else (host if job["slots"] == 1 else "%d*%s" % (job["slots"], host))
-    )
+    started = not (stat in ("PEND", "PSUSP") and not job.get("start_time"))
+    hosts = lsf_exec_hosts(job) if started else [""]
+    exec_host = hosts[0]
     if not wide:
         if len(name) > 10:
             name = "*" + name[-9:]
@@ -1966,7 +2092,7 @@ def lsf_row(job: Job, wide: bool) -> str:
         host = host[:11]
         exec_host = exec_host[:11]
     when = time.strftime("%b %e %H:%M", time.localtime(job["submit_time"]))
-    return "%-7s %-7s %-5s %-10s %-11s %-11s %-10s %s" % (
+    row = "%-7s %-7s %-5s %-10s %-11s %-11s %-10s %s" % (
         job["id"],
         user,
         stat,
@@ -1976,6 +2102,26 @@ def lsf_row(job: Job, wide: bool) -> str:
         name,
         when,
     )
+    return "\n".join([row] + [" " * 45 + more for more in hosts[1:]])
+
+
+def lsf_json(jobs: list[Job], fields: list[str], missing: list[str]) -> str:
+    """``bjobs -o '<fields>' -json``: COMMAND, JOBS, RECORDS (an ERROR record per id
+    LSF does not know, the shape PSI/J's LSF executor reads)."""
+    values = {
+        "jobid": lambda j: str(j["id"]),
+        "stat": lsf_stat,
+        "job_name": lambda j: j["name"],
+        "user": lambda j: j["user"],
+        "queue": lambda j: j["queue"],
+        "exec_host": lambda j: ":".join(lsf_exec_hosts(j)) if j.get("start_time") else "",
+    }
+    records: list[dict[str, str]] = [
+        {f.upper(): str(values.get(f, lambda j: "")(job)) for f in fields} for job in jobs
+    ]
+    records += [{"JOBID": raw, "ERROR": f"Job <{raw}> is not found"} for raw in missing]
+    doc = {"COMMAND": "bjobs", "JOBS": len(records), "RECORDS": records}
+    return json.dumps(doc, indent=2).replace("/", "\\/")
 
 
 def lsf_bjobs(st: State, argv: list[str]) -> int:
@@ -1994,6 +2140,8 @@ def lsf_bjobs(st: State, argv: list[str]) -> int:
                 "-r": 0,
                 "-s": 0,
                 "-J": 1,
+                "-o": 1,
+                "-json": 0,
             },
         )
     except OptError as e:
@@ -2011,8 +2159,12 @@ def lsf_bjobs(st: State, argv: list[str]) -> int:
     for k, v in opts:
         if k == "-u":
             users = ["*"] if v == "all" else v.split(",")
+    fields = next((v.split() for k, v in opts if k == "-o"), [])
+    as_json = "-json" in flags and bool(fields)
+    names = [v for k, v in opts if k == "-J"]
     rc = 0
     shown: list[Job] = []
+    missing: list[str] = []
     if ids:
         for raw in ids:
             m = re.fullmatch(r"(\d+)(\[\d+\])?", raw)
@@ -2022,13 +2174,18 @@ def lsf_bjobs(st: State, argv: list[str]) -> int:
                 continue
             job = st.load(int(m.group(1)))
             if job is None or (job["state"] == "finished" and not visible_finished(job)):
-                err(f"Job <{raw}> is not found")
+                if as_json:
+                    missing.append(raw)
+                else:
+                    err(f"Job <{raw}> is not found")
                 rc = 255
                 continue
             shown.append(job)
     else:
         for job in st.all_jobs():
             if "*" not in users and job["user"] not in users:
+                continue
+            if names and job["name"] not in names:
                 continue
             if job["state"] == "finished":
                 if ("-a" in flags or "-d" in flags) and visible_finished(job):
@@ -2037,9 +2194,15 @@ def lsf_bjobs(st: State, argv: list[str]) -> int:
             if "-d" in flags:
                 continue
             shown.append(job)
+        if not shown and names:
+            err(f"Job <{names[0]}> is not found")
+            return 255
         if not shown:
             err("No unfinished job found" if "-a" not in flags else "No job found")
             return 255
+    if as_json:
+        out(lsf_json(shown, [f.lower() for f in fields], missing))
+        return rc
     if shown:
         if "-noheader" not in flags:
             out(LSF_HEADER)
@@ -2130,6 +2293,8 @@ COMMANDS = {
     ("pbs", "qsub"): pbs_qsub,
     ("pbs", "qstat"): pbs_qstat,
     ("pbs", "qdel"): pbs_qdel,
+    ("pbs", "qselect"): pbs_qselect,
+    ("torque", "qselect"): pbs_qselect,
     ("torque", "qsub"): pbs_qsub,
     ("torque", "qstat"): pbs_qstat,
     ("torque", "qdel"): pbs_qdel,

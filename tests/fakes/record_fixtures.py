@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Re-record tests/fixtures/scheduler_output/{pbs,torque,lsf}/ from the fakes.
+"""Re-record tests/fixtures/scheduler_output/{pbs,torque,lsf}/from_fake/ from the fakes
+(the fakes' own output: it checks the fakes and the text fallback, it is no evidence of
+the real tools, whose fixtures sit one directory up with their provenance).
 
 PBS, Torque and LSF cannot be installed here, so their fixtures are recorded
 from tests/fakes/fakesched.py (whose formats follow the tools' sources and
@@ -37,7 +39,7 @@ import fakesched  # noqa: E402
 class Recorder:
     def __init__(self, flavour: str, state_dir: Path, work: Path) -> None:
         self.flavour = flavour
-        self.out = FIXTURES / flavour
+        self.out = FIXTURES / flavour / "from_fake"
         self.out.mkdir(parents=True, exist_ok=True)
         self.work = work
         self.env = dict(os.environ)

@@ -627,8 +627,13 @@ def test_lsf_bjobs_columns(make_sched: Callable[[str], Sched]) -> None:
 
 
 # ==================================================================== fixtures
+def fixture_dir(flavour: str) -> Path:
+    """The fixtures recorded from this fake (pbs, torque, lsf) or from real SGE."""
+    return FIXTURES / flavour if flavour == "sge" else FIXTURES / flavour / "from_fake"
+
+
 def fixture_names(flavour: str) -> set[str]:
-    d = FIXTURES / flavour
+    d = fixture_dir(flavour)
     return {
         p.name.rsplit(".", 1)[0] for p in d.iterdir() if p.suffix in (".stdout", ".stderr", ".rc")
     }
@@ -636,7 +641,7 @@ def fixture_names(flavour: str) -> set[str]:
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_fixtures_are_complete(flavour: str) -> None:
-    d = FIXTURES / flavour
+    d = fixture_dir(flavour)
     assert (d / "README.md").is_file()
     names = fixture_names(flavour)
     assert len(names) >= 10
@@ -656,7 +661,7 @@ def test_fixtures_are_complete(flavour: str) -> None:
     ],
 )
 def test_fixture_state_codes(flavour: str, fixture: str, code_re: str) -> None:
-    states = parse_states(flavour, (FIXTURES / flavour / (fixture + ".stdout")).read_text())
+    states = parse_states(flavour, (fixture_dir(flavour) / (fixture + ".stdout")).read_text())
     assert states and all(re.fullmatch(code_re, s) for s in states.values())
 
 

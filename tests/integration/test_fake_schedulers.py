@@ -9,6 +9,7 @@ test runs the same against the real Grid Engine of ``tests/infra/sge.sh`` when i
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -39,15 +40,16 @@ SUBMIT = {
     "pbs": "qsub ",
     "torque": "qsub ",
     "sge": "qsub ",
-    "lsf": "bsub < ",
+    "lsf": "bsub ",
     "fugaku": "pjsub ",
     "jh": "jsub < ",
 }
+#: the machine-readable status commands (the fakes emit JSON / XML like the real tools)
 STATUS = {
-    "pbs": "qstat -x ",
-    "torque": "qstat ",
-    "sge": "qstat -u",
-    "lsf": "bjobs ",
+    "pbs": "qstat -f -F json -x ",
+    "torque": "qstat -x ",
+    "sge": "qstat -xml -u",
+    "lsf": "bjobs -a -o 'jobid stat' -json ",
     "fugaku": "pjstat -v ",
     "jh": "jjobs ",
 }
@@ -170,6 +172,7 @@ def test_multi_task_submission_with_groups_and_para_deg(
     assert len(submits) == 1 and submits[0].count(SUBMIT[flavour]) == 3  # one batch of 3
     statuses = [c for c in calls if c.startswith(STATUS[flavour])]
     assert statuses, "no status command was issued"
+    assert machine.status_format != "text", "fell back to the text table"
     if flavour != "sge":  # SGE's qstat lists every job of the user without naming them
         assert all(job.job_id in statuses[0] for job in sub.belonging_jobs)
 
@@ -209,8 +212,11 @@ def test_transient_submit_and_status_failures_fail_nothing(
     assert sum(c.count(SUBMIT[flavour]) for c in calls) >= 3  # the refused one went again
     # two failed tool calls: two deferred polls, or one where the status command runs the
     # tool twice (Fugaku: pjstat, then pjstat -H), then one that answers
+    # (queue searches after the ambiguous submit count alike: the fakes count them as status)
     polls = 2 // TOOL_CALLS_PER_STATUS.get(flavour, 1)
-    assert len([c for c in calls if c.startswith(STATUS[flavour])]) >= polls + 1
+    tools = (STATUS[flavour].split()[0] + " ", "qselect ")
+    asked = [c for c in calls if any(t in c for t in tools) and SUBMIT[flavour] not in c]
+    assert len(asked) >= polls + 1
 
 
 # ------------------------------------------------------------------ ratio_unfinished
@@ -381,3 +387,103 @@ def test_real_sge_ratio_unfinished_kills_the_straggler(
     _run_real(sub, machine)
     assert all((work / f"task{i}" / "out.txt").exists() for i in range(3))
     _assert_killed(machine, calls, "qdel ", set(), pid_file, sub)  # gone from qstat for real
+
+
+# ------------------------------------------------------------------ ambiguous submits
+#: what each wrapper prints after the real submit queued the job (a transient wording of
+#: the tool, or nothing with the exit code of a submit cut short by ``timeout``)
+AMBIGUOUS = {
+    "pbs": ("qsub: Error communicating with pbsserver(127.0.0.1)", 1),
+    "torque": ("cannot connect to server torqueserver (errno=111) Connection refused", 1),
+    "sge": ("error: commlib error: got select error (Connection refused)", 1),
+    "lsf": ("", 124),
+}
+
+
+def _ambiguous_submit_wrapper(flavour: str, tmp_path: Path, every: int) -> Path:
+    """A submit command that queues the job with the fake, then on every ``every``-th call
+    reports a failure (as a timed-out or cut connection does after the server queued it)."""
+    tool = "bsub" if flavour == "lsf" else "qsub"
+    bindir = tmp_path / "wrap"
+    bindir.mkdir()
+    message, code = AMBIGUOUS[flavour]
+    counter = tmp_path / "submit-calls"
+    script = bindir / tool
+    script.write_text(
+        "#!/bin/bash\n"
+        f"n=$(( $(cat {counter} 2>/dev/null || echo 0) + 1 )); echo $n > {counter}\n"
+        f'out=$({FAKES / flavour / "bin" / tool} "$@"); rc=$?\n'
+        f"if [ $rc -eq 0 ] && [ $((n % {every})) -eq 1 ]; then\n"
+        f'  [ -n "{message}" ] && echo "{message}" >&2; exit {code}\n'
+        "fi\n"
+        'printf "%s\\n" "$out"; exit $rc\n'
+    )
+    script.chmod(0o755)
+    return bindir
+
+
+def _use_fake(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("FAKESCHED_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PATH", f"{FAKES / name / 'bin'}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKESCHED_DIR", str(tmp_path / "sched"))
+
+
+@pytest.mark.parametrize("flavour", sorted(AMBIGUOUS))
+def test_ambiguous_submits_are_found_in_the_queue_never_submitted_twice(
+    flavour: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _use_fake(flavour, tmp_path, monkeypatch)
+    n = 4
+    work = make_work(tmp_path, n)
+    runs = tmp_path / "runs"  # outside the work tree: one line per task run
+    wrap = _ambiguous_submit_wrapper(flavour, tmp_path, every=2)
+    monkeypatch.setenv("PATH", f"{wrap}:{os.environ['PATH']}")
+    machine = make_machine(BATCH[flavour], tmp_path, retry_count=0)
+    calls = record_commands(machine, monkeypatch)
+    task_list = tasks(n, lambda i: f"echo {i} >> {runs}; sleep 1; cat in.txt > out.txt")
+    sub = fast(Submission("work", machine, Resources(1, 1, 0, "", 1), task_list=task_list))
+    with caplog.at_level(logging.INFO, logger="dpdispatcher"):
+        sub.run_submission(check_interval=0.5)
+    assert sorted(runs.read_text().split()) == [str(i) for i in range(n)]  # each ran once
+    for i in range(n):
+        assert (work / f"task{i}" / "out.txt").read_text() == f"input {i}\n"
+    listed = subprocess.run(
+        [sys.executable, str(FAKES / "fakesched.py"), flavour, "ctl", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert len([line for line in listed.splitlines() if line.strip()]) == n  # n jobs, no more
+    find = machine.find_command(["TAG"])
+    assert find is not None and any(c.split()[0] == find.split()[0] for c in calls)
+    found = caplog.text.count("was queued although its submit command failed")
+    finished = caplog.text.count("ran to completion although its submit command failed")
+    assert found + finished >= 1, "no ambiguous submission was reconciled"
+
+
+def test_lsf_job_on_several_hosts_with_the_plain_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B2: bjobs prints further execution hosts on continuation lines; old LSF (no -json)."""
+    _use_fake("lsf", tmp_path, monkeypatch)
+    work = make_work(tmp_path, 2)
+    machine = make_machine("LSF", tmp_path)
+    machine._format_index = machine.status_formats.index("text")
+    calls = record_commands(machine, monkeypatch)
+    res = Resources(2, 2, 0, "", 2)  # 2 nodes x 2 CPUs: span[ptile=2] over 2 hosts
+    sub = fast(
+        Submission(
+            "work", machine, res, task_list=tasks(2, lambda i: "sleep 1; cat in.txt > out.txt")
+        )
+    )
+    sub.run_submission(check_interval=0.5)
+    assert all((work / f"task{i}" / "out.txt").exists() for i in range(2))
+    assert any(c.startswith("bjobs ") and "-json" not in c for c in calls)
+    table = subprocess.run(
+        ["bjobs", "-a", sub.belonging_jobs[0].job_id], capture_output=True, text=True
+    ).stdout
+    assert "\n" + " " * 45 in table  # the fake printed a continuation line

@@ -41,6 +41,7 @@ class Scripted(Machine):
         "WEIRD?": JobStatus.unknown,
     }
     transient_patterns = ("controller down",)
+    submits_by_command = False
 
     def __init__(self, context, answers, tag_after=None):
         super().__init__(context=context)

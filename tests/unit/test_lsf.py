@@ -12,11 +12,13 @@ from dpdispatcher import Job, Machine, Resources, Task
 from dpdispatcher._script import names
 from dpdispatcher.base_context import BaseContext, CommandResult
 from dpdispatcher.errors import ConfigurationError, SchedulerError, TransientSchedulerError
+from dpdispatcher.machine import NOT_REPORTED
 from dpdispatcher.machines.lsf import (
     LSF,
     LSF_STATES,
     gone_job_ids,
     gpu_line,
+    parse_bjobs_json,
     parse_bjobs_table,
     parse_bsub_output,
 )
@@ -24,16 +26,24 @@ from dpdispatcher.utils.job_status import JobStatus
 from tests.scheduler_doubles import FakeContext
 from tests.scheduler_doubles import recorded as shared_recorded
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "scheduler_output" / "lsf"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "scheduler_output" / "lsf" / "from_fake"
 
 
 def recorded(name: str) -> CommandResult:
-    """A recorded LSF command (see the folder's README)."""
-    return shared_recorded("lsf", name)
+    """An LSF output recorded from the project's fake (``from_fake/``: not evidence of the
+    real tool, see its README); the real outputs are tested in test_scheduler_real_output."""
+    return shared_recorded("lsf/from_fake", name)
 
 
 def machine(ctx: BaseContext | None = None) -> LSF:
     return LSF(context=ctx or FakeContext())
+
+
+def text_machine(ctx: BaseContext | None = None) -> LSF:
+    """An LSF machine that already fell back to the plain ``bjobs`` table (old LSF)."""
+    m = machine(ctx)
+    m._format_index = m.status_formats.index("text")
+    return m
 
 
 def res(
@@ -175,19 +185,22 @@ def test_transient_wordings() -> None:
 
 # ------------------------------------------------------------------ status
 def test_status_command_is_one_bjobs_and_validates_ids() -> None:
-    assert machine().status_command([job(1, "1"), job(2, "22")]) == "bjobs 1 22"
+    both = [job(1, "1"), job(2, "22")]
+    assert machine().status_command(both) == "bjobs -a -o 'jobid stat' -json 1 22"
+    assert text_machine().status_command(both) == "bjobs 1 22"
     with pytest.raises(SchedulerError):
         machine().status_command([job(1, "1; touch PWNED")])
 
 
 def _raw(case: str, ids: Iterable[str]) -> dict[str, str]:
     jobs = [job(i + 1, jid) for i, jid in enumerate(ids)]
-    return machine().parse_status_output(recorded(case), jobs)
+    return text_machine().parse_status_output(recorded(case), jobs)
 
 
 @pytest.mark.parametrize("case", ["bjobs_mixed", "bjobs_mixed_wide", "bjobs_all"])
 def test_recorded_mixed(case: str) -> None:
-    assert _raw(case, ["1", "2", "3", "4", "5", "6", "99999"]) == {
+    ids = ["1", "2", "3", "4", "5", "6"] + (["99999"] if case == "bjobs_mixed" else [])
+    assert _raw(case, ids) == {
         "1": "DONE",
         "2": "EXIT",
         "3": "RUN",
@@ -197,20 +210,58 @@ def test_recorded_mixed(case: str) -> None:
     }
 
 
-def test_unfinished_only() -> None:
-    assert _raw("bjobs_unfinished", ["1", "3"]) == {"3": "RUN"}
+def test_a_job_the_answer_does_not_mention_is_unknown_not_ended() -> None:
+    assert _raw("bjobs_unfinished", ["1", "3"]) == {"3": "RUN", "1": NOT_REPORTED}
 
 
-@pytest.mark.parametrize("case", ["bjobs_unknown", "bjobs_expired", "bjobs_no_jobs"])
-def test_jobs_lsf_forgot_are_absent_not_errors(case: str) -> None:
-    assert _raw(case, ["1", "99999"]) == {}
+@pytest.mark.parametrize(("case", "jid"), [("bjobs_unknown", "99999"), ("bjobs_expired", "1")])
+def test_jobs_lsf_forgot_are_absent_not_errors(case: str, jid: str) -> None:
+    assert _raw(case, [jid]) == {}
+    assert _raw("bjobs_no_jobs", ["1", "99999"]) == {}
 
 
-def test_malformed_id_and_silent_failure_are_errors() -> None:
+def test_silent_failure_is_an_error_and_leaves_the_jobs_unknown() -> None:
     with pytest.raises(SchedulerError):
         _raw("bjobs_malformed_id", ["1"])
     with pytest.raises(SchedulerError, match="no message"):
-        machine().parse_status_output(CommandResult(255, "", ""), [job(1, "1")])
+        text_machine().parse_status_output(CommandResult(255, "", ""), [job(1, "1")])
+    ctx = FakeContext([CommandResult(255, "", "")])
+    assert text_machine(ctx).check_status_many([job(1, "1")]) == {
+        job(1, "1").job_hash: JobStatus.unknown
+    }
+
+
+def test_continuation_and_unexpected_lines_are_skipped() -> None:
+    stdout = recorded("bjobs_mixed").stdout + "                 4*hostB\nsomething else\n"
+    result = CommandResult(0, stdout, "")
+    raw = text_machine().parse_status_output(result, [job(1, "1"), job(3, "3")])
+    assert raw == {"1": "DONE", "3": "RUN"}
+
+
+def test_json_records_are_read_and_errors_mean_gone() -> None:
+    # the ERROR record shape follows PSI/J's LSF executor (no verbatim public sample)
+    stdout = (
+        '{"COMMAND":"bjobs","JOBS":4,"RECORDS":['
+        '{"JOBID":"7","STAT":"RUN"},{"JOBID":"8","STAT":"EXIT"},'
+        '{"JOBID":"8","STAT":"RUN"},{"JOBID":"9","ERROR":"Job <9> is not found"}]}'
+    )
+    jobs = [job(1, "7"), job(2, "8"), job(3, "9"), job(4, "10")]
+    assert machine().parse_status_output(CommandResult(0, stdout, ""), jobs) == {
+        "7": "RUN",
+        "8": "RUN",  # array elements: an active one wins
+        "10": NOT_REPORTED,
+    }
+    assert parse_bjobs_json(stdout)[1] == {"9"}
+
+
+def test_old_lsf_without_json_falls_back_to_the_table() -> None:
+    refusal = CommandResult(255, "", "-json: Illegal option.\nUsage: bjobs [-h] [-V] ...\n")
+    ctx = FakeContext([refusal, recorded("bjobs_mixed")])
+    m = machine(ctx)
+    states = m.check_status_many([job(3, "3")])
+    assert states == {job(3, "3").job_hash: JobStatus.running}
+    assert ctx.commands == ["bjobs -a -o 'jobid stat' -json 3", "bjobs 3"]
+    assert m.status_format == "text"
 
 
 def test_every_state_code_parses_and_maps() -> None:
@@ -233,7 +284,7 @@ def test_every_state_code_parses_and_maps() -> None:
         ("DONE", JobStatus.finished),
         ("EXIT", JobStatus.terminated),
         ("ZOMBI", JobStatus.terminated),
-        ("UNKWN", JobStatus.unknown),
+        ("UNKWN", JobStatus.running),  # B7: LSF keeps such jobs; they carry on
     ],
 )
 def test_state_decisions(code: str, status: JobStatus) -> None:
@@ -254,7 +305,7 @@ def test_ended_and_gone_jobs_are_judged_by_their_tag_with_one_command() -> None:
         [recorded("bjobs_mixed")],
         files=[names.job_tag_file(done.job_hash), names.job_tag_file(gone.job_hash)],
     )
-    states = machine(ctx).check_status_many([done, failed, running, gone])
+    states = text_machine(ctx).check_status_many([done, failed, running, gone])
     assert {j.job_id: states[j.job_hash] for j in (done, failed, running, gone)} == {
         "1": JobStatus.finished,
         "2": JobStatus.terminated,

@@ -10,21 +10,44 @@ import pytest
 from dpdispatcher import Job, Machine, Resources, Task
 from dpdispatcher._script import names
 from dpdispatcher.base_context import BaseContext, CommandResult
-from dpdispatcher.errors import ConfigurationError, SchedulerError, TransientSchedulerError
+from dpdispatcher.errors import (
+    AmbiguousSubmitError,
+    ConfigurationError,
+    SchedulerError,
+    StatusFormatError,
+    TransientSchedulerError,
+)
+from dpdispatcher.machine import NOT_REPORTED
 from dpdispatcher.machines.pbs import (
     PBS,
     PBS_STATES,
     TORQUE_STATES,
     Torque,
     gone_job_ids,
+    parse_qstat_json,
     parse_qstat_table,
+    parse_qstat_xml,
     parse_qsub_output,
     sequence_number,
 )
 from dpdispatcher.utils.job_status import JobStatus
-from tests.scheduler_doubles import FakeContext, recorded
+from tests.scheduler_doubles import FakeContext
+from tests.scheduler_doubles import recorded as shared_recorded
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "scheduler_output"
+
+
+def recorded(flavour: str, name: str) -> CommandResult:
+    """An output recorded from the project's fake (``from_fake/``: not evidence of the
+    real tool, see its README); the real outputs are tested in test_scheduler_real_output."""
+    return shared_recorded(f"{flavour}/from_fake", name)
+
+
+def text_machine(cls: type[PBS] = PBS, ctx: BaseContext | None = None) -> PBS:
+    """A machine that already fell back to the plain ``qstat`` table."""
+    m = machine(cls, ctx)
+    m._format_index = m.status_formats.index("text")
+    return m
 
 
 def machine(cls: type[PBS] = PBS, ctx: BaseContext | None = None) -> PBS:
@@ -120,9 +143,15 @@ def test_qsub_parse_variants() -> None:
             parse_qsub_output(garbage)
 
 
-def test_submit_command() -> None:
-    assert machine().submit_command(job(), ".abc.sub") == "qsub .abc.sub"
-    assert machine().submit_command(job(), "my script") == "qsub 'my script'"
+def test_submit_command_names_the_job_on_the_command_line() -> None:
+    j = job()
+    # PBS Pro 11-13 derive a name from the script file (a dot first) and refuse it
+    assert machine().submit_command(j, ".abc.sub") == f"qsub -N dpd{j.job_hash} .abc.sub"
+    assert machine(Torque).submit_command(j, "s") == f"qsub -N dpd{j.job_hash[:12]} s"
+    j.submit_tag = "dpd0123456704e4"
+    assert machine().submit_command(j, "my script") == "qsub -N dpd0123456704e4 'my script'"
+    named = job(task_name="relax Fe")
+    assert machine().submit_command(named, "s") == "qsub -N relax_Fe s"
 
 
 @pytest.mark.parametrize("flavour", ["pbs", "torque"])
@@ -144,8 +173,9 @@ def test_submit_outcomes_through_the_core() -> None:
     m = machine()
     j = job()
     assert m._submit_outcome(j, recorded("pbs", "qsub")) == "1.pbsserver"
+    # the server was unreachable: maybe queued, so the queue is searched before a retry
     assert isinstance(
-        m._submit_outcome(j, recorded("pbs", "qsub_transient")), TransientSchedulerError
+        m._submit_outcome(j, recorded("pbs", "qsub_transient")), AmbiguousSubmitError
     )
     refused = m._submit_outcome(j, recorded("pbs", "qsub_bad_queue"))
     assert isinstance(refused, SchedulerError) and "Unknown queue" in str(refused)
@@ -155,8 +185,10 @@ def test_submit_outcomes_through_the_core() -> None:
 # ------------------------------------------------------------------ status
 def test_status_command_is_one_qstat_for_all() -> None:
     jobs = [job(1, "1.pbsserver"), job(2, "2.pbsserver")]
-    assert machine().status_command(jobs) == "qstat -x 1.pbsserver 2.pbsserver"
-    assert machine(Torque).status_command(jobs) == "qstat 1.pbsserver 2.pbsserver"
+    assert machine().status_command(jobs) == "qstat -f -F json -x 1.pbsserver 2.pbsserver"
+    assert machine(Torque).status_command(jobs) == "qstat -x 1.pbsserver 2.pbsserver"
+    assert text_machine().status_command(jobs) == "qstat -x 1.pbsserver 2.pbsserver"
+    assert text_machine(Torque).status_command(jobs) == "qstat 1.pbsserver 2.pbsserver"
 
 
 def test_status_command_validates_ids() -> None:
@@ -166,7 +198,7 @@ def test_status_command_validates_ids() -> None:
 
 def _raw(cls: type[PBS], flavour: str, case: str, ids: Iterable[str]) -> dict[str, str]:
     jobs = [job(i + 1, jid) for i, jid in enumerate(ids)]
-    return machine(cls).parse_status_output(recorded(flavour, case), jobs)
+    return text_machine(cls).parse_status_output(recorded(flavour, case), jobs)
 
 
 def test_pbs_mixed_with_an_unknown_id() -> None:
@@ -194,41 +226,53 @@ def test_torque_mixed_with_an_unknown_id() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flavour", "case"),
+    ("flavour", "case", "jid"),
     [
-        ("pbs", "qstat_unknown"),
-        ("pbs", "qstat_expired"),
-        ("pbs", "qstat_finished_without_x"),
-        ("pbs", "qstat_empty"),
-        ("torque", "qstat_unknown"),
-        ("torque", "qstat_expired"),
-        ("torque", "qstat_empty"),
+        ("pbs", "qstat_unknown", "99999.pbsserver"),
+        ("pbs", "qstat_expired", "1.pbsserver"),
+        ("pbs", "qstat_finished_without_x", "1.pbsserver"),
+        ("torque", "qstat_unknown", "99999.torqueserver"),
+        ("torque", "qstat_expired", "1.torqueserver"),
     ],
 )
-def test_jobs_the_server_forgot_are_absent_not_errors(flavour: str, case: str) -> None:
+def test_jobs_the_server_forgot_are_absent_not_errors(flavour: str, case: str, jid: str) -> None:
     cls = PBS if flavour == "pbs" else Torque
-    assert _raw(cls, flavour, case, ["1.x", "99999.x"]) == {}
+    assert _raw(cls, flavour, case, [jid]) == {}
 
 
-@pytest.mark.parametrize(
-    ("flavour", "case"),
-    [
-        ("pbs", "qstat_malformed_id"),
-        ("pbs", "qstat_f_done"),
-        ("pbs", "qstat_f_running"),
-        ("torque", "qstat_f_killed"),
-        ("torque", "qstat_x_xml"),
-    ],
-)
-def test_other_formats_and_failures_are_refused_not_guessed(flavour: str, case: str) -> None:
+@pytest.mark.parametrize("flavour", ["pbs", "torque"])
+def test_a_job_the_answer_does_not_mention_is_unknown_not_ended(flavour: str) -> None:
     cls = PBS if flavour == "pbs" else Torque
+    assert _raw(cls, flavour, "qstat_empty", ["1.x"]) == {"1.x": NOT_REPORTED}
+
+
+def test_malformed_id_failure_is_an_error() -> None:
     with pytest.raises(SchedulerError):
-        _raw(cls, flavour, case, ["1.x", "3.x"])
+        _raw(PBS, "pbs", "qstat_malformed_id", ["1.x"])
+
+
+def test_other_formats_are_skipped_line_by_line_not_guessed() -> None:
+    # `qstat -f` given to the table parser: nothing it could mistake for a row
+    assert _raw(PBS, "pbs", "qstat_f_running", ["1.x"]) == {"1.x": NOT_REPORTED}
+
+
+def test_json_and_xml_status_and_fallback_to_the_table() -> None:
+    xml = recorded("torque", "qstat_x_xml")
+    assert parse_qstat_xml(xml.stdout)
+    refusal = CommandResult(2, "", "qstat: invalid option -- 'F'\nusage: qstat [-f] ...\n")
+    ctx = FakeContext([refusal, recorded("pbs", "qstat_mixed")])
+    m = machine(PBS, ctx)
+    states = m.check_status_many([job(3, "3.pbsserver")])
+    assert states == {job(3, "3.pbsserver").job_hash: JobStatus.running}
+    assert ctx.commands == ["qstat -f -F json -x 3.pbsserver", "qstat -x 3.pbsserver"]
+    assert parse_qstat_json('{"Jobs": {"7.s": {"job_state": "F"}}}') == {"7": "F"}
+    with pytest.raises(StatusFormatError):
+        parse_qstat_json("not json")
 
 
 def test_silent_failure_is_an_error_not_a_verdict() -> None:
     with pytest.raises(SchedulerError, match="no message"):
-        machine().parse_status_output(CommandResult(1, "", ""), [job(1, "1.s")])
+        text_machine().parse_status_output(CommandResult(1, "", ""), [job(1, "1.s")])
 
 
 @pytest.mark.parametrize("flavour", ["pbs", "torque"])
@@ -288,7 +332,7 @@ def test_truncated_ids_match_by_sequence_number() -> None:
         "3084.groq-r01-co* run              alice             00:01:00 R workq\n"
     )
     j = job(1, "3084.groq-r01-cores.example.org")
-    assert machine().parse_status_output(CommandResult(0, out, ""), [j]) == {j.job_id: "R"}
+    assert text_machine().parse_status_output(CommandResult(0, out, ""), [j]) == {j.job_id: "R"}
     assert sequence_number("12.a.b") == "12"
 
 
@@ -305,7 +349,7 @@ def _check(
     cls: type[PBS], answer: CommandResult, jobs: list[Job], files: Iterable[str] = ()
 ) -> tuple[dict[str, JobStatus], FakeContext]:
     ctx = FakeContext([answer], files)
-    states = machine(cls, ctx).check_status_many(jobs)
+    states = text_machine(cls, ctx).check_status_many(jobs)
     return {j.job_id: states[j.job_hash] for j in jobs}, ctx
 
 

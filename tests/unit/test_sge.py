@@ -17,6 +17,7 @@ from dpdispatcher.machines.sge import (
     SGE_STATES,
     parse_error_reasons,
     parse_qstat_table,
+    parse_qstat_xml,
     parse_qsub_output,
     sge_state_by_letters,
 )
@@ -124,6 +125,15 @@ def test_qsub_garbage_refused() -> None:
 def test_submit_command() -> None:
     j = job(1, "77")  # a resubmission is a plain qsub as well
     assert machine().submit_command(j, ".abc.sub") == "qsub .abc.sub"
+    j.submit_tag = "dpd1234abcd5678"  # the submit tag is the scheduler name
+    assert machine().submit_command(j, ".abc.sub") == "qsub -N dpd1234abcd5678 .abc.sub"
+
+
+def test_queue_search_finds_a_job_by_its_tag_in_real_qstat_xml() -> None:
+    m = machine()
+    assert m.find_command(["dpd1234abcd5678"]) == 'qstat -xml -u "$(id -un)"'
+    found = m.parse_find_output(recorded("qstat_xml_mixed"), ["dpd1234abcd5678", "dpdnothere0000"])
+    assert found == {"dpd1234abcd5678": "18"}
 
 
 @pytest.mark.parametrize(
@@ -160,15 +170,36 @@ def test_qmaster_down_is_transient_everywhere() -> None:
 
 
 # ------------------------------------------------------------------ status
+def text_machine(ctx: BaseContext | None = None) -> SGE:
+    """A machine that already fell back to the plain ``qstat`` table."""
+    m = machine(ctx)
+    m._format_index = m.status_formats.index("text")
+    return m
+
+
 def test_status_command_is_one_qstat_and_validates_ids() -> None:
-    assert machine().status_command([job(1, "1"), job(2, "2")]) == 'qstat -u "$(id -un)"'
+    both = [job(1, "1"), job(2, "2")]
+    assert machine().status_command(both) == 'qstat -xml -u "$(id -un)"'
+    assert text_machine().status_command(both) == 'qstat -u "$(id -un)"'
     with pytest.raises(SchedulerError):
         machine().status_command([job(1, "1; touch PWNED")])
 
 
 def _raw(case: str, ids: Iterable[str]) -> dict[str, str]:
     jobs = [job(i + 1, jid) for i, jid in enumerate(ids)]
-    return machine().parse_status_output(recorded(case), jobs)
+    return text_machine().parse_status_output(recorded(case), jobs)
+
+
+def test_recorded_xml_with_array_tasks() -> None:
+    jobs = [job(i + 1, jid) for i, jid in enumerate(["14", "15", "16", "17", "18", "99"])]
+    assert machine().parse_status_output(recorded("qstat_xml_mixed"), jobs) == {
+        "14": "r",
+        "15": "hqw",
+        "16": "Eqw",
+        "17": "r",  # three tasks running, three pending: running wins
+        "18": "qw",
+    }
+    assert parse_qstat_xml(recorded("qstat_xml_after_qdel").stdout) == []
 
 
 def test_recorded_mixed() -> None:
@@ -190,8 +221,12 @@ def test_all_users_and_empty() -> None:
     assert _raw("qstat_empty", ["102"]) == {}
 
 
-@pytest.mark.parametrize("case", ["qstat_j_eqw", "qstat_j_finished", "qstat_j_unknown"])
-def test_other_outputs_are_refused_not_guessed(case: str) -> None:
+def test_other_outputs_are_skipped_not_guessed() -> None:
+    assert _raw("qstat_j_eqw", ["105"]) == {}
+
+
+@pytest.mark.parametrize("case", ["qstat_j_unknown", "qstat_j_finished"])
+def test_failed_other_command_is_an_error(case: str) -> None:
     with pytest.raises(SchedulerError):
         _raw(case, ["105"])
 
@@ -242,12 +277,14 @@ def test_array_rows_are_combined() -> None:
         "     7 0.5 arr        bob          r     11/25/2026 14:54:52 all.q@vm  1 1\n"
         "     7 0.5 arr        bob          qw    11/25/2026 14:54:52           1 2-4:1\n"
     )
-    assert machine().parse_status_output(CommandResult(0, out, ""), [job(1, "7")]) == {"7": "r"}
+    assert text_machine().parse_status_output(CommandResult(0, out, ""), [job(1, "7")]) == {
+        "7": "r"
+    }
 
 
 def test_failed_qstat_is_an_error() -> None:
     with pytest.raises(SchedulerError):
-        machine().parse_status_output(CommandResult(1, "", "qstat: boom"), [job(1, "1")])
+        text_machine().parse_status_output(CommandResult(1, "", "qstat: boom"), [job(1, "1")])
 
 
 def test_error_reason_parsed_from_recorded_qstat_j() -> None:
@@ -255,35 +292,34 @@ def test_error_reason_parsed_from_recorded_qstat_j() -> None:
     assert list(reasons) == ["105"] and "can't open output file" in reasons["105"]
 
 
-def test_check_status_judges_by_tag_and_clears_terminated_jobs(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_check_status_judges_by_tag_without_side_effects() -> None:
     running, eqw, gone_ok, gone_bad = job(1, "102"), job(2, "105"), job(3, "86"), job(4, "87")
-    ctx = FakeContext(
-        [recorded("qstat_mixed"), recorded("qstat_j_eqw")],
-        files=[names.job_tag_file(gone_ok.job_hash)],
-    )
-    m = machine(ctx)
-    with caplog.at_level(logging.WARNING, logger="dpdispatcher"):
-        states = m.check_status_many([running, eqw, gone_ok, gone_bad])
+    ctx = FakeContext([recorded("qstat_mixed")], files=[names.job_tag_file(gone_ok.job_hash)])
+    states = text_machine(ctx).check_status_many([running, eqw, gone_ok, gone_bad])
     assert {j.job_id: states[j.job_hash] for j in (running, eqw, gone_ok, gone_bad)} == {
         "102": JobStatus.running,
         "105": JobStatus.terminated,
         "86": JobStatus.finished,
         "87": JobStatus.terminated,
     }
-    assert ctx.commands[0] == 'qstat -u "$(id -un)"'
-    assert ctx.commands[1].startswith("qstat -j 105,87") and "qdel 105 87" in ctx.commands[1]
-    assert "can't open output file" in caplog.text
-    # judged once: the next poll issues only the status command
-    ctx.answers = [recorded("qstat_mixed")]
-    m.check_status_many([running, eqw, gone_bad])
-    assert len(ctx.commands) == 3
+    assert ctx.commands == ['qstat -u "$(id -un)"']  # a query, no qdel hidden in it
+
+
+def test_settle_terminated_deletes_and_logs_why(caplog: pytest.LogCaptureFixture) -> None:
+    eqw, gone_bad = job(2, "105"), job(4, "87")
+    ctx = FakeContext([recorded("qstat_j_eqw")])
+    with caplog.at_level(logging.WARNING, logger="dpdispatcher"):
+        machine(ctx).settle_terminated([eqw, gone_bad])
+    assert ctx.commands[0].startswith("qstat -j 105,87") and "qdel 105 87" in ctx.commands[0]
+    assert "105" in caplog.text and "can't open output file" in caplog.text
+    assert "deleted" in caplog.text and "87" in caplog.text
 
 
 def test_transient_status_failure_raises_transient() -> None:
     with pytest.raises(TransientSchedulerError):
-        machine(FakeContext([recorded("qstat_qmaster_down")])).check_status_many([job(1, "5")])
+        text_machine(FakeContext([recorded("qstat_qmaster_down")])).check_status_many(
+            [job(1, "5")]
+        )
 
 
 # ------------------------------------------------------------------ kill
