@@ -115,9 +115,17 @@ class JH_UniScheduler(LSF):
         reply is parsed as ``bsub``'s."""
         return f"jsub < {sh(script)}"
 
+    #: ``jjobs`` is asked for its plain table (no JSON output is documented)
+    status_formats = ("text",)
+
     def status_command(self, jobs: Sequence[Job]) -> str:
         """One ``jjobs`` naming every job (its output is parsed as ``bjobs``'s)."""
         return "jjobs " + " ".join(sh(job_id(job.job_id)) for job in jobs)
+
+    def find_command(self, tags: Sequence[str]) -> str | None:
+        """None: no name filter of ``jjobs`` is documented, so the queue is not searched
+        (an ambiguous submission is retried after the resubmission delay)."""
+        return None
 
     def kill_command(self, job_id: str) -> str:
         """``jctrl kill <id>``."""

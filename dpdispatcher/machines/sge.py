@@ -367,9 +367,11 @@ class SGE(Machine):
         )
         reasons = parse_error_reasons(result.stdout)
         for job in jobs:
+            why = reasons.get(job.job_id)
+            state = f"was in error state ({why})" if why else "was judged terminated"
             dlog.warning(
-                "SGE job %s was judged terminated: deleted from the queue so that it cannot "
-                "run beside its resubmission (%s)",
+                "SGE job %s %s: deleted from the queue so that it cannot run beside its "
+                "resubmission",
                 job.job_id,
-                reasons.get(job.job_id, "no error reason given"),
+                state,
             )

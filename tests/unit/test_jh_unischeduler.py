@@ -8,6 +8,7 @@ from dpdispatcher import Job, Machine, Resources, Task
 from dpdispatcher._script import names
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.errors import SchedulerError
+from dpdispatcher.machine import NOT_REPORTED
 from dpdispatcher.machines.JH_UniScheduler import JH_UNISCHEDULER_STATES, JH_UniScheduler
 from dpdispatcher.utils.job_status import JobStatus
 from tests.scheduler_doubles import FakeContext, recorded
@@ -60,7 +61,12 @@ def test_commands() -> None:
 def test_manual_listings_parse() -> None:
     rows = recorded("jh_unischeduler", "jjobs_manual_rows")
     ids = [job(str(i), cpus=i % 5 + 1) for i in (237, 239, 999)]
-    assert machine().parse_status_output(rows, ids) == {"237": "RUN", "239": "PEND"}
+    # 999 is neither listed nor reported "not found": not known for certain (polled again)
+    assert machine().parse_status_output(rows, ids) == {
+        "237": "RUN",
+        "239": "PEND",
+        "999": NOT_REPORTED,
+    }
     renamed = recorded("jh_unischeduler", "jjobs_renamed_job")
     assert machine().parse_status_output(renamed, [job("18")]) == {"18": "RUN"}
 
