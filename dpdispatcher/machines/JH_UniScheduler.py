@@ -116,7 +116,7 @@ class JH_UniScheduler(LSF):
         return f"jsub < {sh(script)}"
 
     #: ``jjobs`` is asked for its plain table (no JSON output is documented)
-    status_formats = ("text",)
+    status_formats: ClassVar[tuple[str, ...]] = ("text",)
 
     def status_command(self, jobs: Sequence[Job]) -> str:
         """One ``jjobs`` naming every job (its output is parsed as ``bjobs``'s)."""

@@ -338,7 +338,7 @@ class LSF(Machine):
         """The number in ``Job <N> is submitted ...``."""
         return parse_bsub_output(stdout)
 
-    status_formats = ("json", "text")
+    status_formats: ClassVar[tuple[str, ...]] = ("json", "text")
 
     def status_command(self, jobs: Sequence[Job]) -> str:
         """One ``bjobs`` naming every job (JSON, or the plain table on old LSF)."""

@@ -25,7 +25,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dpdispatcher._reconcile import split_tag_blocks, tag_loop
 from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_name, sh
@@ -249,7 +249,7 @@ class PBS(Machine):
     job_name_max = 15
     #: options of the text ``qstat`` (PBS Pro: ``-x`` includes finished jobs from the history)
     qstat_options = "-x "
-    status_formats = ("json", "text")
+    status_formats: ClassVar[tuple[str, ...]] = ("json", "text")
 
     @classmethod
     def resources_subfields(cls) -> list[Any]:
@@ -375,7 +375,7 @@ class Torque(PBS):
     state_map = {code: status for code, _, status in TORQUE_STATES}
     #: Torque's ``-x`` means XML; completed jobs are listed as ``C`` anyway
     qstat_options = ""
-    status_formats = ("xml", "text")
+    status_formats: ClassVar[tuple[str, ...]] = ("xml", "text")
 
     def resource_line(self, job: Job) -> str:
         """``#PBS -l nodes=N:ppn=C[:gpus=G]``."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_name, sh
 from dpdispatcher.base_context import CommandResult
@@ -283,7 +283,7 @@ class SGE(Machine):
         return lines
 
     # -- scheduler hooks ------------------------------------------------------------
-    status_formats = ("xml", "text")
+    status_formats: ClassVar[tuple[str, ...]] = ("xml", "text")
 
     def submit_command(self, job: Job, script: str) -> str:
         """``qsub [-N <submit tag>] <script>``."""

@@ -146,12 +146,12 @@ def test_qsub_parse_variants() -> None:
 def test_submit_command_names_the_job_on_the_command_line() -> None:
     j = job()
     # PBS Pro 11-13 derive a name from the script file (a dot first) and refuse it
-    assert machine().submit_command(j, ".abc.sub") == f"qsub -N dpd{j.job_hash} .abc.sub"
-    assert machine(Torque).submit_command(j, "s") == f"qsub -N dpd{j.job_hash[:12]} s"
+    assert machine().submit_command(j, ".abc.sub") == f"qsub -N dp-{j.job_hash[:8]} .abc.sub"
+    assert machine(Torque).submit_command(j, "s") == f"qsub -N dp-{j.job_hash[:8]} s"
     j.submit_tag = "dpd0123456704e4"
     assert machine().submit_command(j, "my script") == "qsub -N dpd0123456704e4 'my script'"
     named = job(task_name="relax Fe")
-    assert machine().submit_command(named, "s") == "qsub -N relax_Fe s"
+    assert machine().submit_command(named, "s") == "qsub -N relax-Fe s"
 
 
 @pytest.mark.parametrize("flavour", ["pbs", "torque"])
