@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,9 +31,11 @@ from typing import Any
 import pytest
 
 from tests.clients._venv import ClientVenv, build
+from tests.cloud_emulator.server import CloudEmulator
 from tests.conftest import require
 
 pytestmark = pytest.mark.slow
+pytest_plugins = ["tests.cloud_emulator.fixture"]
 
 PYDFLOW = "pydflow==1.8.134"
 #: what ``import dflow`` and its dispatcher plugin need (infra NOTES.md)
@@ -117,7 +120,8 @@ def test_dflow_shell_local_context(dflow_venv: ClientVenv, tmp_path: Path) -> No
 def test_dflow_shell_lazy_local_context(dflow_venv: ClientVenv, tmp_path: Path) -> None:
     """Shell + LazyLocalContext: jobs run in the step's own work dir."""
     counter = tmp_path / "counter"
-    machine = {"batch_type": "Shell", "context_type": "LazyLocalContext"}
+    machine = {"batch_type": "Shell", "context_type": "LazyLocalContext",
+               "remote_root": str(tmp_path / "cluster-root")}  # dflow always sets one
     result, output = _run(dflow_venv, tmp_path, _spec(tmp_path, counter, machine))
     _assert_succeeded(result, output, counter)
     assert all(str(tmp_path / "wf") in line for line in counter.read_text().splitlines())
@@ -217,3 +221,90 @@ def test_dflow_sigterm_of_the_step_kills_its_job(dflow_venv: ClientVenv,
     result = json.loads(output.strip().splitlines()[-1])
     assert result["phase"] == "Failed"
     assert _events(counter) == ["produce start"]
+
+
+def _bohrium_machine(tmp: Path) -> dict[str, Any]:
+    """What a dpgen2 user writes for Bohrium (dflow adds the rest of ``input_data``).
+
+    dflow also sets a (cluster) ``remote_root``; a scratch one keeps the tests' files in
+    their tmp dir (see test_dflow_bohrium_leaves_dflow_remote_root_alone).
+    """
+    return {
+        "remote_root": str(tmp / "cluster-root"),
+        "batch_type": "Bohrium",
+        "context_type": "Bohrium",
+        "remote_profile": {
+            "email": CloudEmulator.EMAIL,
+            "password": CloudEmulator.PASSWORD,
+            "program_id": 1234,
+            "input_data": {"scass_type": "c2_m4_cpu", "platform": "ali"},
+        },
+    }
+
+
+def _the_job(emulator: CloudEmulator) -> Any:
+    jobs = list(emulator.service.jobs.values())
+    assert len(jobs) == 1, [j.body for j in jobs]
+    return jobs[0]
+
+
+def test_dflow_bohrium_backend(dflow_venv: ClientVenv, tmp_path: Path,
+                               cloud_emulator: CloudEmulator) -> None:
+    """Bohrium through dflow against the cloud emulator: input_data, exit code, results."""
+    counter = tmp_path / "counter"
+    spec = _spec(tmp_path, counter, _bohrium_machine(tmp_path), single_step=True)
+    result, output = _run(dflow_venv, tmp_path, spec)
+    _assert_succeeded(result, output, counter, steps=("produce",))
+    job = _the_job(cloud_emulator)
+    # dflow fills input_data (image from the template, job name, log file) and reads the
+    # exit code back with machine.get_exit_code(job) (the step would fail otherwise)
+    assert job.exit_code == 0
+    assert "dpdisp-standin" in json.dumps(job.body)
+    assert cloud_emulator.rejected == []
+
+
+@pytest.mark.parametrize(
+    ("failures", "status"),
+    [(1, 400),   # the job API refuses once: RequestInfoException reaches dflow's loop
+     (4, 503)],  # down for longer than the client's own 3 retries
+    ids=["refused-once", "outage"],
+)
+def test_dflow_bohrium_retry_on_submission_error(
+    dflow_venv: ClientVenv, tmp_path: Path, cloud_emulator: CloudEmulator,
+    failures: int, status: int,
+) -> None:
+    """dpgen2's retry_on_submission_error around a failing job API: one job, run once."""
+    counter = tmp_path / "counter"
+    spec = _spec(tmp_path, counter, _bohrium_machine(tmp_path), single_step=True,
+                 executor={"retry_on_submission_error": 3})
+    cloud_emulator.fail_next(failures, status=status, path_prefix="/brm/v2/job/add")
+    result, output = _run(dflow_venv, tmp_path, spec)
+    _assert_succeeded(result, output, counter, steps=("produce",))
+    attempts = [line for line in output.splitlines() if re.fullmatch(r"retry \d+", line)]
+    if status == 400:
+        # the exception dflow imports from dpdispatcher.dpcloudserver.client, caught there
+        assert "RequestInfoException" in output, output[-4000:]
+        assert attempts == ["retry 0", "retry 1"]
+    assert 1 <= len(attempts) < 3  # dflow's retries were not exhausted
+    assert _the_job(cloud_emulator).exit_code == 0  # created once, ran once
+    assert cloud_emulator.calls["POST /brm/v2/job/add"] == failures + 1
+    assert cloud_emulator.rejected == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="dpdispatcher/contexts/dp_cloud_server_context.py:214 (job_root_for) stages "
+    "Bohrium jobs under a given remote_root, which dflow always sets (default "
+    "/root/dflow/workflows or /home/<username>/dflow/workflows, a cluster path); 1.1.0's "
+    "BohriumContext ignores remote_root (job root '.'), so a non-root dflow user gets a "
+    "PermissionError here -- owner: cloud",
+)
+def test_dflow_bohrium_leaves_dflow_remote_root_alone(
+    dflow_venv: ClientVenv, tmp_path: Path, cloud_emulator: CloudEmulator
+) -> None:
+    """dflow passes its cluster remote_root even to Bohrium; nothing may be made there."""
+    counter, cluster_root = tmp_path / "counter", tmp_path / "cluster-root"
+    spec = _spec(tmp_path, counter, _bohrium_machine(tmp_path), single_step=True)
+    result, output = _run(dflow_venv, tmp_path, spec)
+    _assert_succeeded(result, output, counter, steps=("produce",))
+    assert not cluster_root.exists()
