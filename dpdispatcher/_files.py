@@ -40,17 +40,27 @@ def expand_local(base: str, patterns: list[str], key: str) -> list[str]:
 
 
 def forward_files(submission: Submission, local_work_base: str) -> list[str]:
-    """Every forward and forward-common file, relative to the work base, deduplicated."""
+    """Every forward and forward-common file, relative to the work base, deduplicated.
+
+    Tasks in ``submission.settled_tasks`` (their results already sit in the job root of a
+    resumed run) are left out, so sending inputs again never overwrites a forward file
+    such a task edited in place.
+    """
     out = expand_local(
         local_work_base, submission.forward_common_files, "submission/forward_common_files"
     )
+    seen = set(out)
+    settled = submission.settled_tasks
     for task in submission.belonging_tasks:
+        if task.task_hash in settled:
+            continue
         task_dir = os.path.join(local_work_base, task.task_work_path)
         for rel in expand_local(
             task_dir, task.forward_files, f"task {task.task_work_path!r}/forward_files"
         ):
             path = os.path.normpath(os.path.join(task.task_work_path, rel))
-            if path not in out:
+            if path not in seen:
+                seen.add(path)
                 out.append(path)
     return out
 

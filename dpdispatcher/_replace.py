@@ -67,9 +67,9 @@ def replace_with(staged: str, dst: str) -> None:
     A file or link over a file or link is one atomic ``rename``; when either side is a
     directory, the old ``dst`` is first moved aside and removed.
     """
+    aside = staged_name(dst, "old")
+    _remove(aside)  # left by a replace that was killed midway
     if _lexists(dst) and (_is_real_dir(dst) or _is_real_dir(staged)):
-        aside = staged_name(dst, "old")
-        _remove(aside)
         os.rename(dst, aside)
         _remove(aside)
     os.replace(staged, dst)

@@ -31,6 +31,7 @@ from dpdispatcher.errors import (
 )
 from dpdispatcher.job import Job
 from dpdispatcher.machine import Machine, submit_lock_command
+from dpdispatcher.machines.slurm import task_tag_path
 from dpdispatcher.resources import Resources
 from dpdispatcher.task import Task
 from dpdispatcher.utils.job_status import JobStatus
@@ -121,6 +122,9 @@ class Submission(FailureHandling):
         self.belonging_jobs: list[Job] = []
         self.dropped_jobs: list[Job] = []
         self._generated_jobs: list[Job] = []  # every job, kept once some are dropped
+        #: hashes of tasks whose results are already in the job root (a resumed run):
+        #: their forward files are not sent again
+        self.settled_tasks: frozenset[str] = frozenset()
         self.submission_hash = ""
         self.timing = Timing()
         self.progress: ProgressCallback | None = None
@@ -468,14 +472,38 @@ class Submission(FailureHandling):
                 dlog.warning("could not save the submission state: %s", err)
 
     def upload_jobs(self) -> None:
-        """Send the files, then write the scripts of every job not yet finished."""
+        """Send the files, then write the scripts of every job not yet finished.
+
+        In a resumed run, the inputs of tasks that already ran are not sent again: a
+        forward file such a task edited in place is its result, not to be overwritten.
+        """
         ctx = self._bound_machine().context
+        self.settled_tasks = self._tasks_already_run()
         ctx.upload(self)
         files: dict[str, str] = {}
         for job in self.belonging_jobs:
             if job.job_state != JobStatus.finished:
                 files.update(self._job_files[job.job_hash])
         ctx.write_files(files)
+
+    def _tasks_already_run(self) -> frozenset[str]:
+        """Tasks of finished jobs, and tasks with their tag in jobs that were submitted."""
+        settled = {
+            task.task_hash
+            for job in self.belonging_jobs
+            if job.job_state == JobStatus.finished
+            for task in job.job_task_list
+        }
+        tags = {
+            task_tag_path(task): task.task_hash
+            for job in self.belonging_jobs
+            if job.job_state != JobStatus.finished and (job.job_id or job.fail_count)
+            for task in job.job_task_list
+        }
+        if tags:
+            present = self._bound_machine().context.files_exist(sorted(tags))
+            settled.update(tags[path] for path in present)
+        return frozenset(settled)
 
     def download_jobs(self, include_failed: bool = False) -> None:
         """Bring back the results of every job (not of jobs dropped by ratio_unfinished).

@@ -47,6 +47,16 @@ def require(*variables: str, what: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N random kill -9 trials in tests/integration/test_kill_harness.py (default 5)",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _private_dpdispatcher_home(tmp_path_factory: pytest.TempPathFactory,
                                monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

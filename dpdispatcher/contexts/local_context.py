@@ -113,13 +113,12 @@ class LocalContext(LocalShellContext):
 
 
 def _place(src: str, dst: str, symlink: bool) -> None:
+    """Link ``src`` at ``dst``, or copy it there (staged, then renamed into place)."""
+    if not symlink:
+        bring_back(src, dst, keep_source=True)
+        return
     if os.path.lexists(dst):
-        if symlink and os.path.islink(dst) and os.readlink(dst) == src:
+        if os.path.islink(dst) and os.readlink(dst) == src:
             return
         remove_path(dst)
-    if symlink:
-        os.symlink(src, dst)
-    elif os.path.isdir(src):
-        shutil.copytree(src, dst, symlinks=True)
-    else:
-        shutil.copy2(src, dst)
+    os.symlink(src, dst)

@@ -555,3 +555,30 @@ def test_ratio_unfinished_rerun_with_clean_false_recovers(tmp_path):
         assert (tmp_path / f"count/{i}").read_text() == "run\n"
     for job in second.dropped_jobs:
         assert _group_dead(job.job_id)
+
+
+def test_resumed_run_does_not_resend_inputs_of_tasks_that_already_ran(tmp_path):
+    """A forward file a finished task edited in place is its result: a resumed run's upload
+    must not replace it with the original input."""
+    work = make_work(tmp_path, 2)
+    for i in range(2):
+        (work / f"dir{i}/conf").write_text("step=0\n")
+
+    def build():
+        ts = [
+            Task("sed -i s/step=0/step=1/ conf", "dir0", ["conf"], ["conf"]),
+            Task("sleep 1.5; sed -i s/step=0/step=2/ conf", "dir1", ["conf"], ["conf"]),
+        ]
+        return fast(Submission("work", machine(tmp_path), Resources(1, 1, 0, "", 1), task_list=ts))
+
+    first = build()
+    first.run_submission(exit_on_submit=True)
+    root = tmp_path / "remote" / first.submission_hash
+    quick = next(j for j in first.belonging_jobs if j.job_task_list[0].task_work_path == "dir0")
+    deadline = time.monotonic() + 20
+    while not (root / names.job_tag_file(quick.job_hash)).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    build().run_submission(check_interval=0.1)  # resumes: one job finished, one running
+    assert (work / "dir0/conf").read_text() == "step=1\n"
+    assert (work / "dir1/conf").read_text() == "step=2\n"
