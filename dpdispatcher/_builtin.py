@@ -15,11 +15,13 @@ BUILTIN_MODULES = (
     "dpdispatcher.machines.sge",
     "dpdispatcher.machines.fugaku",
     "dpdispatcher.machines.JH_UniScheduler",
+    "dpdispatcher.machines.distributed_shell",
     "dpdispatcher.machines.dp_cloud_server",
     "dpdispatcher.machines.openapi",
     "dpdispatcher.contexts.local_context",
     "dpdispatcher.contexts.lazy_local_context",
     "dpdispatcher.contexts.ssh_context",
+    "dpdispatcher.contexts.hdfs_context",
     "dpdispatcher.contexts.dp_cloud_server_context",
     "dpdispatcher.contexts.openapi_context",
 )

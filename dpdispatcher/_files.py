@@ -134,3 +134,33 @@ def mark_missing(local_dir: str, pattern: str) -> None:
     os.makedirs(local_dir, exist_ok=True)
     with open(os.path.join(local_dir, names.download_failure_marker(pattern)), "w"):
         pass
+
+
+def bring_back_results(
+    submission: Submission,
+    source_root: str,
+    local_root: str,
+    check_exists: bool,
+    mark_failure: bool,
+    back_error: bool,
+) -> list[str]:
+    """Bring every backward file of ``submission`` from ``source_root`` (a job root on
+    this machine, or extracted result archives) into the work base ``local_root``.
+
+    A result replaces what is there (:func:`~dpdispatcher._replace.bring_back`); a
+    request matching nothing goes through :func:`unmatched`. Returns the paths to report
+    as missing.
+    """
+    from dpdispatcher._replace import bring_back
+
+    missing: list[str] = []
+    for req in backward_requests(submission, back_error):
+        src_dir = os.path.join(source_root, req.directory)
+        local_dir = os.path.join(local_root, req.directory)
+        matches = glob_rel(src_dir, req.pattern)
+        if not matches:
+            report = unmatched(req, local_dir, check_exists, mark_failure)
+            missing += [report] if report else []
+        for rel in matches:
+            bring_back(os.path.join(src_dir, rel), os.path.join(local_dir, rel))
+    return missing

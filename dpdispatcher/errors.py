@@ -80,3 +80,7 @@ class MissingInputError(ConfigurationError, FileNotFoundError):
 
 class RecordNotFoundError(ConfigurationError, FileNotFoundError):
     """No local record of the submission hash asked for (``dpdisp submission HASH``)."""
+
+
+class HDFSMissingPathError(ContextError):
+    """An HDFS path a command needed does not exist (Hadoop: "No such file or directory")."""

@@ -165,18 +165,20 @@ def render_script(
     resources: Resources,
     run_line: str | None = None,
     end: str | None = None,
+    env: str | None = None,
 ) -> str:
     """Assemble header, custom flags, env, run line and end into the job script.
 
-    ``run_line`` and ``end`` replace the default sections (a batch type with its own
-    notion of "all tasks done", such as job arrays, renders its own end).
+    ``run_line``, ``end`` and ``env`` replace the default sections (a batch type with its
+    own notion of "all tasks done", such as job arrays, renders its own end; one whose
+    inputs must be fetched first, its own env).
     """
     flags = "".join(f"{flag}\n" for flag in resources.custom_flags)
     parts = [
         header.rstrip("\n") + "\n",
         flags,
         "\n",
-        render_env(job_hash, job_root, resources),
+        env if env is not None else render_env(job_hash, job_root, resources),
         "\n",
         run_line if run_line is not None else render_run_line(job_hash),
         "\n",

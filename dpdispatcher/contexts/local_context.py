@@ -8,7 +8,6 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher import _files
-from dpdispatcher._replace import bring_back
 from dpdispatcher._script import names
 from dpdispatcher.contexts._local import LocalShellContext, remove_path
 from dpdispatcher.errors import RemoteFileNotFoundError
@@ -75,16 +74,9 @@ class LocalContext(LocalShellContext):
         job root counts as downloaded when it is present locally (a rerun after the
         results came back).
         """
-        missing: list[str] = []
-        for req in _files.backward_requests(submission, back_error):
-            remote_dir = os.path.join(self.remote_root, req.directory)
-            local_dir = os.path.join(self.local_root, req.directory)
-            matches = _files.glob_rel(remote_dir, req.pattern)
-            if not matches:
-                report = _files.unmatched(req, local_dir, check_exists, mark_failure)
-                missing += [report] if report else []
-            for rel in matches:
-                bring_back(os.path.join(remote_dir, rel), os.path.join(local_dir, rel))
+        missing = _files.bring_back_results(
+            submission, self.remote_root, self.local_root, check_exists, mark_failure, back_error
+        )
         if missing:
             raise RemoteFileNotFoundError(
                 f"backward files not found in {self.remote_root}: {', '.join(missing)} "

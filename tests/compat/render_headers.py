@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from typing import Any
@@ -66,6 +67,7 @@ def main() -> int:
             out[case["id"]] = render(case, root)
         except Exception as err:  # noqa: BLE001  (reported to the caller, per case)
             out[case["id"]] = {"error": f"{type(err).__name__}: {err}"}
+    shutil.rmtree(root, ignore_errors=True)
     json.dump(out, sys.stdout)
     return 0
 

@@ -97,7 +97,8 @@ def _cases() -> list[dict[str, Any]]:
     def add(bt: str, name: str, res: dict[str, Any], **extra: Any) -> None:
         cases.append({"id": f"{bt}/{name}", "batch_type": bt, "resources": res, **extra})
 
-    for bt in ("Slurm", "PBS", "Torque", "SGE", "LSF", "Shell", "Fugaku", "JH_UniScheduler"):
+    for bt in ("Slurm", "PBS", "Torque", "SGE", "LSF", "Shell", "Fugaku", "JH_UniScheduler",
+               "DistributedShell"):  # fmt: skip
         kw: dict[str, Any] = {"kwargs": {}} if bt in ("SGE", "LSF", "JH_UniScheduler") else {}
         add(bt, "cpu", {**kw})
         add(bt, "gpu_queue_nodes", {**GPU_Q, **kw})
@@ -120,6 +121,8 @@ def _cases() -> list[dict[str, Any]]:
     add("LSF", "custom_gpu_line", {"kwargs": {"custom_gpu_line": "#BSUB -gpu num=1"}})
     add("JH_UniScheduler", "custom_gpu_line", {"gpu_per_node": 2, "kwargs": {
         "custom_gpu_line": '#JSUB -gpgpu "1 type=A100"'}})  # fmt: skip
+    add("DistributedShell", "yarn_kwargs", {**GPU_Q, "kwargs": {
+        "img_name": "img", "yarn_path": "/opt/yarn", "mem_limit": 2}})  # fmt: skip
     add("JH_UniScheduler", "custom_gpu_line_no_gpu", {"kwargs": {
         "custom_gpu_line": "#JSUB -gpgpu 1"}})  # fmt: skip
     return cases

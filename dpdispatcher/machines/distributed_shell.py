@@ -1,0 +1,263 @@
+"""DistributedShell: each job is a Hadoop YARN distributed-shell application.
+
+Used with :class:`~dpdispatcher.contexts.hdfs_context.HDFSContext`. The job script is
+written to the work base and given to the YARN distributed-shell client
+(``hadoop jar …distributedshell-*.jar …Client -shell_script <script>``), started on this
+machine in the background; the job id is the client's process id, as in the original.
+In its container the script fetches the submission's ``<hash>_upload.tgz`` and the
+job's ``.run`` body from the HDFS job root, runs the tasks, and on success packs the
+task directories into ``<submission>_<job>_download.tar.gz``, puts it back and touches
+the job tag on HDFS (on failure it puts its last-error file back instead).
+
+A poll is one local ``ps`` for every client (a client alive running our application is
+*running*), then the HDFS job tags of the ended ones: tag there means *finished*, else
+*terminated*. Killing a job runs ``yarn application -kill`` for the application id
+the client logged, and stops the client's process group.
+
+``resources.kwargs``: ``yarn_path`` (the directory holding
+``hadoop-yarn-applications-distributedshell-*.jar``), ``img_name`` (a Docker image for
+the container; none runs the script on the node itself) and ``mem_limit`` (GB, 1).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from dpdispatcher._script import names, render
+from dpdispatcher._script.quoting import job_id, sh
+from dpdispatcher.base_context import CommandResult
+from dpdispatcher.contexts.hdfs_context import download_archive, upload_archive
+from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import ConfigurationError, SchedulerError
+from dpdispatcher.machine import Machine
+from dpdispatcher.utils.hdfs_cli import run_cmd_with_all_output
+from dpdispatcher.utils.job_status import JobStatus
+
+if TYPE_CHECKING:
+    from dpdispatcher.resources import Resources
+    from dpdispatcher.submission import Job
+
+__all__ = ["DistributedShell", "run_cmd_with_all_output", "yarn_client_command"]
+
+CLIENT = "org.apache.hadoop.yarn.applications.distributedshell.Client"
+JAR_GLOB = "hadoop-yarn-applications-distributedshell-*.jar"
+_APP_ID = re.compile(r"\bapplication_\d+_\d+\b")
+
+
+def app_name(job_hash: str) -> str:
+    """The YARN application name of a job (also how its client is recognised in ``ps``)."""
+    return f"distributedshell_dpgen_{job_hash}"
+
+
+def client_log(job_hash: str) -> str:
+    """The client's log in the work base (the original's ``<job_hash>.out``)."""
+    return f"{job_hash}.out"
+
+
+def find_jar(resources: Resources) -> str:
+    """The distributed-shell jar under ``kwargs.yarn_path``; a clear error if none."""
+    yarn_path = str(resources.kwargs.get("yarn_path") or "")
+    found = sorted(glob.glob(os.path.join(yarn_path, JAR_GLOB))) if yarn_path else []
+    if not found:
+        raise ConfigurationError(
+            f"resources/kwargs/yarn_path: no {JAR_GLOB} in {yarn_path!r} (give the "
+            "directory holding it, e.g. $HADOOP_HOME/share/hadoop/yarn)"
+        )
+    return found[-1]
+
+
+def yarn_client_command(job: Job, jar: str, script: str) -> str:
+    """The shell command starting the client in its own session; it prints the PID.
+
+    >>> from dpdispatcher import Job, Resources, Task
+    >>> j = Job([Task("true", "t")], resources=Resources(1, 4, 0, "q", 1,
+    ...         kwargs={"mem_limit": 2, "img_name": "ubuntu:22.04"}))
+    >>> cmd = yarn_client_command(j, "/y/d.jar", ".h.sub")
+    >>> "-container_resources memory-mb=2048,vcores=4" in cmd, "-queue q" in cmd
+    (True, True)
+    """
+    res = job.resources
+    mem = int(float(res.kwargs.get("mem_limit") or 1) * 1024)
+    args = ["hadoop", "jar", jar, CLIENT, "-jar", jar]
+    if res.queue_name:
+        args += ["-queue", res.queue_name]
+    args += ["-appname", app_name(job.job_hash)]
+    image = res.kwargs.get("img_name")
+    if image:
+        args += ["-shell_env", "YARN_CONTAINER_RUNTIME_TYPE=docker",
+                 "-shell_env", f"YARN_CONTAINER_RUNTIME_DOCKER_IMAGE={image}",
+                 "-shell_env", "ENV_DOCKER_CONTAINER_SHM_SIZE=600m"]  # fmt: skip
+    args += ["-master_memory", "1024", "-master_vcores", "2", "-num_containers", "1",
+             "-container_resources", f"memory-mb={mem},vcores={int(res.cpu_per_node)}",
+             "-shell_script", script]  # fmt: skip
+    log = sh(client_log(job.job_hash))
+    return f"setsid nohup {' '.join(sh(a) for a in args)} >>{log} 2>&1 </dev/null & echo $!"
+
+
+class DistributedShell(Machine):
+    """Hadoop YARN distributed shell (with HDFSContext): one application per job.
+
+    Examples
+    --------
+    >>> from dpdispatcher import Job, Resources, Task
+    >>> m = Machine(batch_type="DistributedShell", context_type="HDFSContext",
+    ...             local_root=".", remote_root="hdfs://nn/runs")
+    >>> m.header_lines(Job([Task("true", "t")], resources=Resources(1, 1, 0, "", 1)))
+    ['#!/bin/bash -l', 'set -x']
+    """
+
+    #: first letter of the client's ``ps`` STAT: Z (zombie) and X (dead) have ended
+    state_map = {s: JobStatus.running for s in "RSDTtIW"} | {
+        "Z": JobStatus.terminated,
+        "X": JobStatus.terminated,
+    }
+
+    @classmethod
+    def resources_subfields(cls) -> list[Any]:
+        """``yarn_path``, ``img_name``, ``mem_limit``."""
+        from dargs import Argument
+
+        return [
+            Argument("yarn_path", str, optional=True, default=None,
+                     doc=f"Directory holding `{JAR_GLOB}` "
+                     "(e.g. `$HADOOP_HOME/share/hadoop/yarn`)."),
+            Argument("img_name", str, optional=True, default=None,
+                     doc="Docker image the container runs in; none runs on the node itself."),
+            Argument("mem_limit", [int, float], optional=True, default=1,
+                     doc="Container memory in GB."),
+        ]  # fmt: skip
+
+    # -- rendering ----------------------------------------------------------------
+    def header_lines(self, job: Job) -> list[str]:
+        """Shebang and ``set -x`` (the original's header)."""
+        return ["#!/bin/bash -l", "set -x"]
+
+    def _root(self) -> str:
+        return sh(self.context.remote_root.rstrip("/"))
+
+    def gen_script_env(self, job: Job) -> str:
+        """Env section in the container's directory, then the inputs fetched from HDFS."""
+        submission_hash = self.context.remote_root.rstrip("/").rsplit("/", 1)[-1]
+        upload = upload_archive(submission_hash)
+        root = self._root()
+        staging = [
+            f"if [ ! -f {sh(upload)} ]; then hadoop fs -get {root}/{sh(upload)} . || exit 1; fi",
+            f"hadoop fs -get -f {root}/{sh(names.run_file(job.job_hash))} . || exit 1",
+            f"tar -xzf {sh(upload)} || exit 1",
+        ]
+        return render.render_env(job.job_hash, ".", job.resources) + "\n".join(staging) + "\n"
+
+    def gen_script_end(self, job: Job) -> str:
+        """Pack the task directories and put them back with the job tag, or the error."""
+        submission_hash = self.context.remote_root.rstrip("/").rsplit("/", 1)[-1]
+        tarball = sh(download_archive(submission_hash, job.job_hash))
+        dirs = " ".join(sh(t.task_work_path) for t in job.job_task_list)
+        root = self._root()
+        flag = render.root_file(names.fail_flag_file(job.job_hash))
+        lines = [
+            'cd "$REMOTE_ROOT"',
+            "wait",
+            f"read -r dpdispatcher_task_fail < {flag}",
+            'if test "$dpdispatcher_task_fail" -eq 0; then',
+            f"  tar --dereference -czf {tarball} {dirs} &&",
+            f"  hadoop fs -put -f {tarball} {root} &&",
+            f"  hadoop fs -touchz {root}/{sh(names.job_tag_file(job.job_hash))} || exit 1",
+            "else",
+            f"  hadoop fs -put -f {sh(names.last_err_file(job.job_hash))} {root} 2>/dev/null",
+            "  exit 1",
+            "fi",
+            *job.resources.append_script,
+        ]
+        return "\n".join(lines) + "\n"
+
+    def gen_script(self, job: Job) -> str:
+        """Header, custom flags, env and staging, the run line, the end."""
+        return render.render_script(
+            self.gen_script_header(job), job.job_hash, ".", job.resources,
+            env=self.gen_script_env(job), end=self.gen_script_end(job),
+        )  # fmt: skip
+
+    # -- submit, poll, kill (on this machine) -------------------------------------------
+    def submit_prepared(self, job: Job) -> str:
+        """Write the script locally for the client, start it; record the PID on HDFS."""
+        jar = find_jar(job.resources)
+        script = names.script_file(job.job_hash)
+        with open(os.path.join(self.context.local_root, script), "w", encoding="utf-8") as fh:
+            fh.write(self.gen_script(job))
+        command = f"cd {sh(self.context.local_root)} && {yarn_client_command(job, jar, script)}"
+        code, out, err = run_cmd_with_all_output(command)
+        if code:
+            raise SchedulerError(
+                f"DistributedShell: starting the YARN client for job {job.job_hash} failed "
+                f"(exit code {code}): {err.decode(errors='replace').strip()}"
+            )
+        pid = job_id(self.parse_submit_output(out.decode()))
+        self.context.write_file(names.job_id_file(job.job_hash), pid)
+        return pid
+
+    def submit_command(self, job: Job, script: str) -> str:
+        """Not used: the client starts on this machine (see :meth:`submit_prepared`)."""
+        raise SchedulerError("DistributedShell submits through submit_prepared")
+
+    def parse_submit_output(self, stdout: str) -> str:
+        """The client's PID (the last line)."""
+        lines = stdout.strip().splitlines()
+        if not lines or not lines[-1].strip().isdigit():
+            raise SchedulerError(f"DistributedShell: no PID in {stdout!r}")
+        return lines[-1].strip()
+
+    def status_command(self, jobs: Sequence[Job]) -> str:
+        """One ``ps`` for every client."""
+        return "ps -ww -o pid=,stat=,args= -p " + ",".join(sh(job_id(j.job_id)) for j in jobs)
+
+    def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
+        """First letter of STAT for clients still running our application."""
+        out: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            fields = line.split(None, 2)
+            if len(fields) == 3:
+                for job in jobs:
+                    if fields[0] == job.job_id and app_name(job.job_hash) in fields[2]:
+                        out[job.job_id] = fields[1][:1]
+        return out
+
+    def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
+        """One local ``ps``; ended clients are judged by their job tag on HDFS."""
+        submitted = [job for job in jobs if job.job_id]
+        if not submitted:
+            return {}
+        code, out, err = run_cmd_with_all_output(self.status_command(submitted))
+        if code not in (0, 1) or (code and err.strip()):
+            raise SchedulerError(f"DistributedShell: ps failed: {err.decode(errors='replace')}")
+        raw = self.parse_status_output(CommandResult(code, out.decode(), err.decode()), submitted)
+        states: dict[str, JobStatus] = {}
+        for job in submitted:
+            status = self.map_state(raw[job.job_id]) if job.job_id in raw else JobStatus.terminated
+            if status == JobStatus.terminated and self.check_finish_tag(job):
+                status = JobStatus.finished
+            states[job.job_hash] = status
+        return states
+
+    def kill_command(self, job_id: str) -> str:
+        """Stop the client's process group."""
+        return f"kill -- -{sh(job_id)}"
+
+    def kill(self, job: Job) -> None:
+        """``yarn application -kill`` for the logged application, then stop the client."""
+        if not job.job_id:
+            return
+        log = os.path.join(self.context.local_root, client_log(job.job_hash))
+        try:
+            with open(log, encoding="utf-8", errors="replace") as fh:
+                apps = _APP_ID.findall(fh.read())
+        except OSError:
+            apps = []
+        if apps:
+            code, _, err = run_cmd_with_all_output(f"yarn application -kill {sh(apps[-1])}")
+            if code:
+                dlog.info("yarn application -kill %s: %s", apps[-1], err.decode().strip())
+        run_cmd_with_all_output(self.kill_command(job_id(job.job_id)))
