@@ -401,6 +401,8 @@ class Submission(FailureHandling):
         """
         found = self._persisted_state()
         if found is None:
+            if self.previous_submission_hash:
+                _legacy.adopt_previous(self, self.previous_submission_hash)
             return False
         kind, text, where = found
         if kind in ("ours", "local copy"):

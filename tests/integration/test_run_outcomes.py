@@ -16,7 +16,7 @@ import pytest
 
 from dpdispatcher import Machine, Resources, Submission, Task
 from dpdispatcher._script import names
-from dpdispatcher.errors import ConfigurationError, JobFailedError
+from dpdispatcher.errors import ConfigurationError, JobFailedError, RecoveryError
 from dpdispatcher.utils.job_status import JobStatus
 
 
@@ -175,3 +175,34 @@ def test_raise_for_failed_jobs_without_continue_on_failure_says_they_had_failed(
         sub.raise_for_failed_jobs(continue_on_failure=False)
     sub.belonging_jobs[0].job_state = JobStatus.finished
     sub.raise_for_failed_jobs()  # nothing failed: no error
+
+
+def test_previous_submission_hash_adopts_its_job_root_and_skips_finished_tasks(tmp_path):
+    first = scenario(tmp_path, failing=False)
+    first.run_submission(check_interval=0.1, clean=False)
+    old_root = tmp_path / "remote" / first.submission_hash
+    assert old_root.is_dir()
+    second = scenario(tmp_path, failing=False, previous_submission_hash=first.submission_hash)
+    second.resources = Resources(1, 2, 0, "", 1)  # other resources: another hash
+    second.run_submission(check_interval=0.1, clean=False)
+    assert second.submission_hash != first.submission_hash
+    assert not old_root.exists() and (tmp_path / "remote" / second.submission_hash).is_dir()
+    assert [runs(tmp_path, i) for i in (1, 2, 3)] == [1, 1, 1]
+    assert (tmp_path / "local" / "work" / "t2" / "res").read_text() == "ok\n"
+
+
+def test_previous_submission_hash_without_its_job_root_is_an_error(tmp_path):
+    sub = scenario(tmp_path, failing=False, previous_submission_hash="0" * 40)
+    with pytest.raises(RecoveryError, match="previous_submission_hash"):
+        sub.run_submission(check_interval=0.1)
+    assert runs(tmp_path, 1) == 0
+
+
+def test_previous_submission_hash_of_other_tasks_is_refused(tmp_path):
+    first = scenario(tmp_path, failing=False)
+    first.run_submission(check_interval=0.1, clean=False)
+    other = scenario(tmp_path, failing=True, previous_submission_hash=first.submission_hash)
+    with pytest.raises(RecoveryError, match="other tasks"):
+        other.run_submission(check_interval=0.1)
+    assert (tmp_path / "remote" / first.submission_hash).is_dir()
+    assert [runs(tmp_path, i) for i in (1, 2, 3)] == [1, 1, 1]
