@@ -12,6 +12,8 @@ every counter holds exactly one line (no duplicate run), every result came back 
 value its task wrote (no lost or stale result: each task also edits a forward file in place
 and returns it), nothing is left in the remote root and the local state copy is gone.
 
+The same runs on the real Slurm test cluster with ``batch_type="Slurm"``.
+
 Run a long soak with ``pytest tests/integration/test_kill_harness.py --soak 200`` or
 ``python -m tests.kill_harness --soak 200 [--seed S]``.
 """
@@ -97,7 +99,8 @@ CHILD = textwrap.dedent(
     elif point == "clean_before_forget":
         hook(subm.record, "remove", before=lambda *a, **k: die())
 
-    machine = Machine.load_from_dict({"batch_type": "Shell", "context_type": "LocalContext",
+    batch = open(os.path.join(tmp, "batch_type")).read().strip()
+    machine = Machine.load_from_dict({"batch_type": batch, "context_type": "LocalContext",
         "local_root": tmp + "/local", "remote_root": tmp + "/remote"})
     tasks = [
         Task(
@@ -136,14 +139,15 @@ class Outcome:
         return not self.problems
 
 
-def prepare(tmp: Path) -> None:
-    """A fresh work tree and counter directory under ``tmp``."""
+def prepare(tmp: Path, batch_type: str = "Shell") -> None:
+    """A fresh work tree and counter directory under ``tmp``; jobs go to ``batch_type``."""
     for i in range(N_TASKS):
         (tmp / "local/work" / f"t{i}").mkdir(parents=True)
         (tmp / "local/work" / f"t{i}/conf").write_text("step=0\n")
     (tmp / "count").mkdir()
     (tmp / "home").mkdir()
     (tmp / "child.py").write_text(CHILD)
+    (tmp / "batch_type").write_text(batch_type)
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -228,9 +232,9 @@ def check(tmp: Path, scenario: str) -> Outcome:
     return Outcome(scenario, duplicates, lost, problems)
 
 
-def named_trial(tmp: Path, point: str, seed: int) -> Outcome:
+def named_trial(tmp: Path, point: str, seed: int, batch_type: str = "Shell") -> Outcome:
     """Kill at ``point``, rerun to the end, check."""
-    prepare(tmp)
+    prepare(tmp, batch_type)
     first = run_to_end(tmp, point, seed)
     if first != "killed":
         return Outcome(point, 0, 0, [f"the child was not killed at {point} ({first})"])
@@ -238,10 +242,10 @@ def named_trial(tmp: Path, point: str, seed: int) -> Outcome:
     return check(tmp, point)
 
 
-def random_trial(tmp: Path, seed: int, duration: float) -> Outcome:
+def random_trial(tmp: Path, seed: int, duration: float, batch_type: str = "Shell") -> Outcome:
     """Kill at a uniformly random instant (and, half the time, kill the rerun too)."""
     rng = random.Random(seed)
-    prepare(tmp)
+    prepare(tmp, batch_type)
     kills = [rng.uniform(0, duration)]
     if rng.random() < 0.5:
         kills.append(rng.uniform(0, duration))
@@ -256,9 +260,9 @@ def random_trial(tmp: Path, seed: int, duration: float) -> Outcome:
     return check(tmp, scenario)
 
 
-def measure(tmp: Path) -> float:
+def measure(tmp: Path, batch_type: str = "Shell") -> float:
     """Duration of an uninterrupted run (the range random kills are drawn from)."""
-    prepare(tmp)
+    prepare(tmp, batch_type)
     start_time = time.monotonic()
     assert run_to_end(tmp) == "completed"
     outcome = check(tmp, "uninterrupted")
@@ -274,18 +278,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak", type=int, default=100, help="random trials (default 100)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--dir", default=None, help="where trials run (default: a temp dir)")
+    parser.add_argument("--batch-type", default="Shell", help="Shell (default) or Slurm")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     base = Path(args.dir or tempfile.mkdtemp(prefix="dpdisp-soak-"))
-    duration = measure(base / "measure")
+    batch = args.batch_type
+    duration = measure(base / "measure", batch)
     print(f"seed {seed}; uninterrupted run {duration:.2f}s; trials under {base}", flush=True)
     outcomes = []
     for i in range(args.soak):
         tmp = base / f"trial{i}"
         if i < len(POINTS):
-            outcome = named_trial(tmp, POINTS[i], seed + i)
+            outcome = named_trial(tmp, POINTS[i], seed + i, batch)
         else:
-            outcome = random_trial(tmp, seed + i, duration)
+            outcome = random_trial(tmp, seed + i, duration, batch)
         outcomes.append(outcome)
         if not outcome.ok:
             print(f"trial {i} ({outcome.scenario}): {outcome.problems}", flush=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import kill_harness as kh
+from tests.conftest import require
 
 SEED = random.randrange(1 << 30)
 
@@ -44,3 +45,16 @@ def test_kill_at_a_random_instant_then_rerun(
     tmp_path: Path, trial: int, run_duration: float
 ) -> None:
     _assert_ok(kh.random_trial(tmp_path, SEED + trial, run_duration), SEED + trial)
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("kind", ["clean_mid_delete", "random"])
+def test_slurm_kill_then_rerun(tmp_path: Path, kind: str) -> None:
+    """The same on the real Slurm cluster: a mid-clean kill and a random one."""
+    require("DPDISP_SLURM", what="real Slurm")
+    if kind == "random":
+        duration = kh.measure(tmp_path / "measure", "Slurm")
+        outcome = kh.random_trial(tmp_path / "trial", SEED, duration, "Slurm")
+    else:
+        outcome = kh.named_trial(tmp_path / "trial", kind, SEED, "Slurm")
+    _assert_ok(outcome, SEED)
