@@ -129,11 +129,6 @@ def _cases() -> list[dict[str, Any]]:
 
 
 CASES = _cases()
-#: cases known to differ until a fix in progress lands (reported as XFAIL, not hidden)
-PENDING = {
-    "SlurmJobArray/one_task": "the original writes --array=0-0 for one element; ours "
-    "--array=0 (being fixed by the 'sched' work on SlurmJobArray)",
-}
 
 
 # ------------------------------------------------------------------ the two renderings
@@ -196,11 +191,7 @@ def renderings(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [c["id"] for c in CASES])
-def test_header_matches_the_original(
-    case: str, renderings: tuple[dict[str, Any], ...], request: pytest.FixtureRequest
-) -> None:
-    if case in PENDING:
-        request.applymarker(pytest.mark.xfail(reason=PENDING[case], strict=False))
+def test_header_matches_the_original(case: str, renderings: tuple[dict[str, Any], ...]) -> None:
     original, ours = renderings
     batch_type = case.split("/", 1)[0]
     assert "error" not in original[case], f"the original cannot render {case}: {original[case]}"
