@@ -221,6 +221,7 @@ class Slurm(Machine):
     transient_patterns = (
         "Socket timed out",
         "Unable to contact slurm controller",
+        "Invalid user for SlurmUser",  # a busy controller's transient; 1.1.0 retries it
         "temporarily unable",
         "Resource temporarily unavailable",
         "Zero Bytes were transmitted or received",

@@ -488,3 +488,35 @@ def test_lsf_job_on_several_hosts_with_the_plain_table(
         ["bjobs", "-a", sub.belonging_jobs[0].job_id], capture_output=True, text=True
     ).stdout
     assert "\n" + " " * 45 in table  # the fake printed a continuation line
+
+
+def test_an_ambiguous_submit_survives_a_restart_and_is_found_not_resubmitted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The *unknown, no job id* state is persisted: a rerun searches before submitting."""
+    _use_fake("pbs", tmp_path, monkeypatch)
+    work = make_work(tmp_path, 1)
+    wrap = _ambiguous_submit_wrapper("pbs", tmp_path, every=1000)  # only the first call
+    monkeypatch.setenv("PATH", f"{wrap}:{os.environ['PATH']}")
+    runs = tmp_path / "runs"
+
+    def fresh() -> Submission:
+        task_list = tasks(1, lambda i: f"echo {i} >> {runs}; sleep 1; cat in.txt > out.txt")
+        machine = make_machine("PBS", tmp_path)
+        return fast(Submission("work", machine, Resources(1, 1, 0, "", 1), task_list=task_list))
+
+    first = fresh()
+    first.run_submission(exit_on_submit=True)  # the dispatcher stops right after submitting
+    assert first.belonging_jobs[0].job_state == JobStatus.unknown
+    assert first.belonging_jobs[0].job_id == ""
+    second = fresh()
+    second.run_submission(check_interval=0.5)
+    assert runs.read_text().split() == ["0"]
+    assert (work / "task0" / "out.txt").read_text() == "input 0\n"
+    listed = subprocess.run(
+        [sys.executable, str(FAKES / "fakesched.py"), "pbs", "ctl", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert len(listed.splitlines()) == 1  # one scheduler job, found again by its tag
