@@ -324,4 +324,4 @@ def test_queue_name_selects_the_partition_and_task_name_the_job_name(tmp_path: P
     sub = submission(tmp_path, tasks, Resources(1, 1, 0, "gpu", 1))
     sub.run_submission(check_interval=1)
     out = (tmp_path / "local" / "work" / "task00" / "out").read_text()
-    assert out == "gpu dpd_relax_1\n"
+    assert out == "gpu dpd-relax-1\n"  # as the original 1.1.0 names it
