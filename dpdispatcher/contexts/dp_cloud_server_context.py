@@ -107,6 +107,8 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
         self.keep_backup = bool(profile.get("keep_backup", False))
         self._client: Client | None = None
         self._client_lock = threading.Lock()
+        #: bytes of each cloud job's log already shown (``input_data.output_log``)
+        self.log_offsets: dict[str, int] = {}
 
     def job_settings(self, profile: dict[str, Any]) -> tuple[int | str, dict[str, Any]]:
         """The project the jobs are billed to and the job settings, from the profile."""
@@ -137,7 +139,6 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
         fields = [
             Argument("email", str, optional=True, doc="Login email of the cloud account."),
             Argument("phone", str, optional=True, doc="Login phone number (instead of email)."),
-            Argument("username", str, optional=True, doc="Login name of older accounts."),
             Argument(
                 "password",
                 str,
@@ -191,7 +192,6 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
                 self._client = Client(
                     email=profile.get("email"),
                     phone=profile.get("phone"),
-                    username=profile.get("username"),
                     password=profile.get("password"),
                     **self.client_options,
                 )

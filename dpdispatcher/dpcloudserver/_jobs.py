@@ -17,6 +17,7 @@ __all__ = [
     "cloud_job_status",
     "find_by_oss_path",
     "listing",
+    "new_log_text",
     "wire_id",
 ]
 
@@ -88,3 +89,17 @@ def find_by_oss_path(
             group_id = item.get("jobGroupId")
             return job_id, None if group_id in (None, "") else str(group_id)
     return None
+
+
+def new_log_text(client: Any, job_id: str, offsets: dict[str, int]) -> str:
+    """What job ``job_id``'s log gained since ``offsets[job_id]`` bytes (updated); ""
+    when there is nothing new or the log cannot be read yet."""
+    from ._models import CloudAPIError
+
+    seen = offsets.get(job_id, 0)
+    try:
+        text = str(client.job_log(job_id, seen))
+    except CloudAPIError:
+        return ""
+    offsets[job_id] = seen + len(text.encode())
+    return text

@@ -127,6 +127,7 @@ class CloudStaging(Protocol):
     input_data: dict[str, Any]
     ignore_exit_code: bool
     submission: Submission | None
+    log_offsets: dict[str, int]
 
     @property
     def client(self) -> Any:

@@ -246,12 +246,13 @@ class OpenApiClient:
             raise RequestInfoException(f"GET {path} returned no job status")
         return detail
 
-    def job_log(self, job_id: int | str) -> str:
-        """The job's console log (``GET /openapi/v1/job/{id}/log``)."""
+    def job_log(self, job_id: int | str, offset: int = 0) -> str:
+        """The job's console log from byte ``offset`` (``GET /openapi/v1/job/{id}/log``)."""
         path = f"/openapi/v1/job/{int(job_id)}/log"
         query = {"logFile": "STDOUTERR", "page": -1, "pageSize": 8192}
         data = self._call(f"GET {path}", lambda: self.sdk.get(path, params=query), idempotent=True)
-        return str(data.get("log", "")) if isinstance(data, Mapping) else ""
+        text = str(data.get("log", "")) if isinstance(data, Mapping) else ""
+        return text.encode()[offset:].decode(errors="replace")
 
     def kill_job(self, job_id: int | str) -> None:
         """``POST /openapi/v1/job/kill/{id}``."""

@@ -54,6 +54,7 @@ from dpdispatcher.dpcloudserver._jobs import (
     cloud_job_status,
     find_by_oss_path,
     listing,
+    new_log_text,
     wire_id,
 )
 from dpdispatcher.dpcloudserver._models import describe_cloud_error, is_transient
@@ -288,9 +289,19 @@ class DpCloudServer(Machine):
             return {}
         try:
             details = self._details(submitted)
-            return {job.job_hash: self._judge(job, details.get(job.job_hash)) for job in submitted}
+            states = {j.job_hash: self._judge(j, details.get(j.job_hash)) for j in submitted}
         except CloudAPIError as err:
             raise self._error(err, "querying the cloud jobs") from err
+        if self.cloud.input_data.get("output_log"):
+            for job in submitted:
+                self._show_log(job)
+        return states
+
+    def _show_log(self, job: Job) -> None:
+        """Log (INFO) what ``job``'s console log gained since the last poll."""
+        text = new_log_text(self.cloud.client, job.job_id, self.cloud.log_offsets)
+        if text:
+            dlog.info("cloud job %s log:\n%s", job.job_id, text.rstrip("\n"))
 
     def _details(self, jobs: Sequence[Job]) -> dict[str, JobDetail | None]:
         """Job details by job hash: one group listing, then one call per job it missed."""

@@ -53,11 +53,28 @@ class Job:
         return self.workdir.parent / f"job_{self.job_id}.log"
 
     def log_files_info(self, base_url: str) -> list[dict[str, Any]]:
-        """``logFiles`` of the log call: one entry (the job's console log) once it runs."""
-        if not self.log_path.exists():
-            return []
-        size = self.log_path.stat().st_size
-        return [{"name": "STDOUTERR", "url": f"{base_url}/logs/{self.job_id}", "size": size}]
+        """``logFiles`` of the log call: the job's ``logFiles`` that exist, then its
+        console log (``STDOUTERR``), each with a URL serving its text."""
+        out: list[dict[str, Any]] = []
+        for pattern in self.log_files:
+            if pattern.strip() and not pattern.startswith("/") and self.workdir.is_dir():
+                for match in sorted(self.workdir.glob(pattern)):
+                    if match.is_file():
+                        rel = match.relative_to(self.workdir).as_posix()
+                        url = f"{base_url}/logs/{self.job_id}/{rel}"
+                        out.append({"name": rel, "url": url, "size": match.stat().st_size})
+        if self.log_path.exists():
+            url = f"{base_url}/logs/{self.job_id}"
+            out.append({"name": "STDOUTERR", "url": url, "size": self.log_path.stat().st_size})
+        return out
+
+    def log_file_path(self, name: str) -> Path | None:
+        """The file a log URL names (``""``: the console log); None outside the job."""
+        if not name:
+            return self.log_path
+        path = (self.workdir / name).resolve()
+        inside = self.workdir.resolve() in path.parents
+        return path if inside and any(path.match(p) for p in self.log_files) else None
 
     def detail(self, base_url: str) -> dict[str, Any]:
         """The ``data`` of ``GET /brm/v1/job/{id}`` (field names of bohrium-sdk's detail)."""

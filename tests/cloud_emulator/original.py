@@ -113,7 +113,7 @@ def ensure_bohrium_sdk() -> None:
 
 #: Drives the original's OpenAPI backend: ``python OPENAPI_DRIVER <work>`` with
 #: ``EMU_AK`` (an access key the emulator issued) and the emulator's ``openapi_env()``.
-OPENAPI_DRIVER = r'''
+OPENAPI_DRIVER = r"""
 import os, sys
 work = sys.argv[1]
 from dpdispatcher import Machine, Resources, Submission, Task
@@ -129,4 +129,4 @@ sub = Submission(work_base="./", machine=machine, resources=res, task_list=tasks
                  forward_common_files=["common.txt"])
 sub.run_submission(check_interval=1)
 print("COMPLETED")
-'''
+"""

@@ -360,10 +360,12 @@ class CloudEmulator:
         """A job's console log (the URL of ``logFiles``), honouring ``Range: bytes=N-``."""
         with self.state.lock:
             self.state.calls["GET /logs/{id}"] += 1
-            job = self.service.jobs.get(int(path.rsplit("/", 1)[1] or 0))
-        if job is None or not job.log_path.exists():
+            parts = path[len("/logs/") :].split("/", 1)
+            job = self.service.jobs.get(int(parts[0] or 0)) if parts[0].isdigit() else None
+        target = None if job is None else job.log_file_path(parts[1] if len(parts) > 1 else "")
+        if target is None or not target.exists():
             return Response(404, b"no such log", {"Content-Type": "text/plain"})
-        data = job.log_path.read_bytes()
+        data = target.read_bytes()
         found = re.fullmatch(r"bytes=([0-9]+)-", headers.get("range", ""))
         if found:
             return Response(206, data[int(found[1]) :], {"Content-Type": "text/plain"})
