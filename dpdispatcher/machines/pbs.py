@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PBS",
     "PBS_STATES",
+    "SGE",
     "TORQUE_STATES",
     "Torque",
     "gone_job_ids",
@@ -384,3 +385,7 @@ class Torque(PBS):
         if res.gpu_per_node > 0:
             line += f":gpus={int(res.gpu_per_node)}"
         return line
+
+
+# The original defined SGE in this module; its import path keeps working.
+from dpdispatcher.machines.sge import SGE  # noqa: E402
