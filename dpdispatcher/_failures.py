@@ -49,16 +49,17 @@ class FailureHandling:
                 self._failure_reports(failed), monitored=continue_on_failure
             )
 
-    def try_download_error_info(self) -> None:
+    def try_download_error_info(self, jobs: list[Job] | None = None) -> None:
         """Copy ``<job_hash>_last_err_file`` of each job that ended badly to the work base.
 
         The file holds the tail of the error log of the job's failing task; the copy
-        stays when the job root is cleaned.
+        stays when the job root is cleaned. ``jobs`` limits this to those jobs (the
+        submission does it for each job when it terminates, and at the end of a run).
         """
         ctx = self._bound_machine().context
         wanted = {
             names.last_err_file(j.job_hash): j
-            for j in self.belonging_jobs
+            for j in (self.belonging_jobs if jobs is None else jobs)
             if j.job_state in ENDED_BADLY
         }
         if not wanted:
@@ -73,9 +74,9 @@ class FailureHandling:
                 _outcome.tail(text),
             )
 
-    def _fetch_error_info_quietly(self) -> None:
+    def _fetch_error_info_quietly(self, jobs: list[Job] | None = None) -> None:
         try:
-            self.try_download_error_info()
+            self.try_download_error_info(jobs)
         except Exception as err:  # noqa: BLE001 - diagnostics only; never hide the outcome
             dlog.debug("could not fetch the error output of failed jobs: %s", err)
 

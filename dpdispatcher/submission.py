@@ -371,9 +371,20 @@ class Submission(FailureHandling):
         return self.serialize()
 
     async def async_run_submission(self, **kwargs: Any) -> dict[str, Any]:
-        """:meth:`run_submission` in a worker thread, leaving the event loop free."""
+        """:meth:`run_submission` in a worker thread, leaving the event loop free.
+
+        ``clean`` defaults to False here, as in 1.1.0: submissions run concurrently
+        often share files, and cleaning is better done once they all finished.
+        """
         import asyncio
 
+        kwargs.setdefault("clean", False)
+        if _outcome.clean_strategy(kwargs["clean"]) != "never":
+            dlog.warning(
+                "async_run_submission with clean=%r: the job root is removed as soon as "
+                "this submission finishes",
+                kwargs["clean"],
+            )
         return await asyncio.to_thread(self.run_submission, **kwargs)
 
     def _prepare(self) -> None:
@@ -572,6 +583,7 @@ class Submission(FailureHandling):
             job.job_state = new
         if newly_terminated:
             machine.settle_terminated(newly_terminated)
+            self._fetch_error_info_quietly(newly_terminated)
         return changed
 
     def _track_unknown(self, job: Job, state: JobStatus, now: float) -> None:

@@ -206,3 +206,30 @@ def test_previous_submission_hash_of_other_tasks_is_refused(tmp_path):
         other.run_submission(check_interval=0.1)
     assert (tmp_path / "remote" / first.submission_hash).is_dir()
     assert [runs(tmp_path, i) for i in (1, 2, 3)] == [1, 1, 1]
+
+
+def test_async_run_submission_keeps_the_job_root_unless_told(tmp_path):
+    import asyncio
+
+    asyncio.run(scenario(tmp_path, failing=False).async_run_submission(check_interval=0.1))
+    assert len(job_roots(tmp_path)) == 1  # clean defaults to False here, as in 1.1.0
+    asyncio.run(
+        scenario(tmp_path, failing=False).async_run_submission(check_interval=0.1, clean=True)
+    )
+    assert job_roots(tmp_path) == []
+
+
+def test_the_error_file_is_brought_back_when_a_job_terminates(tmp_path):
+    """A job that fails once and then succeeds leaves its first failure's error output."""
+    flag = tmp_path / "failed-once"
+    sub = scenario(tmp_path, failing=False)
+    task = sub.belonging_tasks[1]
+    task.command = (
+        f"if [ ! -e {flag} ]; then touch {flag}; echo 'first attempt broke' >&2; exit 2; fi; "
+        + task.command
+    )
+    task.task_hash = task.get_hash()
+    sub.run_submission(check_interval=0.1)
+    errs = list((tmp_path / "local" / "work").glob("*_last_err_file"))
+    assert len(errs) == 1 and "first attempt broke" in errs[0].read_text()
+    assert (tmp_path / "local" / "work" / "t2" / "res").read_text() == "ok\n"
