@@ -131,6 +131,15 @@ class Machine(Registered):
 
     context: BaseContext
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A batch type that overrides :meth:`submit_prepared` must say so with
+        ``submits_by_command = False`` (else its jobs would go through shell commands)."""
+        super().__init_subclass__(**kwargs)
+        if cls.submits_by_command and "submit_prepared" in vars(cls):
+            raise TypeError(
+                f"{cls.__name__} overrides submit_prepared: set submits_by_command = False"
+            )
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Machine:
         if cls is Machine:
             name = kwargs.get("batch_type")

@@ -110,6 +110,8 @@ class DistributedShell(Machine):
     ['#!/bin/bash -l', 'set -x']
     """
 
+    #: the YARN client is started on this machine, one job at a time (submit_prepared)
+    submits_by_command = False
     #: first letter of the client's ``ps`` STAT: Z (zombie) and X (dead) have ended
     state_map = {s: JobStatus.running for s in "RSDTtIW"} | {
         "Z": JobStatus.terminated,

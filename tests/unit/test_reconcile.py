@@ -113,3 +113,22 @@ def test_tag_loop_round_trip() -> None:
     assert cmd.startswith("for t in dpda dpdb; do")
     out = "@@dpdispatcher-tag dpda\n12.srv\n@@dpdispatcher-tag dpdb\n"
     assert split_tag_blocks(out) == {"dpda": ["12.srv"], "dpdb": []}
+
+
+def test_a_batch_type_submitting_by_itself_must_say_so() -> None:
+    with pytest.raises(TypeError, match="submits_by_command"):
+
+        class Sneaky(Machine):
+            _abstract = True
+
+            def submit_prepared(self, job: Job) -> str:
+                return "1"
+
+    class Honest(Machine):
+        _abstract = True
+        submits_by_command = False
+
+        def submit_prepared(self, job: Job) -> str:
+            return "1"
+
+    assert not Honest.submits_by_command
