@@ -7,6 +7,7 @@ directory, which fetches its inputs with ``hadoop fs -get`` and puts its results
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tarfile
@@ -115,3 +116,52 @@ def test_clean_removes_the_hdfs_job_root(hdfs: Path, tmp_path: Path) -> None:
     sub = fast(Submission("work", machine(tmp_path), resources(1), task_list=tasks(1)))
     sub.run_submission(check_interval=0.2, clean=True)
     assert not (hdfs / "user" / "tester" / "runs" / sub.submission_hash).exists()
+
+
+def _apps(hdfs: Path) -> list[Path]:
+    return sorted((hdfs / ".yarn").glob("application_*.json"))
+
+
+def test_a_restarted_run_adopts_its_applications_and_submits_nothing_twice(
+    hdfs: Path, tmp_path: Path
+) -> None:
+    work = make_work(tmp_path, 2)
+    slow = tasks(2, lambda i: "sleep 1; cat in.txt > out.txt")
+    first = fast(Submission("work", machine(tmp_path), resources(1), task_list=slow))
+    first.run_submission(check_interval=0.2, exit_on_submit=True)
+    assert len(_apps(hdfs)) == 2
+    again = fast(Submission("work", machine(tmp_path), resources(1), task_list=tasks(
+        2, lambda i: "sleep 1; cat in.txt > out.txt")))  # fmt: skip
+    again.run_submission(check_interval=0.2)
+    assert len(_apps(hdfs)) == 2, "a job was submitted twice"
+    assert [j.job_id for j in again.belonging_jobs] == [j.job_id for j in first.belonging_jobs]
+    for i in range(2):
+        assert (work / f"task{i}" / "out.txt").read_text() == f"input {i}\n"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_ratio_unfinished_kills_the_straggler_application(hdfs: Path, tmp_path: Path) -> None:
+    work = make_work(tmp_path, 4)
+
+    def command(i: int) -> str:
+        return "exec sleep 120" if i == 3 else "cat in.txt > out.txt"
+
+    sub = Submission("work", machine(tmp_path), resources(1, strategy={"ratio_unfinished": 0.25}),
+                     task_list=tasks(4, command))  # fmt: skip
+    fast(sub).run_submission(check_interval=0.2)
+    assert all((work / f"task{i}" / "out.txt").exists() for i in range(3))
+    assert len(sub.dropped_jobs) == 1
+    straggler = sub.dropped_jobs[0]
+    deadline = time.monotonic() + 20
+    while _alive(int(straggler.job_id)):
+        assert time.monotonic() < deadline, "the straggler's YARN client survived the kill"
+        time.sleep(0.2)
+    killed = [json.loads(p.read_text()) for p in _apps(hdfs)]
+    assert [a["state"] for a in killed].count("FINISHED") == 3
