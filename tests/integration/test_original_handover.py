@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,10 @@ from tests.original_release import original_hashes, original_python, start_origi
 VERSIONS = ["1.1.0", "1.0.3"]
 
 
-def handover_spec(tmp_path: Path) -> dict[str, Any]:
-    counters = tmp_path / "counters"
-    counters.mkdir()
+def handover_spec(
+    tmp_path: Path, context: str, remote: Path, counters: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The original's spec, and ours (the same, plus our own SSH options)."""
     local = tmp_path / "local"
     tasks = []
     for i, pause in ((1, 0), (2, 6), (3, 6)):
@@ -43,19 +47,34 @@ def handover_spec(tmp_path: Path) -> dict[str, Any]:
                 "backward_files": ["out.txt"],
             }
         )
-    return {
+    machine: dict[str, Any] = {
+        "batch_type": "Shell",
+        "context_type": context,
+        "local_root": str(local),
+    }
+    if context != "LazyLocalContext":
+        machine["remote_root"] = str(remote)
+    if context == "SSHContext":
+        machine["create_remote_root"] = True
+        machine["remote_profile"] = {
+            "hostname": os.environ["DPDISP_SSH_HOST"],
+            "port": int(os.environ["DPDISP_SSH_PORT"]),
+            "username": os.environ["DPDISP_SSH_USER"],
+            "key_filename": os.environ["DPDISP_SSH_KEY_ED25519"],
+            "look_for_keys": False,
+        }
+    spec = {
         "cwd": str(local),
         "work_base": "work",
-        "machine": {
-            "batch_type": "Shell",
-            "context_type": "LocalContext",
-            "local_root": str(local),
-            "remote_root": str(tmp_path / "remote"),
-        },
+        "machine": machine,
         "resources": {"group_size": 1},
         "tasks": tasks,
         "check_interval": 1,
     }
+    ours = json.loads(json.dumps(spec))
+    if context == "SSHContext":  # verified host keys are ours only (the original skips it)
+        ours["machine"]["remote_profile"]["known_hosts"] = os.environ["DPDISP_SSH_KNOWN_HOSTS"]
+    return spec, ours
 
 
 def build(spec: dict[str, Any]) -> Submission:
@@ -81,20 +100,44 @@ def state_files(remote: Path) -> list[Path]:
     return list(remote.glob("*/*.json")) if remote.exists() else []
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_a_run_of_the_original_killed_mid_poll_is_finished_once(tmp_path, monkeypatch, version):
+@pytest.fixture
+def shared_dirs() -> Iterator[tuple[Path, Path]]:
+    """A remote root and a counter directory the SSH test user may write in too."""
+    base = Path("/tmp") / f"dpd-handover-{uuid.uuid4().hex[:10]}"
+    (base / "counters").mkdir(parents=True)
+    for path in (base, base / "counters"):
+        path.chmod(0o777)
+    yield base / "remote", base / "counters"
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("version", "context"),
+    [
+        ("1.1.0", "LocalContext"),
+        ("1.0.3", "LocalContext"),
+        ("1.1.0", "LazyLocalContext"),
+        ("1.0.3", "LazyLocalContext"),
+        ("1.1.0", "SSHContext"),
+    ],
+)
+def test_a_run_of_the_original_killed_mid_poll_is_finished_once(
+    tmp_path, monkeypatch, shared_dirs, version, context
+):
+    if context == "SSHContext":
+        require("DPDISP_SSH_HOST", "DPDISP_SSH_KNOWN_HOSTS", what="the test sshd")
     original_python(version)  # build (or reuse) the venv before anything is timed
-    spec = handover_spec(tmp_path)
-    remote = tmp_path / "remote"
-    counters = tmp_path / "counters"
+    remote, counters = shared_dirs
+    spec, ours = handover_spec(tmp_path, context, remote, counters)
+    roots = tmp_path / "local" if context == "LazyLocalContext" else remote
     proc = start_original_run(version, spec, tmp_path / "orig-home")
     try:
         # every task started, t1 finished, and the original saved its state: it now polls
         wait_for(
             lambda: (
                 all((counters / f"t{i}").exists() for i in (1, 2, 3))
-                and bool(list(remote.glob("*/t1/out.txt")))
-                and any('"job_id"' in p.read_text() for p in state_files(remote))
+                and bool(list(roots.glob("*/t1/out.txt")))
+                and any('"job_id"' in p.read_text() for p in state_files(roots))
             ),
             "the original to submit",
         )
@@ -103,9 +146,9 @@ def test_a_run_of_the_original_killed_mid_poll_is_finished_once(tmp_path, monkey
     finally:
         proc.kill()  # the dispatcher only: its jobs keep running
         proc.wait()
-    (theirs,) = [p.parent.name for p in state_files(remote)]
-    monkeypatch.chdir(spec["cwd"])
-    sub = build(spec)
+    ((job_root, theirs),) = [(p.parent, p.stem) for p in state_files(roots)]
+    monkeypatch.chdir(ours["cwd"])
+    sub = build(ours)
     sub.generate_jobs()
     assert (("1.0.x" if version == "1.0.3" else version), theirs) in _legacy.legacy_hashes(sub)
     sub.timing.first_interval = 0.05
@@ -115,8 +158,10 @@ def test_a_run_of_the_original_killed_mid_poll_is_finished_once(tmp_path, monkey
     for i in (1, 2, 3):
         out = tmp_path / "local" / "work" / f"t{i}" / "out.txt"
         assert out.read_text() == f"input {i}\ndone-{i}\n"
-    # the original's job root was adopted (then cleaned): no second job root was made
-    assert list(remote.iterdir()) == []
+    if context == "LazyLocalContext":  # the job root is the work base: our state is beside
+        assert (job_root / f"{sub.submission_hash}.json").exists()
+    else:  # the original's job root was adopted (then cleaned): no second one was made
+        assert list(remote.iterdir()) == []
 
 
 def hash_cases(tmp_path: Path) -> list[dict[str, Any]]:
