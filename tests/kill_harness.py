@@ -50,7 +50,7 @@ CHILD = textwrap.dedent(
     REPO = sys.argv[4]
     sys.path.insert(0, REPO)
     from dpdispatcher import Machine, Resources, Submission, Task
-    import dpdispatcher.contexts.local_context as lc
+    import dpdispatcher._replace as replace
     import dpdispatcher.submission as subm
     from dpdispatcher.machine import Machine as Base
 
@@ -82,7 +82,7 @@ CHILD = textwrap.dedent(
             calls[0] += 1
             if calls[0] == at:
                 die()
-        hook(lc, "bring_back", before=count)
+        hook(replace, "bring_back", before=count)
     elif point in ("clean_after_rename", "clean_mid_delete"):
         real_rmtree = shutil.rmtree
         def rmtree(path, *a, **k):

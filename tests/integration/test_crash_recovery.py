@@ -13,7 +13,7 @@ import pytest
 CHILD = textwrap.dedent("""
     import os, signal, sys
     from dpdispatcher import Machine, Resources, Submission, Task
-    import dpdispatcher.contexts.local_context as lc
+    import dpdispatcher._replace as rp
     from dpdispatcher.machine import Machine as Base
     from dpdispatcher.submission import Submission as Sub
 
@@ -58,7 +58,7 @@ CHILD = textwrap.dedent("""
     elif point == "mid_poll":
         after_calls(Base, "check_status_many", 3)
     elif point == "mid_download":
-        after_calls(lc, "bring_back", 3)
+        after_calls(rp, "bring_back", 3)
 
     machine = Machine.load_from_dict({"batch_type": "Shell", "context_type": context,
         "local_root": tmp + "/local", "remote_root": tmp + "/remote"})
