@@ -134,6 +134,9 @@ def sdist(requirement: str, subdir: str) -> Path:
                 raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
             archive = next(target.glob(f"{name}-{version}.tar.gz"))
             with tarfile.open(archive) as tar:
-                tar.extractall(target, filter="data")
+                if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.12
+                    tar.extractall(target, filter="data")
+                else:  # pragma: no cover - a PyPI sdist of a pinned release
+                    tar.extractall(target)
             (target / _MARKER).write_text(requirement)
         return top

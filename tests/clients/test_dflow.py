@@ -76,10 +76,10 @@ def _env(venv: ClientVenv, tmp: Path) -> dict[str, str]:
     return venv.env(HOME=str(home))
 
 
-def _run(venv: ClientVenv, tmp: Path, spec: Path,
-         timeout: float = 300) -> tuple[dict[str, Any], str]:
+def _run(venv: ClientVenv, tmp: Path, spec: Path, timeout: float = 300,
+         **env: str) -> tuple[dict[str, Any], str]:
     done = subprocess.run(
-        [str(venv.python), str(DRIVER), str(spec)], cwd=tmp, env=_env(venv, tmp),
+        [str(venv.python), str(DRIVER), str(spec)], cwd=tmp, env={**_env(venv, tmp), **env},
         capture_output=True, text=True, timeout=timeout, check=False,
     )
     output = done.stdout + done.stderr
@@ -134,12 +134,19 @@ def test_dflow_clean_false_with_retry_on_submission_error(
     counter, remote = tmp_path / "counter", tmp_path / "remote"
     spec = _spec(tmp_path, counter, _local_machine(remote), single_step=True,
                  executor={"retry_on_submission_error": 10, "clean": False})
-    result, output = _run(dflow_venv, tmp_path, spec)
+    result, output = _run(dflow_venv, tmp_path, spec, DISPATCHER_DEBUG="true")
     _assert_succeeded(result, output, counter, steps=("produce",))
     assert "retry 0" in output and "retry 1" not in output  # one successful attempt
     kept = [p for p in remote.iterdir() if p.is_dir()]
     assert len(kept) == 1, kept
     assert (kept[0] / "script").is_file()  # the forwarded step script is left in place
+    # dflow's dispatcher_debug raises dlog to DEBUG: the step's log is where a dflow
+    # user finds the scheduler's job id
+    job_ids = [p.read_text().strip() for p in kept[0].glob("*_job_id")]
+    step_log = next((tmp_path / "wf").glob("*/*produce*/log.txt")).read_text()
+    assert len(job_ids) == 1 and job_ids[0], job_ids
+    said = re.compile(rf"\bjob\b.*(?<![\d:,.-]){re.escape(job_ids[0])}(?![\d:,.-])")
+    assert any(said.search(line) for line in step_log.splitlines()), step_log[-3000:]
 
 
 def test_dflow_ssh_context_slurm(dflow_venv: ClientVenv, tmp_path: Path,
