@@ -21,6 +21,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol, SupportsIndex
 
+#: bumped by every change of a tracked object (see :func:`changed`): caches built from
+#: several objects (a job's JSON) stay valid while it has not moved
+EPOCH = [0]
+
+
+def changed() -> None:
+    """Record that some tracked object changed (caches built on top of it are stale)."""
+    EPOCH[0] += 1
+
 
 class Owner(Protocol):
     """Anything holding a cache that a change of its containers makes stale."""
@@ -34,11 +43,35 @@ def track(value: Any, owner: Owner) -> Any:
     Scalars and strings are returned as they are; containers are copied, so the caller's
     own lists and dicts are never changed behind its back and never shared by two owners.
     """
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
     if isinstance(value, list):
-        return TrackedList(value, owner)
+        return _new(TrackedList, value, owner)
     if isinstance(value, dict):
-        return TrackedDict(value, owner)
+        return _new(TrackedDict, value, owner)
     return value
+
+
+def tracked_strings(items: list[str], owner: Owner) -> TrackedList:
+    """A tracked copy of a list known to hold only strings (no per-item work)."""
+    out = TrackedList(items)
+    out._owner = owner
+    return out
+
+
+def _new(kind: type[TrackedList] | type[TrackedDict], value: Any, owner: Owner) -> Any:
+    """A ``kind`` holding tracked copies of ``value``'s items (C-level copy when flat)."""
+    if not value:
+        out: Any = kind()
+    elif kind is TrackedList:
+        flat = not any(isinstance(v, (list, dict)) for v in value)
+        out = TrackedList(value if flat else [track(v, owner) for v in value])
+    else:
+        flat = not any(isinstance(v, (list, dict)) for v in value.values())
+        out = TrackedDict(value if flat else {k: track(v, owner) for k, v in value.items()})
+    out._owner = owner
+    return out
 
 
 def plain(value: Any) -> Any:
@@ -54,10 +87,7 @@ class TrackedList(list):  # type: ignore[type-arg]
     """A list that calls ``owner._touch()`` after every in-place change."""
 
     __slots__ = ("_owner",)
-
-    def __init__(self, items: Any, owner: Owner) -> None:
-        self._owner = owner
-        list.__init__(self, [track(v, owner) for v in items])
+    _owner: Owner
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         # copies and pickles are plain lists: the owner re-tracks them when assigned
@@ -125,10 +155,7 @@ class TrackedDict(dict):  # type: ignore[type-arg]
     """A dict that calls ``owner._touch()`` after every in-place change."""
 
     __slots__ = ("_owner",)
-
-    def __init__(self, items: Any, owner: Owner) -> None:
-        self._owner = owner
-        dict.__init__(self, {k: track(v, owner) for k, v in dict(items).items()})
+    _owner: Owner
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         return (dict, (plain(self),))

@@ -163,6 +163,11 @@ class BaseContext(Registered):
         """
         return self.write_file(fname, "".join(chunks))
 
+    def file_on_this_host(self, fname: str) -> str | None:
+        """The local path of ``fname`` in the job root when the job root is on this
+        machine (so it can be linked rather than written again), else None."""
+        return None
+
     def read_file(self, fname: str) -> str:
         """Read ``fname`` from the job root."""
         raise NotImplementedError

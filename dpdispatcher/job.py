@@ -7,6 +7,7 @@ import json
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import TYPE_CHECKING, Any
 
+from dpdispatcher import _tracked
 from dpdispatcher._script import names
 from dpdispatcher.errors import ConfigurationError, JobFailedError
 from dpdispatcher.resources import Resources
@@ -26,8 +27,11 @@ class Job:
     def __init__(
         self, job_task_list: list[Task], *, resources: Resources, machine: Machine | None = None
     ) -> None:
-        self.job_task_list = list(job_task_list)
-        self.resources = resources
+        # (tracked epoch, JSON of tasks and resources) and (runtime fields, JSON of them)
+        self._body_cache: tuple[int, str] | None = None
+        self._tail_cache: tuple[Any, str] | None = None
+        self._set_tasks(job_task_list)  # a new job: nothing cached anywhere is stale
+        self._resources = resources
         self.machine = machine
         self.job_state: JobStatus = JobStatus.unsubmitted
         self.job_id = ""
@@ -40,6 +44,41 @@ class Job:
         #: the name/comment this submission attempt carries in the scheduler (set by
         #: the submission from its hash, this job's hash and the attempt: fail_count)
         self.submit_tag = ""
+
+    @property
+    def job_task_list(self) -> list[Task]:
+        """The tasks of this job (a tracked list: changing it makes cached JSON stale)."""
+        return self._tasks
+
+    @job_task_list.setter
+    def job_task_list(self, tasks: list[Task]) -> None:
+        self._set_tasks(tasks)
+        _tracked.changed()
+
+    def _set_tasks(self, tasks: list[Task]) -> None:
+        tracked = _tracked.TrackedList(tasks)
+        tracked._owner = self
+        self._tasks = tracked
+
+    @property
+    def resources(self) -> Resources:
+        """This job's own copy of the resources."""
+        return self._resources
+
+    @resources.setter
+    def resources(self, resources: Resources) -> None:
+        self._resources = resources
+        _tracked.changed()
+
+    def _touch(self) -> None:
+        """The task list changed in place."""
+        _tracked.changed()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # copies and unpickled jobs track their task list again
+        self.__dict__.update(state)
+        self._set_tasks(state["_tasks"])
+        self._body_cache = None
 
     def __repr__(self) -> str:
         return (
@@ -54,13 +93,22 @@ class Job:
         return self.job_task_list[0].task_name or ""
 
     def _static_body(self) -> str:
-        """The JSON of the tasks and resources, without the closing brace."""
-        tasks = ", ".join([task.to_json() for task in self.job_task_list])
-        return f'{{"job_task_list": [{tasks}], "resources": {self.resources.to_json()}'
+        """The JSON of the tasks and resources without the closing brace, built from their
+        cached JSON and kept until any tracked object changes."""
+        epoch = _tracked.EPOCH[0]
+        cache = self._body_cache
+        if cache is not None and cache[0] == epoch:
+            return cache[1]
+        tasks = ", ".join([task.to_json() for task in self._tasks])
+        body = f'{{"job_task_list": [{tasks}], "resources": {self._resources.to_json()}'
+        self._body_cache = (epoch, body)
+        return body
 
     def get_hash(self) -> str:
         """sha1 of the JSON of the tasks and resources."""
-        return hashlib.sha1((self._static_body() + "}").encode("utf-8")).hexdigest()
+        sha = hashlib.sha1(self._static_body().encode("utf-8"))
+        sha.update(b"}")
+        return sha.hexdigest()
 
     def serialize(self, if_static: bool = False) -> dict[str, Any]:
         """``{job_hash: {...}}``; runtime fields (state, id, fail count) unless ``if_static``."""
@@ -77,16 +125,25 @@ class Job:
     def to_json(self, if_static: bool = False) -> str:
         """``json.dumps(self.serialize(if_static))``, assembled from the cached JSON of the
         tasks and resources (nothing is serialised again)."""
+        return "".join(self.json_pieces(if_static))
+
+    def json_pieces(self, if_static: bool = False) -> tuple[str, str, str]:
+        """:meth:`to_json` in three pieces: the key, the tasks and resources (cached until
+        any tracked object changes) and the runtime fields (cached until they change)."""
+        key = f"{{{_json_str(self.job_hash)}: "
         if if_static:
-            tail = "}"
-        else:
+            return key, self._static_body(), "}}"
+        runtime = (self.job_state, self.job_id, self.fail_count)
+        cache = self._tail_cache
+        if cache is None or cache[0] != runtime:
             job_id = self.job_id
             job_id_json = _json_str(job_id) if isinstance(job_id, str) else json.dumps(job_id)
             tail = (
                 f', "job_state": {int(self.job_state)}, "job_id": {job_id_json}, '
-                f'"fail_count": {int(self.fail_count)}}}'
+                f'"fail_count": {int(self.fail_count)}}}}}'
             )
-        return f"{{{_json_str(self.job_hash)}: {self._static_body()}{tail}}}"
+            cache = self._tail_cache = (runtime, tail)
+        return key, self._static_body(), cache[1]
 
     @classmethod
     def deserialize(cls, job_dict: dict[str, Any], machine: Machine | None = None) -> Job:

@@ -554,11 +554,12 @@ class Machine(Registered):
         except SchedulerError as err:
             dlog.warning("%s; job states unknown, will poll again", err)
             return {job.job_hash: JobStatus.unknown for job in submitted}
+        mapped = {code: self.map_state(code) for code in set(raw.values())}
         states: dict[str, JobStatus] = {}
         ended = []
         for job in submitted:
             code = raw.get(job.job_id)
-            status = JobStatus.finished if code is None else self.map_state(code)
+            status = JobStatus.finished if code is None else mapped[code]
             if status in ENDED:
                 ended.append(job)
             else:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dpdispatcher._loaders import load_json, load_yaml
-from dpdispatcher._tracked import plain, track
+from dpdispatcher._tracked import changed, plain, track
 from dpdispatcher.errors import ConfigurationError
 
 _FIELDS = (
@@ -114,19 +114,23 @@ class Resources:
         self._assign(_validate(raw))
 
     def _assign(self, values: dict[str, Any]) -> None:
+        """Fill a new object (nothing cached anywhere can be stale: no change recorded)."""
         for key in _FIELDS:
-            setattr(self, key, values[key])
+            object.__setattr__(self, key, track(values[key], self))
+        object.__setattr__(self, "_json", None)
         _check_semantics(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _FIELD_SET:
             value = track(value, self)
             object.__setattr__(self, "_json", None)
+            changed()
         object.__setattr__(self, name, value)
 
     def _touch(self) -> None:
         """A tracked list or dict of these resources changed: forget the cached JSON."""
         object.__setattr__(self, "_json", None)
+        changed()
 
     def __repr__(self) -> str:
         return f"Resources({self.serialize()!r})"
@@ -138,10 +142,11 @@ class Resources:
 
     def copy(self) -> Resources:
         """An independent copy (each job owns one); it shares the cached JSON text."""
+        text = self.to_json()
         new = type(self).__new__(type(self))
         for key in _FIELDS:
             object.__setattr__(new, key, track(getattr(self, key), new))
-        object.__setattr__(new, "_json", self._json)
+        object.__setattr__(new, "_json", text)
         return new
 
     def to_json(self) -> str:

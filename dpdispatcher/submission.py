@@ -245,7 +245,8 @@ class Submission(FailureHandling):
         )
         sep = ""
         for job in self._persisted_jobs():
-            yield sep + job.to_json(if_static)
+            yield sep
+            yield from job.json_pieces(if_static)
             sep = ", "
         yield "]}"
 
@@ -293,9 +294,11 @@ class Submission(FailureHandling):
     def submission_to_json(self) -> None:
         """Persist the state atomically in the job root (and a copy in ~/.dpdispatcher)."""
         fname = names.state_file(self.submission_hash)
-        self._bound_machine().context.write_file_chunks(fname, self.json_chunks())
+        chunks = list(self.json_chunks())  # cached pieces, shared by both writes
+        ctx = self._bound_machine().context
+        ctx.write_file_chunks(fname, chunks)
         try:
-            record.write(self, text=self.json_chunks())
+            record.write(self, text=chunks, same_as=ctx.file_on_this_host(fname))
         except OSError as err:
             dlog.debug("could not keep a local copy of the state: %s", err)
 
@@ -579,8 +582,10 @@ class Submission(FailureHandling):
                 )
             if new == JobStatus.finished and job.job_state != JobStatus.finished:
                 dlog.info("job %s (id %s) finished", job.job_hash, job.job_id)
-            self._track_unknown(job, new, now)
-            job.job_state = new
+            if new == JobStatus.unknown or job.unknown_since is not None:
+                self._track_unknown(job, new, now)
+            if new != job.job_state:
+                job.job_state = new
         if newly_terminated:
             machine.settle_terminated(newly_terminated)
             self._fetch_error_info_quietly(newly_terminated)

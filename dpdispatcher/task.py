@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 from typing import Any
 
-from dpdispatcher._loaders import check_path_list, check_relative_path, load_json, load_yaml
-from dpdispatcher._tracked import TrackedList, track
+from dpdispatcher._loaders import (
+    check_path_list,
+    check_relative_path,
+    load_json,
+    load_yaml,
+)
+from dpdispatcher._tracked import changed, track, tracked_strings
 from dpdispatcher.errors import ConfigurationError
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -82,19 +89,15 @@ class Task:
         errlog: str | None = "err",
         task_name: str | None = None,
     ) -> None:
-        if not isinstance(command, str) or not command.strip():
-            raise ConfigurationError(f"task/command: expected a non-empty string, got {command!r}")
-        check_relative_path(task_work_path, "task/task_work_path")
-        forward = check_path_list(forward_files or [], "task/forward_files")
-        backward = check_path_list(backward_files or [], "task/backward_files")
-        for key, log in (("outlog", outlog), ("errlog", errlog)):
-            if log is not None:
-                check_relative_path(log, f"task/{key}")
+        forward = forward_files if forward_files is not None else []
+        backward = backward_files if backward_files is not None else []
+        if not _plainly_valid(command, task_work_path, forward, backward, outlog, errlog):
+            _explain_invalid(command, task_work_path, forward, backward, outlog, errlog)
         init = object.__setattr__  # plain stores: nothing is cached yet
         init(self, "command", command)
         init(self, "task_work_path", task_work_path)
-        init(self, "forward_files", TrackedList(forward, self))
-        init(self, "backward_files", TrackedList(backward, self))
+        init(self, "forward_files", tracked_strings(forward, self))
+        init(self, "backward_files", tracked_strings(backward, self))
         init(self, "outlog", outlog)
         init(self, "errlog", errlog)
         init(self, "task_name", task_name)
@@ -107,11 +110,13 @@ class Task:
         if name in _SERIALIZED:
             value = track(value, self)
             object.__setattr__(self, "_json", None)
+            changed()
         object.__setattr__(self, name, value)
 
     def _touch(self) -> None:
         """A tracked list of this task changed: forget the cached JSON."""
         object.__setattr__(self, "_json", None)
+        changed()
 
     def __repr__(self) -> str:
         return f"Task(command={self.command!r}, task_work_path={self.task_work_path!r})"
@@ -180,7 +185,10 @@ class Task:
         """``json.dumps(self.serialize())``, computed once and kept until the task changes."""
         text = self._json
         if text is None:
-            text = json.dumps(self.serialize())
+            try:
+                text = _task_json(self)
+            except TypeError:  # a field was set to something other than text: the slow way
+                text = json.dumps(self.serialize())
             object.__setattr__(self, "_json", text)
         return text
 
@@ -190,6 +198,69 @@ class Task:
         The ``task_hash`` attribute keeps the hash taken when the task was built.
         """
         return hashlib.sha1(self.to_json().encode("utf-8")).hexdigest()
+
+
+#: in paths joined by NUL: an empty or absolute path, or a ``..`` component
+_BAD_IN_JOINED = re.compile(r"(?:^|\x00)(?:/|\x00|$)|(?:^|[\x00/])\.\.(?:$|[\x00/])")
+
+
+def _plainly_valid(
+    command: Any, work_path: Any, forward: Any, backward: Any, outlog: Any, errlog: Any
+) -> bool:
+    """The quick test nearly every task passes, one regex over all its paths joined by NUL
+    (the slow checks of :func:`_explain_invalid` say what is wrong otherwise)."""
+    if type(command) is not str or not command.strip():
+        return False
+    if type(forward) is not list or type(backward) is not list:
+        return False
+    paths = [work_path, *forward, *backward]
+    if outlog is not None:
+        paths.append(outlog)
+    if errlog is not None:
+        paths.append(errlog)
+    try:
+        joined = "\x00".join(paths)
+    except TypeError:  # not all strings
+        return False
+    return joined.count("\x00") == len(paths) - 1 and _BAD_IN_JOINED.search(joined) is None
+
+
+def _explain_invalid(
+    command: Any, work_path: Any, forward: Any, backward: Any, outlog: Any, errlog: Any
+) -> None:
+    """Raise the error naming what is wrong with a task's fields (if anything is)."""
+    if not isinstance(command, str) or not command.strip():
+        raise ConfigurationError(f"task/command: expected a non-empty string, got {command!r}")
+    check_relative_path(work_path, "task/task_work_path")
+    check_path_list(forward, "task/forward_files")
+    check_path_list(backward, "task/backward_files")
+    for key, log in (("outlog", outlog), ("errlog", errlog)):
+        if log is not None:
+            check_relative_path(log, f"task/{key}")
+
+
+def _task_json(task: Task) -> str:
+    """``json.dumps(task.serialize())`` written out for the usual field types (strings,
+    lists of strings, None); raises TypeError for any other type.
+
+    >>> t = Task("echo é", "d", forward_files=["a"], outlog=None, task_name="n")
+    >>> _task_json(t) == json.dumps(t.serialize())
+    True
+    """
+    text = (
+        f'{{"command": {_json_str(task.command)}, '
+        f'"task_work_path": {_json_str(task.task_work_path)}, '
+        f'"forward_files": [{", ".join(map(_json_str, task.forward_files))}], '
+        f'"backward_files": [{", ".join(map(_json_str, task.backward_files))}], '
+        f'"outlog": {_json_or_null(task.outlog)}, "errlog": {_json_or_null(task.errlog)}'
+    )
+    if task.task_name is not None:
+        return f'{text}, "task_name": {_json_str(task.task_name)}}}'
+    return text + "}"
+
+
+def _json_or_null(value: str | None) -> str:
+    return "null" if value is None else _json_str(value)
 
 
 def _expect_dict(data: Any, source: str | Path) -> dict[str, Any]:

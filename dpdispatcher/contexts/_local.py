@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from dpdispatcher.base_context import BaseContext, CommandResult
 from dpdispatcher.errors import ContextError
@@ -19,16 +19,51 @@ def atomic_write(path: str, text: str | Iterable[str]) -> None:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp.", suffix="." + os.path.basename(path))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            if isinstance(text, str):
-                fh.write(text)
-            else:
-                fh.writelines(text)
+        with os.fdopen(fd, "wb") as fh:
+            for block in _blocks([text] if isinstance(text, str) else text):
+                fh.write(block.encode("utf-8"))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_link(source: str, path: str) -> bool:
+    """Make ``path`` a hard link to ``source``, atomically replacing what was there.
+
+    Returns False (and changes nothing) where a link cannot be made, e.g. across file
+    systems. Every writer replaces files by rename, so the two names never see a
+    half-written or in-place change.
+    """
+    directory = os.path.dirname(path) or "."
+    tmp = os.path.join(directory, f".tmp.{os.getpid()}.{os.path.basename(path)}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.link(source, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        return False
+    return True
+
+
+def _blocks(pieces: Iterable[str], size: int = 1 << 20) -> Iterator[str]:
+    """``pieces`` joined into blocks of about ``size`` characters (few, large writes
+    without ever holding the whole text)."""
+    buffer: list[str] = []
+    held = 0
+    for piece in pieces:
+        buffer.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield "".join(buffer)
+            buffer, held = [], 0
+    if buffer:
+        yield "".join(buffer)
 
 
 def remove_path(path: str) -> None:
@@ -37,6 +72,10 @@ def remove_path(path: str) -> None:
         os.unlink(path)
     elif os.path.isdir(path):
         shutil.rmtree(path)
+
+
+#: from this many names asked about in one directory on, list it once instead
+LISTING_THRESHOLD = 32
 
 
 class LocalShellContext(BaseContext):
@@ -73,6 +112,10 @@ class LocalShellContext(BaseContext):
         atomic_write(path, write_str)
         return path
 
+    def file_on_this_host(self, fname: str) -> str | None:
+        """The path of ``fname`` in the job root (it is on this machine)."""
+        return self._abs(fname)
+
     def write_file_chunks(self, fname: str, chunks: Iterable[str]) -> str:
         """Write a file made of ``chunks`` in the job root atomically, streamed; its path."""
         path = self._abs(fname)
@@ -104,3 +147,28 @@ class LocalShellContext(BaseContext):
     def check_file_exists(self, fname: str) -> bool:
         """Whether a file exists in the job root."""
         return os.path.lexists(self._abs(fname))
+
+    def files_exist(self, fnames: list[str]) -> set[str]:
+        """The subset of ``fnames`` that exist: one directory listing for a directory
+        asked about many times (the finish tags of thousands of jobs), else one ``lstat``
+        each."""
+        by_dir: dict[str, list[str]] = {}
+        for fname in fnames:
+            by_dir.setdefault(os.path.dirname(fname), []).append(fname)
+        found: set[str] = set()
+        for directory, group in by_dir.items():
+            if len(group) < LISTING_THRESHOLD:
+                found.update(f for f in group if self.check_file_exists(f))
+                continue
+            try:
+                present = set(os.listdir(self._abs(directory)))
+            except OSError:  # no such directory (or not one): fall back to asking each
+                found.update(f for f in group if self.check_file_exists(f))
+                continue
+            for fname in group:
+                base = os.path.basename(fname)
+                if base in present or (
+                    base in ("", ".", "..") and self.check_file_exists(fname)
+                ):
+                    found.add(fname)
+        return found

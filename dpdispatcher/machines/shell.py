@@ -59,7 +59,7 @@ class Shell(Machine):
 
     def status_command(self, jobs: Sequence[Job]) -> str:
         """One ``ps`` for every job's PID."""
-        pids = ",".join(sh(job.job_id) for job in jobs)
+        pids = sh(",".join([job.job_id for job in jobs]))  # one word: ps takes a comma list
         return f"ps -o pid=,stat=,args= -p {pids}"
 
     def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:

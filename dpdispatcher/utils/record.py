@@ -42,12 +42,23 @@ class Record:
         return sorted(p.stem for p in directory.glob("*.json"))
 
     def write(
-        self, submission: Submission, *, text: str | Iterable[str] | None = None
+        self,
+        submission: Submission,
+        *,
+        text: str | Iterable[str] | None = None,
+        same_as: str | None = None,
     ) -> Path:
-        """Store ``submission``'s state (``text``: its JSON, whole or in pieces) atomically."""
-        from dpdispatcher.contexts._local import atomic_write
+        """Store ``submission``'s state (``text``: its JSON, whole or in pieces) atomically.
+
+        ``same_as`` names a file on this machine that already holds exactly that text (the
+        state file in a local job root): the record becomes a hard link to it where the
+        file system allows, instead of a second copy written out.
+        """
+        from dpdispatcher.contexts._local import atomic_link, atomic_write
 
         path = self.get_submission(submission.submission_hash, not_exist_ok=True)
+        if same_as is not None and atomic_link(same_as, str(path)):
+            return path
         atomic_write(str(path), json.dumps(submission.serialize()) if text is None else text)
         return path
 
