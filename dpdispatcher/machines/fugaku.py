@@ -23,7 +23,7 @@ State decisions (``pjstat`` ST column, Fujitsu TCS job states):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._script.quoting import directive_value, job_id, sh
@@ -35,7 +35,13 @@ from dpdispatcher.utils.job_status import JobStatus
 if TYPE_CHECKING:
     from dpdispatcher.submission import Job
 
-__all__ = ["FUGAKU_STATES", "Fugaku", "parse_pjstat_tables", "parse_pjsub_output"]
+__all__ = [
+    "FUGAKU_STATES",
+    "Fugaku",
+    "parse_pjstat_tables",
+    "parse_pjsub_output",
+    "pjstat_rows",
+]
 
 _W, _R, _C = JobStatus.waiting, JobStatus.running, JobStatus.completing
 _F, _T = JobStatus.finished, JobStatus.terminated
@@ -77,18 +83,15 @@ def parse_pjsub_output(stdout: str) -> str:
     return match.group(1)
 
 
-def parse_pjstat_tables(stdout: str) -> dict[str, str]:
-    """``pjstat`` tables (one or several, each under its ``JOB_ID`` header) as ``{id: ST}``.
+def pjstat_rows(stdout: str) -> Iterator[dict[str, str]]:
+    """Each row of ``pjstat`` tables (one or several, each under its ``JOB_ID`` header)
+    as ``{column: value}``; the columns are found by their header names, so the default
+    and the ``--choose`` layouts both parse. A line before any header raises
+    :class:`SchedulerError`.
 
-    The columns are found by their header names, so the default and the ``--choose``
-    layouts both parse. A row listed twice (current list, then history) keeps its
-    first state. Any line before a header raises :class:`SchedulerError`.
-
-    >>> parse_pjstat_tables(
-    ...     "JOB_ID     ST  REASON\\n167727     EXT COMPLETED\\n167728     RNO -\\n")
-    {'167727': 'EXT', '167728': 'RNO'}
+    >>> next(pjstat_rows("JOB_ID  JOB_NAME  MD  ST\\n238     job.sh    NM  RUN\\n"))
+    {'JOB_ID': '238', 'JOB_NAME': 'job.sh', 'MD': 'NM', 'ST': 'RUN'}
     """
-    out: dict[str, str] = {}
     columns: list[str] | None = None
     for line in stdout.splitlines():
         fields = line.split()
@@ -96,12 +99,25 @@ def parse_pjstat_tables(stdout: str) -> dict[str, str]:
             continue
         if fields[0] == "JOB_ID":
             columns = fields
-            if "ST" not in columns:
-                raise SchedulerError(f"Fugaku: pjstat header without an ST column: {line!r}")
             continue
-        if columns is None or len(fields) <= columns.index("ST"):
+        if columns is None:
             raise SchedulerError(f"Fugaku: unexpected pjstat output line {line!r}")
-        out.setdefault(fields[0], fields[columns.index("ST")])
+        yield dict(zip(columns, fields))
+
+
+def parse_pjstat_tables(stdout: str) -> dict[str, str]:
+    """``pjstat`` tables as ``{id: ST}``; a job listed twice (current list, then history)
+    keeps its first state.
+
+    >>> parse_pjstat_tables(
+    ...     "JOB_ID     ST  REASON\\n167727     EXT COMPLETED\\n167728     RNO -\\n")
+    {'167727': 'EXT', '167728': 'RNO'}
+    """
+    out: dict[str, str] = {}
+    for row in pjstat_rows(stdout):
+        if "ST" not in row:
+            raise SchedulerError(f"Fugaku: pjstat row without an ST column: {row}")
+        out.setdefault(row["JOB_ID"], row["ST"])
     return out
 
 
@@ -150,8 +166,24 @@ class Fugaku(Machine):
 
     # -- scheduler hooks ------------------------------------------------------------
     def submit_command(self, job: Job, script: str) -> str:
-        """``pjsub <script>``."""
-        return f"pjsub {sh(script)}"
+        """``pjsub [-N <submit tag>] <script>`` (the tag finds the job again after an
+        ambiguous submission)."""
+        name = f"-N {sh(job.submit_tag)} " if job.submit_tag else ""
+        return f"pjsub {name}{sh(script)}"
+
+    def find_command(self, tags: Sequence[str]) -> str | None:
+        """``pjstat`` and ``pjstat -H``: every job of the user, with its JOB_NAME."""
+        return "pjstat; pjstat -H"
+
+    def parse_find_output(self, result: CommandResult, tags: Sequence[str]) -> dict[str, str]:
+        """The (newest) job id listed under each tag's job name."""
+        wanted = set(tags)
+        out: dict[str, str] = {}
+        for row in pjstat_rows(result.stdout):
+            name, jid = row.get("JOB_NAME", ""), row["JOB_ID"]
+            if name in wanted and jid.isdigit() and int(jid) > int(out.get(name, "0")):
+                out[name] = jid
+        return out
 
     def parse_submit_output(self, stdout: str) -> str:
         """The number in ``[INFO] PJM 0000 pjsub Job N submitted.``."""

@@ -398,13 +398,14 @@ AMBIGUOUS = {
     "torque": ("cannot connect to server torqueserver (errno=111) Connection refused", 1),
     "sge": ("error: commlib error: got select error (Connection refused)", 1),
     "lsf": ("", 124),
+    "fugaku": ("", 124),
 }
 
 
 def _ambiguous_submit_wrapper(flavour: str, tmp_path: Path, every: int) -> Path:
     """A submit command that queues the job with the fake, then on every ``every``-th call
     reports a failure (as a timed-out or cut connection does after the server queued it)."""
-    tool = "bsub" if flavour == "lsf" else "qsub"
+    tool = SUBMIT[flavour].split()[0]
     bindir = tmp_path / "wrap"
     bindir.mkdir()
     message, code = AMBIGUOUS[flavour]

@@ -49,6 +49,9 @@ def test_resource_group_that_would_break_the_directive_is_refused(queue: str) ->
 def test_submit_command_and_id() -> None:
     m = Fugaku(context=FakeContext())
     assert m.submit_command(job(), ".abc.sub") == "pjsub .abc.sub"
+    tagged = job()
+    tagged.submit_tag = "dpd0123456704e4"
+    assert m.submit_command(tagged, ".abc.sub") == "pjsub -N dpd0123456704e4 .abc.sub"
     assert parse_pjsub_output(recorded("fugaku", "pjsub_ok").stdout) == "167661"
 
 
@@ -125,3 +128,12 @@ def test_kill_command_and_hostile_id() -> None:
     assert m.kill_command("42") == "pjdel 42"
     with pytest.raises(SchedulerError):
         m.status_command([job("1; rm -rf ~")])
+
+
+def test_an_ambiguous_submission_is_found_again_by_its_job_name() -> None:
+    m = Fugaku(context=FakeContext())
+    listing = recorded("fugaku", "pjstat_manual_two_jobs").stdout  # job.sh, bulk.sh
+    history = "JOB_ID     JOB_NAME   MD ST  USER\n231        job.sh     NM EXT user1\n"
+    result = CommandResult(0, listing + history, "")
+    assert m.find_command(["job.sh"]) == "pjstat; pjstat -H"
+    assert m.parse_find_output(result, ["job.sh", "absent"]) == {"job.sh": "238"}
