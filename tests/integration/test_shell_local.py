@@ -257,37 +257,6 @@ def test_back_error_fetches_error_files(tmp_path):
     assert (tmp_path / "local/work/dir0/error.log").read_text() == "e\n"
 
 
-def test_result_replaces_a_local_file_of_the_same_name(tmp_path):
-    """B1: the remote wrote "theirs"; a stale local "mine" must not win."""
-    work = make_work(tmp_path, 1)
-    (work / "dir0" / "out").write_text("mine\n")
-    sub = fast(
-        Submission(
-            "work",
-            machine(tmp_path),
-            Resources(1, 1, 0, "", 1),
-            task_list=[Task("echo theirs > out", "dir0", backward_files=["out"])],
-        )
-    )
-    sub.run_submission(check_interval=0.1)
-    assert (work / "dir0" / "out").read_text() == "theirs\n"
-
-
-def test_present_locally_counts_only_where_the_remote_matched_nothing(tmp_path):
-    work = make_work(tmp_path, 1)
-    (work / "dir0" / "kept").write_text("earlier result\n")
-    sub = fast(
-        Submission(
-            "work",
-            machine(tmp_path),
-            Resources(1, 1, 0, "", 1),
-            task_list=[Task("true", "dir0", backward_files=["kept"])],
-        )
-    )
-    sub.run_submission(check_interval=0.1)
-    assert (work / "dir0" / "kept").read_text() == "earlier result\n"
-
-
 def _one_task(tmp_path, command, **kw):
     return fast(
         Submission(
@@ -297,6 +266,23 @@ def _one_task(tmp_path, command, **kw):
             task_list=[Task(command, "dir0", **kw)],
         )
     )
+
+
+def test_result_replaces_a_local_file_of_the_same_name(tmp_path):
+    """B1: the remote wrote "theirs"; a stale local "mine" must not win."""
+    work = make_work(tmp_path, 1)
+    (work / "dir0" / "out").write_text("mine\n")
+    _one_task(tmp_path, "echo theirs > out", backward_files=["out"]).run_submission(
+        check_interval=0.1
+    )
+    assert (work / "dir0" / "out").read_text() == "theirs\n"
+
+
+def test_present_locally_counts_only_where_the_remote_matched_nothing(tmp_path):
+    work = make_work(tmp_path, 1)
+    (work / "dir0" / "kept").write_text("earlier result\n")
+    _one_task(tmp_path, "true", backward_files=["kept"]).run_submission(check_interval=0.1)
+    assert (work / "dir0" / "kept").read_text() == "earlier result\n"
 
 
 def test_rerun_with_a_changed_command_replaces_the_result(tmp_path):
