@@ -81,7 +81,7 @@ class FailureHandling:
             dlog.debug("could not fetch the error output of failed jobs: %s", err)
 
     def _mark_failed(self, job: Job) -> None:
-        job.job_state = JobStatus.failed
+        job.mark_failed(str(self._give_up_error(job)))
         dlog.warning(
             "job %s (id %s) failed %d times (retry_count=%d); continuing with the other jobs "
             "(continue_on_failure)",

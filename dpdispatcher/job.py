@@ -36,6 +36,8 @@ class Job:
         self.job_state: JobStatus = JobStatus.unsubmitted
         self.job_id = ""
         self.fail_count = 0
+        #: why the job gave up (set when it is marked failed; not persisted)
+        self.failure_reason: str | None = None
         self.job_hash = self.get_hash()
         self.script_file_name = names.script_file(self.job_hash)
         # runtime bookkeeping, not persisted
@@ -198,15 +200,45 @@ class Job:
         """The give-up rule, in one place: terminated more than ``retry_count`` times."""
         return self.job_state == JobStatus.terminated and self.fail_count > retry_count
 
-    def handle_unexpected_job_state(self) -> None:
-        """Submit an unsubmitted job, resubmit a terminated one within the retry budget."""
+    def handle_unexpected_job_state(self, *, continue_on_failure: bool = False) -> None:
+        """Submit an unsubmitted job, resubmit a terminated one within the retry budget.
+
+        A job past its budget raises :class:`JobFailedError`, or with
+        ``continue_on_failure`` is marked failed (:meth:`mark_failed`). A job already
+        failed raises unless ``continue_on_failure``.
+        """
         if self.job_state == JobStatus.terminated:
             self.fail_count += 1
             if self.exhausted(self._machine().retry_count):
-                raise JobFailedError(
-                    f"job {self.job_hash} failed {self.fail_count} times "
-                    f"(retry_count={self._machine().retry_count})"
+                reason = (
+                    f"job {self.job_hash} {self.job_id} failed {self.fail_count} times "
+                    f"(retry_count={self._machine().retry_count}).\n"
+                    f"Possible remote error message: {self.get_last_error_message() or ''}"
                 )
+                if not continue_on_failure:
+                    raise JobFailedError(reason)
+                self.mark_failed(reason)
+                return
             self.submit_job()
+        elif self.job_state == JobStatus.failed and not continue_on_failure:
+            raise JobFailedError(
+                f"job {self.job_hash} {self.job_id} is in failed state: "
+                f"{self.failure_reason or 'it exhausted its retries in an earlier run'}"
+            )
         elif self.job_state == JobStatus.unsubmitted:
             self.submit_job()
+
+    def mark_failed(self, reason: str) -> None:
+        """Give the job up: state ``failed``, with ``reason``; its tasks are failed too,
+        except those that finished (their finish tags stay)."""
+        self.job_state = JobStatus.failed
+        self.failure_reason = reason
+        for task in self.job_task_list:
+            if task.task_state != JobStatus.finished:
+                task.task_state = JobStatus.failed
+
+    _mark_failed = mark_failed  # the name in 1.1.0
+
+    def get_last_error_message(self) -> str | None:
+        """The tail of the failing task's error log the job left, if any."""
+        return self._machine().get_job_error(self)

@@ -549,6 +549,11 @@ class Machine(Registered):
         wanted = self.finish_tag_files(job)
         return len(self.context.files_exist(wanted)) == len(set(wanted))
 
+    def get_job_error(self, job: Job) -> str | None:
+        """The error output ``job`` left (``<job_hash>_last_err_file``), or None."""
+        fname = names.last_err_file(job.job_hash)
+        return self.context.read_files([fname]).get(fname)
+
     def kill(self, job: Job) -> None:
         """Cancel a job; a job already gone is not an error."""
         if not job.job_id:

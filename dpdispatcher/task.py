@@ -77,6 +77,7 @@ class Task:
     errlog: str | None
     task_name: str | None
     task_hash: str
+    task_state: JobStatus
     _json: str | None
 
     def __init__(
