@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from dpdispatcher._script import names, render
 from dpdispatcher._script.quoting import job_id, sh
 from dpdispatcher.base_context import CommandResult
-from dpdispatcher.contexts.hdfs_context import download_archive, upload_archive
+from dpdispatcher.contexts.hdfs_context import HDFSContext, download_archive, upload_archive
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError, SchedulerError
 from dpdispatcher.machine import Machine
@@ -132,6 +132,17 @@ class DistributedShell(Machine):
             Argument("mem_limit", [int, float], optional=True, default=1,
                      doc="Container memory in GB."),
         ]  # fmt: skip
+
+    def check_resources(self, resources: Resources, *, strict: bool = False) -> None:
+        """Also refuse, before anything is uploaded, a context other than HDFSContext and a
+        ``kwargs.yarn_path`` without the distributed-shell jar."""
+        super().check_resources(resources, strict=strict)
+        if not isinstance(self.context, HDFSContext):
+            raise ConfigurationError(
+                f"machine/context_type: DistributedShell needs HDFSContext (its job roots are "
+                f"on HDFS), not {type(self.context).__name__}"
+            )
+        find_jar(resources)
 
     # -- rendering ----------------------------------------------------------------
     def header_lines(self, job: Job) -> list[str]:

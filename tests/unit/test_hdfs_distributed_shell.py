@@ -213,3 +213,18 @@ def test_missing_path_wording_of_the_real_fs_shell(hadoop: list[Any]) -> None:
     hadoop[0].append((1, b"", missing))
     with pytest.raises(HDFSMissingPathError):
         HDFS.read_hdfs_file(".")
+
+
+def test_bad_setups_are_refused_before_anything_is_uploaded(tmp_path: Path) -> None:
+    from dpdispatcher import Submission
+
+    (tmp_path / "work" / "t0").mkdir(parents=True)
+    no_jar = Resources(1, 1, 0, "", 1, kwargs={"yarn_path": str(tmp_path)})
+    sub = Submission("work", ds_machine(tmp_path), no_jar, task_list=[Task("true", "t0/")])
+    with pytest.raises(ConfigurationError, match="yarn_path"):
+        sub.run_submission()
+    local = Machine(batch_type="DistributedShell", context_type="LocalContext",
+                    local_root=str(tmp_path), remote_root=str(tmp_path / "r"))  # fmt: skip
+    with pytest.raises(ConfigurationError, match="HDFSContext"):
+        local.check_resources(no_jar)
+    assert not (tmp_path / "r").exists()
