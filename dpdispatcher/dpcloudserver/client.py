@@ -259,7 +259,8 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _path_id(job_id: int | str) -> str:
-    text = str(job_id)
+    """The id in an API path; 1.1.0's ``"<id>:job_group_id:<group>"`` gives ``<id>``."""
+    text = str(job_id).split(":job_group_id:", 1)[0]
     if not _SAFE_ID.match(text):
         raise ValueError(f"invalid job id {text!r}")
     return text

@@ -600,3 +600,23 @@ def test_a_job_failing_for_good_still_brings_back_the_others(
     assert f"cloud job {last} " in text
     assert f"{cloud_emulator.base_url}/logs/{last}" in text
     assert "boom" in text
+
+
+def test_continue_on_failure_brings_every_other_result_and_lists_the_failed_job(
+    cloud_emulator: CloudEmulator, tmp_path: Path
+) -> None:
+    work = make_work(tmp_path, 4)
+    command = (
+        'if [ "$(cat in.txt)" = "input 2" ]; then echo kaputt >&2; exit 5; fi\n'
+        "cp in.txt out.txt; mkdir -p d; touch d/x"
+    )
+    sub = submission(cloud_machine(tmp_path), 4, command=command, group_size=1)
+    with pytest.raises(JobFailedError) as info:
+        sub.run_submission(check_interval=0.2, continue_on_failure=True)
+    for i in (0, 1, 3):
+        assert (work / f"t{i}" / "out.txt").read_text() == f"input {i}\n"
+    (failed,) = [j for j in sub.belonging_jobs if j.job_task_list[0].task_work_path == "t2"]
+    text = str(info.value)
+    assert failed.job_hash in text and "kaputt" in text
+    assert f"{cloud_emulator.base_url}/logs/{failed.job_id}" in text
+    assert len(cloud_emulator.service.jobs) == 5  # 4 jobs, the failing one retried once

@@ -98,3 +98,12 @@ def test_the_bucket_url_is_the_originals_default_and_honours_the_variable(
     assert config.ali_oss_bucket_url() == "https://dpcloudserver.oss-cn-shenzhen.aliyuncs.com/"
     monkeypatch.setenv("DPDISPATCHER_LEBESGUE_ALI_OSS_BUCKET_URL", "http://127.0.0.1:9/b")
     assert oss_url("program/1/k.zip") == "http://127.0.0.1:9/b/program/1/k.zip"
+
+
+def test_a_job_id_as_1_1_0_records_it_names_the_cloud_job() -> None:
+    from dpdispatcher.dpcloudserver.client import _path_id
+
+    assert _path_id("1001:job_group_id:501") == "1001"
+    assert _path_id(1001) == "1001"
+    with pytest.raises(ValueError, match="invalid job id"):
+        _path_id("1/../2")
