@@ -2,9 +2,10 @@
 
 There is no remote shell on the cloud. Everything the core writes "in the job root"
 (scripts, the submission state, the job id records) goes to a local **staging job
-root**: ``remote_root/<submission_hash>`` when ``remote_root`` is given, otherwise
-``<local_root>/<work_base>/.dpdispatcher/<submission_hash>``. ``run``, ``write_file``,
-``read_file`` and ``check_file_exists`` work there.
+root**, ``<local_root>/<work_base>/.dpdispatcher/<submission_hash>``. A ``remote_root``
+is ignored, as dpdispatcher 1.1.0 ignores it for the cloud (dflow passes its cluster's
+``remote_root`` to Bohrium steps too). ``run``, ``write_file``, ``read_file`` and
+``check_file_exists`` work there.
 
 Per job, one zip ``<job_hash>.zip`` (the job script, its ``.run`` body, the common
 files, the tasks' forward files, and the task tags of tasks that already succeeded
@@ -213,9 +214,7 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
 
     # -- where things are -------------------------------------------------------------
     def job_root_for(self, submission: Submission) -> str:
-        """The local staging job root (see the module documentation)."""
-        if self.init_remote_root:
-            return os.path.join(self.init_remote_root, submission.submission_hash)
+        """The local staging job root in the work base (``remote_root`` is ignored)."""
         work_base = os.path.join(self.init_local_root, submission.work_base)
         return os.path.join(work_base, ".dpdispatcher", submission.submission_hash)
 
@@ -314,7 +313,7 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
         def remove() -> None:
             shutil.rmtree(root, ignore_errors=True)
             parent = os.path.dirname(root)
-            if not self.init_remote_root and os.path.basename(parent) == ".dpdispatcher":
+            if os.path.basename(parent) == ".dpdispatcher":
                 with contextlib.suppress(OSError):  # other submissions still use it
                     os.rmdir(parent)
 

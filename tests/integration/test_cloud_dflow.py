@@ -31,10 +31,11 @@ def _fast_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def dflow_machine(work: Path) -> Machine:
+def dflow_machine(work: Path, **top: Any) -> Machine:
     """The machine dict as dflow's DispatcherExecutor writes it for Bohrium."""
     return Machine.load_from_dict(
         {
+            **top,
             "batch_type": "Bohrium",
             "context_type": "Bohrium",
             "local_root": str(work),
@@ -157,3 +158,17 @@ def test_the_1_1_0_names_import() -> None:
     assert RequestInfoException is ViaUtils is ViaUtils2
     assert issubclass(RequestInfoException, Exception)
     assert OpenAPI.__name__ == "OpenAPI" and OpenAPIContext.__name__ == "OpenAPIContext"
+
+
+def test_dflows_cluster_remote_root_is_ignored(
+    cloud_emulator: CloudEmulator, tmp_path: Path
+) -> None:
+    """dflow passes ``remote_root: /root/dflow/workflows`` to Bohrium steps; 1.1.0 ignored
+    it for the cloud, and so do we (the staging root stays in the work base)."""
+    work = tmp_path / "work"
+    unwritable = tmp_path / "not-here" / "dflow" / "workflows"
+    machine = dflow_machine(work, remote_root=str(unwritable))
+    step(machine, work).run_submission(check_interval=0.2, clean=False)
+    assert (work / "out.txt").exists()
+    assert not unwritable.exists()
+    assert (work / ".dpdispatcher").is_dir()
