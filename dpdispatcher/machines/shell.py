@@ -47,8 +47,27 @@ class Shell(Machine):
     }
 
     def submit_command(self, job: Job, script: str) -> str:
-        """Start the script detached, in a new session, and print its PID."""
-        return f"setsid bash {sh(script)} </dev/null >/dev/null 2>&1 & echo $!"
+        """Start the script detached, in a new session, and print its PID.
+
+        The submit tag, if any, is passed as an (unused) argument, so that ``ps`` shows
+        it and a submission whose answer was lost is found again.
+        """
+        tag = f" {sh(job.submit_tag)}" if job.submit_tag else ""
+        return f"setsid bash {sh(script)}{tag} </dev/null >/dev/null 2>&1 & echo $!"
+
+    def find_command(self, tags: Sequence[str]) -> str | None:
+        """Every process with its command line."""
+        return "ps -eo pid=,args="
+
+    def parse_find_output(self, result: CommandResult, tags: Sequence[str]) -> dict[str, str]:
+        """The PID of the ``bash <script> <tag>`` process of each tag."""
+        wanted = set(tags)
+        out: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[1] == "bash" and fields[-1] in wanted:
+                out.setdefault(fields[-1], fields[0])
+        return out
 
     def parse_submit_output(self, stdout: str) -> str:
         """The PID printed by the submit command."""

@@ -132,3 +132,14 @@ def test_a_batch_type_submitting_by_itself_must_say_so() -> None:
             return "1"
 
     assert not Honest.submits_by_command
+
+
+def test_shell_jobs_carry_their_tag_and_are_found_by_ps() -> None:
+    from dpdispatcher.machines.shell import Shell
+
+    a, b = job(0), job(1)
+    m = Machine.__new__(Shell)
+    ps = f"  311 bash .{a.job_hash}.sub {a.submit_tag}\n  312 sleep 600\n"
+    Shell.__init__(m, context=FakeContext([CommandResult(0, ps, "")]))
+    assert m.submit_command(a, "s.sub").startswith(f"setsid bash s.sub {a.submit_tag} ")
+    assert m.find_submitted([a, b]) == {a.job_hash: "311"}
