@@ -160,7 +160,9 @@ record("end")
 VASP = """\
 PROGRAM = "vasp"
 record("start")
-need("POSCAR", "INCAR", "POTCAR", "KPOINTS", "cvasp.py")
+need("POSCAR", "INCAR", "POTCAR", "cvasp.py")
+if os.path.basename(os.getcwd()).startswith("task."):
+    need("KPOINTS")  # dpgen run's fp forwards it; init_bulk's relax and md do not
 if GATE:
     deadline = time.time() + 300
     while not os.path.exists(GATE) and time.time() < deadline:
@@ -185,21 +187,25 @@ for n in names:
     out.append(f" POTCAR:    PAW_PBE {n} 01Jan2000")
 out += ["   NELM   =     60;   NELMIN=  4; NELMDL= -5     electronic SC-loop",
         "   NWRITE =      2    write-flag",
-        "   ions per type =  " + " ".join(str(c) for c in counts),
-        "--------------------------------------- Iteration      1(   1)  ---------------",
-        " VOLUME and BASIS-vectors are now :",
-        " -----------------------------------------------------------------------------",
-        "  energy-cutoff  :      400.00",
-        "  volume of cell :     1000.00",
-        "      direct lattice vectors                 reciprocal lattice vectors"]
-out += ["  " + " ".join(f"{v:.9f}" for v in row) + "  0.0 0.0 0.0" for row in cell]
-out += [" POSITION                                       TOTAL-FORCE (eV/Angst)",
-        " -----------------------------------------------------------------------------------"]
-out += ["  " + " ".join(f"{v:.5f}" for v in c) + "  0.000000 0.000000 0.000000"
-        for c in coords]
-out += ["  free  energy   TOTEN  =       -20.00000000 eV", ""]
+        "   ions per type =  " + " ".join(str(c) for c in counts)]
+incar = dict(l.replace(" ", "").split("=", 1) for l in open("INCAR") if "=" in l)
+# one ionic step per NSW (DP-GEN's init_bulk checks the count), one for a single point
+for step in range(max(1, int(incar.get("NSW", "0")))):
+    out += [f"------------------------------ Iteration {step + 1:6d}(   1)  ---------------",
+            " VOLUME and BASIS-vectors are now :",
+            " -----------------------------------------------------------------------------",
+            "  energy-cutoff  :      400.00",
+            "  volume of cell :     1000.00",
+            "      direct lattice vectors                 reciprocal lattice vectors"]
+    out += ["  " + " ".join(f"{v:.9f}" for v in row) + "  0.0 0.0 0.0" for row in cell]
+    out += [" POSITION                                       TOTAL-FORCE (eV/Angst)",
+            " ---------------------------------------------------------------------------"]
+    out += ["  " + " ".join(f"{v:.5f}" for v in c) + "  0.000000 0.000000 0.000000"
+            for c in coords]
+    out += ["  free  energy   TOTEN  =       -20.00000000 eV", ""]
 open("OUTCAR", "w").write("\\n".join(out))
 open("vasprun.xml", "w").write("<modeling><!-- stand-in --></modeling>\\n")
+open("CONTCAR", "w").write("\\n".join(lines) + "\\n")  # "relaxed": unchanged
 record("end")
 """
 
@@ -311,3 +317,16 @@ def counts(counter: Path, program: str, event: str = "start",
             continue
         result[task] = result.get(task, 0) + 1
     return result
+
+
+def prepare_init_bulk(work: Path, example_dir: Path, example: Path, bindir: Path,
+                      remote_root: Path) -> None:
+    """DP-GEN's own ``examples/init/ch4.json`` case with its POSCAR and INCARs."""
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("ch4.json", "CH4.POSCAR", "INCAR_methane.rlx", "INCAR_methane.md"):
+        (work / name).write_bytes((example_dir / name).read_bytes())
+    for name in TYPE_MAP:
+        (work / f"POTCAR_{name}").write_text(f"  PAW_PBE {name} 01Jan2000\n stand-in\n")
+    (work / "machine.json").write_text(
+        json.dumps(machine(example, bindir, remote_root), indent=2)
+    )

@@ -12,6 +12,9 @@ Task`` is this tree. Nothing of DP-GEN is vendored.
   ``lazylocal`` spellings) plus ``cvasp`` and ``mark_failure`` in the fp resources. The
   driver is killed (SIGKILL) while the fp jobs run and started again, as a user would;
   every stand-in program must have run exactly once per task.
+* ``dpgen init_bulk`` on DP-GEN's own ``examples/init/ch4.json`` (relax, scale/perturb,
+  md, collect): its relax and md stages submit through ``make_submission`` with ``cvasp``
+  in the fp resources (where the issue saw it die).
 * DP-GEN's example machine files (from the 0.11.1 sdist, the last that ships them) are
   validated through DP-GEN's own ``run_mdata_arginfo`` / ``simplify_mdata_arginfo``,
   which embed ``Machine.arginfo()`` and ``Resources.arginfo()``, exactly as its
@@ -168,3 +171,32 @@ def test_dpgen_run_iteration_killed_in_fp_and_rerun(
     # DP-GEN's own keys in the fp resources are accepted with a warning naming them
     for key in ("cvasp", "mark_failure"):
         assert any("WARNING" in line and key in line for line in output.splitlines()), key
+
+
+def test_dpgen_init_bulk_relax_md_collect(
+    dpgen_venv: ClientVenv, dpgen_sdist: Path, tmp_path: Path
+) -> None:
+    """``dpgen init_bulk`` on DP-GEN's own ch4.json example: relax and md through
+    ``make_submission`` with ``cvasp`` in the fp resources, every task once."""
+    work, bindir, counter = tmp_path / "init", tmp_path / "bin", tmp_path / "counter.txt"
+    case.write_standins(bindir, dpgen_venv, counter, gate=None)
+    example = dpgen_sdist / "examples" / "machine" / "DeePMD-kit-1.x" / "machine-local.json"
+    case.prepare_init_bulk(work, dpgen_sdist / "examples" / "init", example, bindir,
+                           tmp_path / "remote")
+    param = json.loads((work / "ch4.json").read_text())
+    done = subprocess.run(
+        [str(dpgen_venv.bindir / "dpgen"), "init_bulk", "ch4.json", "machine.json"],
+        cwd=work, env=dpgen_venv.env(), capture_output=True, text=True, timeout=600,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    out_dir = next(work.glob("CH4.POSCAR.*"))
+    relax = sorted(p.parent.name for p in out_dir.glob("00.place_ele/sys-*/OUTCAR"))
+    md = list(out_dir.glob("02.md/sys-*/scale-*/*/OUTCAR"))
+    assert relax and len(md) == len(param["scale"]) * (param["pert_numb"] + 1)
+    vasp = case.counts(counter, "vasp")
+    _expect_once(vasp, len(relax) + len(md), "vasp (relax + md)")
+    _expect_once(case.counts(counter, "vasp", "end"), len(relax) + len(md), "vasp end")
+    assert list(out_dir.glob("02.md/sys-*/deepmd/set.*/energy.npy")), "stage 4 collected nothing"
+    assert any("WARNING" in line and "cvasp" in line for line in output.splitlines())
