@@ -298,14 +298,6 @@ def test_dflow_bohrium_retry_on_submission_error(
     assert cloud_emulator.rejected == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dpdispatcher/contexts/dp_cloud_server_context.py:214 (job_root_for) stages "
-    "Bohrium jobs under a given remote_root, which dflow always sets (default "
-    "/root/dflow/workflows or /home/<username>/dflow/workflows, a cluster path); 1.1.0's "
-    "BohriumContext ignores remote_root (job root '.'), so a non-root dflow user gets a "
-    "PermissionError here -- owner: cloud",
-)
 def test_dflow_bohrium_leaves_dflow_remote_root_alone(
     dflow_venv: ClientVenv, tmp_path: Path, cloud_emulator: CloudEmulator
 ) -> None:
