@@ -107,6 +107,19 @@ class HDFSContext(BaseContext):
         """Whether ``fname`` exists in the job root."""
         return HDFS.exists(self._remote_file(fname))
 
+    def files_exist(self, fnames: list[str]) -> set[str]:
+        """The subset of ``fnames`` that exist: one ``-ls`` of the job root for the files
+        directly in it (each hadoop command starts a JVM), one ``-test`` for the others."""
+        top = [f for f in fnames if "/" not in f]
+        found: set[str] = set()
+        if top:
+            try:
+                listed = {p.rstrip("/").rsplit("/", 1)[-1] for p in HDFS.list_dir(self.remote_root)}
+            except HDFSMissingPathError:
+                listed = set()
+            found = {f for f in top if f in listed}
+        return found | {f for f in fnames if "/" in f and self.check_file_exists(f)}
+
     def clean(self) -> None:
         """Remove the job root from HDFS."""
         if self.remote_root and HDFS.exists(self.remote_root):

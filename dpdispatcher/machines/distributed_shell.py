@@ -239,7 +239,8 @@ class DistributedShell(Machine):
         return out
 
     def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
-        """One local ``ps``; ended clients are judged by their job tag on HDFS."""
+        """One local ``ps``; ended clients are judged by their job tags on HDFS (one
+        listing of the job root)."""
         submitted = [job for job in jobs if job.job_id]
         if not submitted:
             return {}
@@ -247,12 +248,17 @@ class DistributedShell(Machine):
         if code not in (0, 1) or (code and err.strip()):
             raise SchedulerError(f"DistributedShell: ps failed: {err.decode(errors='replace')}")
         raw = self.parse_status_output(CommandResult(code, out.decode(), err.decode()), submitted)
-        states: dict[str, JobStatus] = {}
-        for job in submitted:
-            status = self.map_state(raw[job.job_id]) if job.job_id in raw else JobStatus.terminated
-            if status == JobStatus.terminated and self.check_finish_tag(job):
-                status = JobStatus.finished
-            states[job.job_hash] = status
+        states = {
+            job.job_hash: self.map_state(raw[job.job_id])
+            if job.job_id in raw
+            else JobStatus.terminated
+            for job in submitted
+        }
+        ended = [job for job in submitted if states[job.job_hash] == JobStatus.terminated]
+        tags = self.context.files_exist([names.job_tag_file(job.job_hash) for job in ended])
+        for job in ended:
+            if names.job_tag_file(job.job_hash) in tags:
+                states[job.job_hash] = JobStatus.finished
         return states
 
     def kill_command(self, job_id: str) -> str:

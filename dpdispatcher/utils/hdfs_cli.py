@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from dpdispatcher.errors import ContextError, HDFSMissingPathError
 
-__all__ = ["HDFS", "HDFSMissingPathError", "run_cmd_with_all_output"]
+__all__ = ["HDFS", "HDFSMissingPathError", "parse_ls", "run_cmd_with_all_output"]
 
 #: Hadoop's wordings of "that path does not exist"
 _MISSING = ("No such file or directory", "FileNotFoundException", "does not exist")
@@ -57,6 +57,21 @@ def _failed(op: str, paths: Sequence[str], code: int, err: bytes) -> ContextErro
     if any(word in text for word in _MISSING):
         return HDFSMissingPathError(message)
     return ContextError(message)
+
+
+def parse_ls(stdout: str) -> list[str]:
+    """The paths ``hadoop fs -ls`` listed (``Found N items``, then one line per entry
+    whose last field is the path).
+
+    >>> parse_ls("Found 1 items\\n-rw-r--r--   1 u supergroup  0 2015-03-25 15:18 /tmp/a b\\n")
+    ['/tmp/a b']
+    """
+    out = []
+    for line in stdout.splitlines():
+        fields = line.split(None, 7)
+        if len(fields) == 8 and fields[0][:1] in "-dl":
+            out.append(fields[7])
+    return out
 
 
 class HDFS:
@@ -121,6 +136,14 @@ class HDFS:
         if code:
             raise _failed("-text", [uri], code, err)
         return out
+
+    @staticmethod
+    def list_dir(uri: str) -> list[str]:
+        """The paths in directory ``uri`` (``-ls``), as Hadoop prints them."""
+        code, out, err = _fs("-ls", _operand(uri))
+        if code:
+            raise _failed("-ls", [uri], code, err)
+        return parse_ls(out.decode("utf-8", errors="replace"))
 
     @staticmethod
     def move(from_uri: str, to_uri: str) -> bool:

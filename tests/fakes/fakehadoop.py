@@ -94,6 +94,8 @@ def fs(argv: list[str]) -> int:
                     with open(target, "rb") as fh:
                         sys.stdout.buffer.write(fh.read())
         return 0
+    if op == "-ls":
+        return ls(paths[0] if paths else ".")
     if op in ("-put", "-copyFromLocal"):
         *sources, dest = paths
         for src in sources:
@@ -124,6 +126,28 @@ def fs(argv: list[str]) -> int:
         return 0
     err(f"{op}: Unknown command")
     return 1
+
+
+def ls(uri: str) -> int:
+    """``-ls``: ``Found N items`` then one line per entry, as FsShell prints them."""
+    target = hpath(uri)
+    if not os.path.lexists(target):
+        err(f"ls: `{uri}': No such file or directory")
+        return 1
+    entries = sorted(os.listdir(target)) if os.path.isdir(target) else [""]
+    if os.path.isdir(target):
+        print(f"Found {len(entries)} items")
+    user = os.environ.get("USER", "root")
+    for name in entries:
+        path = os.path.join(target, name) if name else target
+        shown = uri.rstrip("/") + "/" + name if name else uri
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path)))
+        if os.path.isdir(path):
+            print(f"drwxr-xr-x   - {user} supergroup {0:>10} {stamp} {shown}")
+        else:
+            size = os.path.getsize(path)
+            print(f"-rw-r--r--   1 {user} supergroup {size:>10} {stamp} {shown}")
+    return 0
 
 
 def _app_file(app: str) -> str:

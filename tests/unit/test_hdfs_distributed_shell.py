@@ -228,3 +228,17 @@ def test_bad_setups_are_refused_before_anything_is_uploaded(tmp_path: Path) -> N
     with pytest.raises(ConfigurationError, match="HDFSContext"):
         local.check_resources(no_jar)
     assert not (tmp_path / "r").exists()
+
+
+def test_one_listing_tells_which_job_root_files_exist(hadoop: list[Any], tmp_path: Path) -> None:
+    from dpdispatcher.utils.hdfs_cli import parse_ls
+
+    fixtures = Path(__file__).parent.parent / "fixtures" / "scheduler_output"
+    public = (fixtures / "distributedshell" / "hadoop_fs_ls.stdout").read_text()
+    assert [p.rsplit("/", 1)[-1] for p in parse_ls(public)] == [
+        "_SUCCESS", "_logs", "part-00000", "part-00001"]  # fmt: skip
+    ctx = HDFSContext(local_root=str(tmp_path), remote_root="/tmp/RtmpUzjoWy")
+    ctx.remote_root = "/tmp/RtmpUzjoWy/file1c7dbd916e7"
+    hadoop[0].append((0, public.encode(), b""))
+    assert ctx.files_exist(["_SUCCESS", "part-00001", "absent"]) == {"_SUCCESS", "part-00001"}
+    assert [c[0][2] for c in hadoop[1:]] == ["-ls"]  # one command for all of them
