@@ -13,7 +13,7 @@ from dpdispatcher import _outcome
 from dpdispatcher._script import names
 from dpdispatcher.contexts._local import atomic_write
 from dpdispatcher.dlog import dlog
-from dpdispatcher.errors import JobFailedError
+from dpdispatcher.errors import DPDispatcherError, JobFailedError
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class FailureHandling:
 
     belonging_jobs: list[Job]
     continue_on_failure: bool
+    machine: Machine | None
 
     def _bound_machine(self) -> Machine:  # provided by Submission
         raise NotImplementedError
@@ -56,20 +57,26 @@ class FailureHandling:
         stays when the job root is cleaned. ``jobs`` limits this to those jobs (the
         submission does it for each job when it terminates, and at the end of a run).
         """
-        ctx = self._bound_machine().context
-        wanted = {
-            names.last_err_file(j.job_hash): j
-            for j in (self.belonging_jobs if jobs is None else jobs)
-            if j.job_state in ENDED_BADLY
-        }
-        if not wanted:
+        machine = self.machine
+        if machine is None:  # nothing ran: nothing to fetch
             return
-        for fname, text in ctx.read_files(list(wanted)).items():
-            path = os.path.join(ctx.local_root, fname)
+        for job in self.belonging_jobs if jobs is None else jobs:
+            if job.job_state not in ENDED_BADLY:
+                continue
+            try:
+                text = machine.get_job_error(job)  # one read each: failing jobs are few
+            except (OSError, DPDispatcherError) as err:
+                dlog.warning("could not fetch the error output of job %s: %s", job.job_hash, err)
+                continue
+            if text is None:
+                continue
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")
+            path = os.path.join(machine.context.local_root, names.last_err_file(job.job_hash))
             atomic_write(path, text)
             dlog.warning(
                 "job %s ended with an error; its last error output is in %s:\n%s",
-                wanted[fname].job_hash,
+                job.job_hash,
                 path,
                 _outcome.tail(text),
             )

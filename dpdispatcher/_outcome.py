@@ -35,8 +35,8 @@ def clean_strategy(clean: object) -> str:
     if isinstance(clean, (bool, str)) and clean in CLEAN_STRATEGIES:
         return CLEAN_STRATEGIES[clean]
     raise ConfigurationError(
-        f"run_submission(clean=...): unknown clean strategy {clean!r}; expected True, False, "
-        "'always', 'never' or 'on_success'"
+        f"Unknown clean strategy {clean!r} given to run_submission(clean=...); expected "
+        "True, False, 'always', 'never' or 'on_success'"
     )
 
 

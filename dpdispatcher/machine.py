@@ -551,8 +551,12 @@ class Machine(Registered):
 
     def get_job_error(self, job: Job) -> str | None:
         """The error output ``job`` left (``<job_hash>_last_err_file``), or None."""
-        fname = names.last_err_file(job.job_hash)
-        return self.context.read_files([fname]).get(fname)
+        try:
+            text: str | bytes = self.context.read_file(names.last_err_file(job.job_hash))
+        except FileNotFoundError:
+            return None
+        # the HDFS context of 1.x answered bytes
+        return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
 
     def kill(self, job: Job) -> None:
         """Cancel a job; a job already gone is not an error."""
