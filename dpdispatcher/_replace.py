@@ -35,7 +35,7 @@ import errno
 import os
 import shutil
 
-__all__ = ["bring_back", "replace_with", "staged_name"]
+__all__ = ["bring_back", "remove_path", "replace_with", "staged_name"]
 
 _MAX_BASE = 120  # keeps staged names under the usual 255-byte limit
 
@@ -46,18 +46,15 @@ def staged_name(dst: str, role: str) -> str:
     return os.path.join(directory, f".{base[:_MAX_BASE]}.dpdispatcher-{role}")
 
 
-def _lexists(path: str) -> bool:
-    return os.path.lexists(path)
-
-
 def _is_real_dir(path: str) -> bool:
     return os.path.isdir(path) and not os.path.islink(path)
 
 
-def _remove(path: str) -> None:
+def remove_path(path: str) -> None:
+    """Remove a file, link or directory tree if it exists (a link, not what it shows)."""
     if _is_real_dir(path):
         shutil.rmtree(path)
-    elif _lexists(path):
+    elif os.path.lexists(path):
         os.unlink(path)
 
 
@@ -68,16 +65,16 @@ def replace_with(staged: str, dst: str) -> None:
     directory, the old ``dst`` is first moved aside and removed.
     """
     aside = staged_name(dst, "old")
-    _remove(aside)  # left by a replace that was killed midway
-    if _lexists(dst) and (_is_real_dir(dst) or _is_real_dir(staged)):
+    remove_path(aside)  # left by a replace that was killed midway
+    if os.path.lexists(dst) and (_is_real_dir(dst) or _is_real_dir(staged)):
         os.rename(dst, aside)
-        _remove(aside)
+        remove_path(aside)
     os.replace(staged, dst)
 
 
 def _same_entry(src: str, dst: str) -> bool:
     """Whether ``src`` is a link that resolves to ``dst`` itself."""
-    if not os.path.islink(src) or not _lexists(dst):
+    if not os.path.islink(src) or not os.path.lexists(dst):
         return False
     try:
         return os.path.samefile(src, dst)
@@ -135,7 +132,7 @@ def bring_back(src: str, dst: str, *, keep_source: bool = False) -> None:
     if _same_entry(src, dst):
         return
     os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-    if _is_real_dir(src) and _lexists(dst):
+    if _is_real_dir(src) and os.path.lexists(dst):
         _inline_links_into(src, dst)
     if not keep_source:
         try:
@@ -145,8 +142,8 @@ def bring_back(src: str, dst: str, *, keep_source: bool = False) -> None:
             if err.errno != errno.EXDEV:
                 raise
     staged = staged_name(dst, "new")
-    _remove(staged)
+    remove_path(staged)
     _copy(src, staged)
     replace_with(staged, dst)
     if not keep_source:
-        _remove(src)
+        remove_path(src)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -64,14 +63,6 @@ def _blocks(pieces: Iterable[str], size: int = 1 << 20) -> Iterator[str]:
             buffer, held = [], 0
     if buffer:
         yield "".join(buffer)
-
-
-def remove_path(path: str) -> None:
-    """Remove a file, link or directory tree if it exists."""
-    if os.path.islink(path) or os.path.isfile(path):
-        os.unlink(path)
-    elif os.path.isdir(path):
-        shutil.rmtree(path)
 
 
 #: from this many names asked about in one directory on, list it once instead

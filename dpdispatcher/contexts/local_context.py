@@ -8,9 +8,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher import _files
-from dpdispatcher._replace import bring_back
+from dpdispatcher._replace import bring_back, remove_path
 from dpdispatcher._script import names
-from dpdispatcher.contexts._local import LocalShellContext, remove_path
+from dpdispatcher.contexts._local import LocalShellContext
 from dpdispatcher.errors import RemoteFileNotFoundError
 
 if TYPE_CHECKING:
