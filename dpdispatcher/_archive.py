@@ -412,7 +412,7 @@ def _zip_member(info: zipfile.ZipInfo, archive: zipfile.ZipFile) -> Member:
         return Member(info.filename, Kind.SYMLINK, archive.read(info).decode("utf-8"))
     if info.is_dir() or stat.S_ISDIR(mode):
         return Member(info.filename, Kind.DIR)
-    if mode and not stat.S_ISREG(mode):
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # no type bits (writestr, MS-DOS): a file
         return Member(info.filename, Kind.OTHER)
     return Member(info.filename, Kind.FILE)
 

@@ -24,24 +24,28 @@ import zipfile
 __all__ = ["write_zip"]
 
 
-def write_zip(archive: str, entries: dict[str, str | None]) -> int:
+def write_zip(archive: str, entries: dict[str, str | None], *, skip: str = "") -> int:
     """Write ``{name: source path or None (a directory)}`` into a zip; return the count.
 
     Directories are recursed and symbolic links in the sources followed (the archive
-    holds their content; a link loop is not descended twice).
+    holds their content; a link loop is not descended twice). A file whose real path
+    is ``skip`` (the archive itself, when it is written inside a packed directory) is
+    left out.
     """
     written: set[str] = set()
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for arcname, src in sorted(entries.items()):
             if src is None or os.path.isdir(src):
-                _add_dir(zf, arcname, src, written)
+                _add_dir(zf, arcname, src, written, skip)
             elif arcname not in written:
                 zf.write(src, arcname)
                 written.add(arcname)
     return len(written)
 
 
-def _add_dir(zf: zipfile.ZipFile, arcname: str, src: str | None, written: set[str]) -> None:
+def _add_dir(
+    zf: zipfile.ZipFile, arcname: str, src: str | None, written: set[str], skip: str = ""
+) -> None:
     if arcname + "/" not in written:
         zf.writestr(_dir_info(arcname), b"")
         written.add(arcname + "/")
@@ -62,7 +66,8 @@ def _add_dir(zf: zipfile.ZipFile, arcname: str, src: str | None, written: set[st
         dirnames.sort()
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
-            if f"{here}/{name}" not in written and os.path.exists(full):
+            fresh = f"{here}/{name}" not in written and os.path.exists(full)
+            if fresh and not (skip and os.path.realpath(full) == skip):
                 zf.write(full, f"{here}/{name}")
                 written.add(f"{here}/{name}")
 

@@ -27,7 +27,7 @@ from dpdispatcher.dpcloudserver import api, config  # noqa: E402
 from dpdispatcher.dpcloudserver.api import Client, CloudAPIError, CloudAuthError  # noqa: E402
 from dpdispatcher.dpcloudserver.retcode import RETCODE, explain, is_ok  # noqa: E402
 from dpdispatcher.dpcloudserver.zip_file import unzip_file, zip_file_list  # noqa: E402
-from dpdispatcher.errors import ContextError, UnsafeArchiveError  # noqa: E402
+from dpdispatcher.errors import UnsafeArchiveError  # noqa: E402
 from tests.cloud_emulator.server import CloudEmulator  # noqa: E402
 
 pytest_plugins = ["tests.cloud_emulator.fixture"]
@@ -176,16 +176,23 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE))
-def test_hostile_zip_is_refused_and_nothing_is_extracted(tmp_path: Path, kind: str) -> None:
+def test_hostile_zip_member_is_skipped_with_a_warning(
+    tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One rule for every archive (``_archive``, B8): the unsafe member is skipped and
+    named in a WARNING; the rest is extracted; nothing is written outside."""
     archive = _zip_with(tmp_path / "bad.zip", *HOSTILE[kind])
     jail = tmp_path / "jail"
     jail.mkdir()
-    with pytest.raises(UnsafeArchiveError) as info:
+    with caplog.at_level(logging.WARNING):
         unzip_file(archive, jail / "out")
-    assert isinstance(info.value, ContextError)
-    assert list(jail.iterdir()) == []
+    assert (jail / "out" / "good.txt").read_text() == "fine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.zip", "jail"]
+    assert sorted(p.name for p in jail.iterdir()) == ["out"]
     assert not Path("/tmp/evil-abs").exists()
+    assert "skipped" in caplog.text
+    for path in (jail / "out").rglob("*"):
+        assert os.path.realpath(path).startswith(os.path.realpath(jail / "out")), path
 
 
 def test_safe_symlinks_inside_are_kept(tmp_path: Path) -> None:
@@ -533,7 +540,7 @@ def test_service_errors_carry_code_and_explanation(
 
 
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
-def test_hostile_result_from_the_service_is_refused(
+def test_hostile_result_from_the_service_is_contained(
     cloud_emulator: CloudEmulator, client: Client, tmp_path: Path, kind: str
 ) -> None:
     key = _upload_job(client, tmp_path, "echo ok > task/out.txt\n")
@@ -541,10 +548,10 @@ def test_hostile_result_from_the_service_is_refused(
     job = client.create_job(project_id=7, oss_path=key, cmd="bash run.sh", out_files=["task"])
     cloud_emulator.wait_for_job(int(job.job_id))
     result = client.download_result(client.job_detail(job.job_id).result_url, tmp_path / "r.zip")
-    with pytest.raises(UnsafeArchiveError):
-        unzip_file(result, tmp_path / "back")
-    assert not (tmp_path / "back").exists()
+    unzip_file(result, tmp_path / "back")  # the hostile member is skipped (B8)
+    assert (tmp_path / "back" / "task" / "out.txt").read_text() == "ok\n"
     assert not (tmp_path / "evil").exists()
+    assert not any(p.name in ("evil", "etc_link") for p in (tmp_path / "back").rglob("*"))
 
 
 def test_no_credential_reaches_the_logs(
