@@ -127,6 +127,19 @@ def test_dflow_shell_lazy_local_context(dflow_venv: ClientVenv, tmp_path: Path) 
     assert all(str(tmp_path / "wf") in line for line in counter.read_text().splitlines())
 
 
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "per-slice"])
+def test_dflow_sliced_step(dflow_venv: ClientVenv, tmp_path: Path, merge: bool) -> None:
+    """dpgen2's sliced steps: merged into one submission of many tasks, or one each."""
+    counter, remote = tmp_path / "counter", tmp_path / "remote"
+    items = ["a", "b", "c", "d"]
+    spec = _spec(tmp_path, counter, _local_machine(remote), sliced=items,
+                 executor={"merge_sliced_step": merge})
+    result, output = _run(dflow_venv, tmp_path, spec)
+    assert result["phase"] == "Succeeded", output[-6000:]
+    assert sorted(counter.read_text().splitlines()) == [f"shout {i}" for i in items]
+    assert list(remote.iterdir()) == []
+
+
 def test_dflow_clean_false_with_retry_on_submission_error(
     dflow_venv: ClientVenv, tmp_path: Path
 ) -> None:
