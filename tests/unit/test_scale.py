@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -224,3 +225,51 @@ def test_a_state_write_serialises_nothing_already_serialised(tmp_path, monkeypat
     assert calls["json.dumps"] <= 10 * 8  # the few small head fields of each write, not per job
     written = (tmp_path / f"{sub.submission_hash}.json").read_text()
     assert written == json.dumps(sub.serialize())
+
+
+# -- a poll's batched finish-tag check and the local state copy -----------------------------
+
+
+def test_many_tags_in_one_directory_are_found_by_one_listing(tmp_path, monkeypatch):
+    import os
+
+    from dpdispatcher.contexts import _local
+
+    ctx = _machine(tmp_path).context
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    present = [f"{i}_job_tag_finished" for i in range(0, 80, 2)]
+    for name in present:
+        (root / name).touch()
+    (root / "sub" / "t_tag").touch()
+    os.symlink(root / "nowhere", root / "dangling")  # lexists: it is there
+    asked = [f"{i}_job_tag_finished" for i in range(80)] + ["sub/t_tag", "sub/none",
+                                                             "dangling", "nodir/x"]
+    ctx.remote_root = str(root)
+    listings = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(_local.os, "listdir", lambda d: listings.append(d) or real_listdir(d))
+    found = ctx.files_exist(asked)
+    assert found == {f for f in asked if os.path.lexists(root / f)}
+    assert found >= set(present) | {"sub/t_tag", "dangling"}
+    assert len(listings) == 1  # the 80 tags of the job root: one listing, not 80 lstat calls
+
+
+def test_the_local_state_copy_is_a_link_to_a_local_job_root_state(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("DPDISPATCHER_HOME", str(tmp_path / "home"))
+    machine = Machine.load_from_dict({"batch_type": "Shell", "context_type": "LocalContext",
+                                      "local_root": str(tmp_path),
+                                      "remote_root": str(tmp_path / "remote")})
+    sub = Submission(".", machine, _resources(), task_list=_tasks(3))
+    sub.generate_jobs()
+    machine.context.bind_submission(sub)
+    os.makedirs(machine.context.remote_root, exist_ok=True)
+    sub.submission_to_json()
+    state = os.path.join(machine.context.remote_root, f"{sub.submission_hash}.json")
+    copy_ = tmp_path / "home" / "submission" / f"{sub.submission_hash}.json"
+    assert os.path.samefile(state, copy_)
+    sub.belonging_jobs[0].job_id = "77"
+    sub.submission_to_json()  # the job root's file is replaced: the copy follows
+    assert copy_.read_text() == json.dumps(sub.serialize()) == Path(state).read_text()
