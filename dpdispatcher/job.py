@@ -31,7 +31,12 @@ class Job:
         self._body_cache: tuple[int, str] | None = None
         self._tail_cache: tuple[Any, str] | None = None
         self._set_tasks(job_task_list)  # a new job: nothing cached anywhere is stale
-        self._resources = resources
+        self._resources: Resources | None = resources
+        # (resources, their JSON) to copy from when first asked for: see with_copy_of()
+        self._copy_from: tuple[Resources, str] | None = None
+        self._init_runtime(machine)
+
+    def _init_runtime(self, machine: Machine | None) -> None:
         self.machine = machine
         self.job_state: JobStatus = JobStatus.unsubmitted
         self.job_id = ""
@@ -62,15 +67,53 @@ class Job:
         tracked._owner = self
         self._tasks = tracked
 
+    @classmethod
+    def with_copy_of(
+        cls, job_task_list: list[Task], resources: Resources, machine: Machine | None = None
+    ) -> Job:
+        """A job owning a copy of ``resources`` as they are now.
+
+        The copy is made when the job's resources are first asked for (rendering its
+        script, or a user changing them); until then the job's JSON and hash use the text
+        of ``resources`` taken now, so a submission of many jobs copies nothing to hash and
+        persist them.
+        """
+        job = cls.__new__(cls)
+        job._copy_from = (resources, resources.to_json())
+        job._resources = None
+        job._body_cache = job._tail_cache = None
+        job._set_tasks(job_task_list)
+        job._init_runtime(machine)
+        return job
+
     @property
     def resources(self) -> Resources:
         """This job's own copy of the resources."""
-        return self._resources
+        res = self._resources
+        if res is None:
+            res = self._resources = self._take_copy()
+        return res
 
     @resources.setter
     def resources(self, resources: Resources) -> None:
-        self._resources = resources
+        self._resources, self._copy_from = resources, None
         _tracked.changed()
+
+    def _take_copy(self) -> Resources:
+        assert self._copy_from is not None
+        source, text = self._copy_from
+        if source.to_json() == text:
+            copy = source.copy()
+        else:  # the shared resources changed since: rebuild this job's from its snapshot
+            copy = Resources.load_from_dict(json.loads(text))
+        self._copy_from = None
+        return copy
+
+    def _resources_json(self) -> str:
+        if self._resources is None:
+            assert self._copy_from is not None
+            return self._copy_from[1]
+        return self._resources.to_json()
 
     def _touch(self) -> None:
         """The task list changed in place."""
@@ -102,7 +145,7 @@ class Job:
         if cache is not None and cache[0] == epoch:
             return cache[1]
         tasks = ", ".join([task.to_json() for task in self._tasks])
-        body = f'{{"job_task_list": [{tasks}], "resources": {self._resources.to_json()}'
+        body = f'{{"job_task_list": [{tasks}], "resources": {self._resources_json()}'
         self._body_cache = (epoch, body)
         return body
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from dpdispatcher._failures import FailureHandling
 from dpdispatcher._loaders import check_path_list, load_json
 from dpdispatcher._reconcile import reconcile
 from dpdispatcher._script import names
+from dpdispatcher._shuffle import seeded_shuffle
 from dpdispatcher._state import parse_state
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import (
@@ -157,8 +157,12 @@ class Submission(FailureHandling):
 
     def register_task_list(self, task_list: list[Task]) -> None:
         """Add tasks (only before jobs are generated)."""
-        for task in task_list:
-            self.register_task(task)
+        tasks = list(task_list)
+        if self.belonging_jobs or not all(isinstance(task, Task) for task in tasks):
+            for task in tasks:
+                self.register_task(task)  # says which is wrong
+            return
+        self.belonging_tasks.extend(tasks)
 
     def bind_machine(self, machine: Machine) -> Submission:
         """Run this submission on ``machine``."""
@@ -181,12 +185,11 @@ class Submission(FailureHandling):
         if not self.belonging_tasks:
             raise ConfigurationError("submission has no tasks (task_list is empty)")
         self._check_no_duplicate_tasks()
-        tasks = list(self.belonging_tasks)
-        random.Random(42).shuffle(tasks)
+        tasks = seeded_shuffle(self.belonging_tasks, 42)
         size = resources.group_size or len(tasks)
         for start in range(0, len(tasks), size):
             self.belonging_jobs.append(
-                Job(tasks[start : start + size], resources=resources.copy(), machine=self.machine)
+                Job.with_copy_of(tasks[start : start + size], resources, self.machine)
             )
         self.submission_hash = self.get_hash()
 

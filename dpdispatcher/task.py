@@ -201,7 +201,8 @@ class Task:
         return hashlib.sha1(self.to_json().encode("utf-8")).hexdigest()
 
 
-#: in paths joined by NUL: an empty or absolute path, or a ``..`` component
+#: in paths joined by NUL: an empty or absolute path, or a ``..`` component (the checks
+#: without a regex below find the first two; this one runs only when ".." appears)
 _BAD_IN_JOINED = re.compile(r"(?:^|\x00)(?:/|\x00|$)|(?:^|[\x00/])\.\.(?:$|[\x00/])")
 
 
@@ -223,7 +224,13 @@ def _plainly_valid(
         joined = "\x00".join(paths)
     except TypeError:  # not all strings
         return False
-    return joined.count("\x00") == len(paths) - 1 and _BAD_IN_JOINED.search(joined) is None
+    if joined.count("\x00") != len(paths) - 1:  # a path holds a NUL
+        return False
+    if ".." in joined and _BAD_IN_JOINED.search(joined) is not None:
+        return False
+    return not (
+        joined[0] in "/\x00" or joined[-1] == "\x00" or "\x00\x00" in joined or "\x00/" in joined
+    )
 
 
 def _explain_invalid(

@@ -273,3 +273,30 @@ def test_the_local_state_copy_is_a_link_to_a_local_job_root_state(tmp_path, monk
     sub.belonging_jobs[0].job_id = "77"
     sub.submission_to_json()  # the job root's file is replaced: the copy follows
     assert copy_.read_text() == json.dumps(sub.serialize()) == Path(state).read_text()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 64, 1000, 4097])
+@pytest.mark.parametrize("seed", [42, 0, 7])
+def test_the_grouping_shuffle_is_randoms_shuffle(n, seed):
+    import random
+
+    from dpdispatcher._shuffle import seeded_shuffle
+
+    expected = list(range(n))
+    random.Random(seed).shuffle(expected)
+    assert seeded_shuffle(range(n), seed) == expected
+
+
+def test_jobs_share_the_resources_text_until_one_is_asked_for(tmp_path):
+    res = _resources()
+    sub = Submission(".", _machine(tmp_path), res, task_list=_tasks(6))
+    sub.generate_jobs()
+    first, second = sub.belonging_jobs[0], sub.belonging_jobs[1]
+    res.envs["AFTER"] = "1"  # the jobs keep the resources they were generated with
+    own = first.resources
+    assert own is not res and "AFTER" not in own.envs and own is first.resources
+    own.kwargs["custom_gpu_line"] = "#only-first"
+    assert "#only-first" not in second.resources.to_json()
+    assert "AFTER" not in second.resources.envs
+    assert first.to_json() == json.dumps(first.serialize())
+    assert second.to_json() == json.dumps(second.serialize())
