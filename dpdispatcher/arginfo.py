@@ -12,7 +12,7 @@ from dargs import Argument, Variant
 
 from dpdispatcher._unknown_keys import find_unknown_keys
 from dpdispatcher.dlog import dlog
-from dpdispatcher.errors import ConfigurationError
+from dpdispatcher.errors import ConfigurationError, schema_error
 
 TRIM_PATTERN = "_*"
 
@@ -183,6 +183,15 @@ def resources_dargs(detail_kwargs: bool = True, *, _union_kwargs: bool = False) 
             doc="Options specific to the batch type (see each batch type's kwargs).",
         )
     )
+    if not _union_kwargs:
+        args.append(
+            Argument(
+                "batch_type",
+                str,
+                optional=True,
+                doc="The batch type, as in the machine (allowed here; the machine's governs).",
+            )
+        )
     return Argument("resources", dict, args, doc="Computing resources of each job.")
 
 
@@ -308,6 +317,23 @@ def _batch_names() -> list[str]:
     return list(Machine.canonical_classes())
 
 
+def resolve_root_ref(data: dict[str, Any], allow_ref: bool) -> dict[str, Any]:
+    """A dict that is itself ``{"$ref": "file.json"}`` (plus overrides) read from the file.
+
+    Needed before the registry names can be read from it; references deeper down are
+    resolved by dargs. Without ``allow_ref`` the dict is returned as it is.
+    """
+    if not allow_ref or "$ref" not in data:
+        return data
+    from dpdispatcher._loaders import load_json, load_yaml
+
+    path = str(data["$ref"])
+    loaded = load_yaml(path) if path.endswith((".yaml", ".yml")) else load_json(path)
+    if not isinstance(loaded, dict):
+        raise ConfigurationError(f"{path}: expected a mapping at the top level")
+    return {**loaded, **{k: v for k, v in data.items() if k != "$ref"}}
+
+
 def _spellings(registry: Any, cls: type) -> list[str]:
     """Every name the registry accepts for ``cls`` except its canonical name."""
     names = {k for k, v in registry.subclasses_dict.items() if v is cls}
@@ -340,7 +366,9 @@ def normalize(
         out = schema.normalize_value(out, trim_pattern=TRIM_PATTERN)
         schema.check_value(out, strict=False)
         unknown = find_unknown_keys(schema, out, what, skip)
-    except (ArgumentError, OSError) as err:
+    except ArgumentError as err:
+        raise schema_error(err)(f"invalid {what}: {err}") from err
+    except OSError as err:
         raise ConfigurationError(f"invalid {what}: {err}") from err
     if unknown and strict:
         raise ConfigurationError(

@@ -7,6 +7,8 @@ or ``except FileNotFoundError`` clauses written against the original still work.
 
 from __future__ import annotations
 
+from dargs.dargs import ArgumentError, ArgumentKeyError, ArgumentTypeError, ArgumentValueError
+
 
 class DPDispatcherError(Exception):
     """Base class of every error raised by dpdispatcher."""
@@ -16,11 +18,44 @@ class ConfigurationError(DPDispatcherError, ValueError):
     """A machine, resources, task or submission description is invalid."""
 
 
-class UnknownNameError(ConfigurationError, KeyError):
-    """A batch type or context type name is not registered."""
+class _DargsCompatible(ConfigurationError):
+    """Keeps our message and ``str()`` while also being a dargs ``ArgumentError``."""
 
-    def __str__(self) -> str:  # KeyError would quote the message
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.path = ""
+        self.message: str | None = message
+
+    def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class SchemaKeyError(_DargsCompatible, ArgumentKeyError):
+    """A required key is missing (also a dargs ``ArgumentKeyError``, as 1.x raised)."""
+
+
+class SchemaTypeError(_DargsCompatible, ArgumentTypeError):
+    """A key has a value of the wrong type (also a dargs ``ArgumentTypeError``)."""
+
+
+class SchemaValueError(_DargsCompatible, ArgumentValueError):
+    """A key has an invalid value (also a dargs ``ArgumentValueError``)."""
+
+
+def schema_error(err: ArgumentError) -> type[ConfigurationError]:
+    """Our error class for a dargs error (keeping its dargs class as a base)."""
+    if isinstance(err, ArgumentKeyError):
+        return SchemaKeyError
+    if isinstance(err, ArgumentTypeError):
+        return SchemaTypeError
+    if isinstance(err, ArgumentValueError):
+        return SchemaValueError
+    return ConfigurationError
+
+
+class UnknownNameError(_DargsCompatible, KeyError, ArgumentValueError):
+    """A batch type or context type name is not registered (also a dargs
+    ``ArgumentValueError``, which 1.x raised for an unknown context type)."""
 
 
 class ContextError(DPDispatcherError, RuntimeError):
@@ -84,3 +119,7 @@ class RecordNotFoundError(ConfigurationError, FileNotFoundError):
 
 class HDFSMissingPathError(ContextError):
     """An HDFS path a command needed does not exist (Hadoop: "No such file or directory")."""
+
+
+class RetryExhaustedError(DPDispatcherError, RuntimeError):
+    """A function decorated with :func:`dpdispatcher.utils.utils.retry` kept failing."""

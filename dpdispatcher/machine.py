@@ -30,6 +30,7 @@ from dpdispatcher.errors import (
     ConfigurationError,
     ContextError,
     SchedulerError,
+    SchemaKeyError,
     StatusFormatError,
     TransientSchedulerError,
 )
@@ -179,14 +180,14 @@ class Machine(Registered):
         Types and values are checked; an unknown key is dropped with a warning naming it
         (an error with ``strict=True``). ``allow_ref`` lets ``$ref`` entries load files.
         """
-        from dpdispatcher.arginfo import machine_dargs, normalize
+        from dpdispatcher.arginfo import machine_dargs, normalize, resolve_root_ref
 
         if not isinstance(machine_dict, dict):
             raise ConfigurationError(f"machine: expected a dict, got {type(machine_dict).__name__}")
-        data = dict(machine_dict)
+        data = resolve_root_ref(dict(machine_dict), allow_ref)
         for key, registry in (("batch_type", Machine), ("context_type", BaseContext)):
             if key not in data:
-                raise ConfigurationError(f"machine/{key} is required")
+                raise SchemaKeyError(f"machine/{key} is required")
             data[key] = registry.resolve_name(data[key])
         data = normalize(machine_dargs(), data, "machine", strict=strict, allow_ref=allow_ref)
         return Machine(**data)
@@ -213,7 +214,7 @@ class Machine(Registered):
             "context_type": type(ctx).__name__,
             "local_root": ctx.init_local_root,
             "remote_root": ctx.init_remote_root,
-            "remote_profile": {} if if_empty_remote_profile else ctx.public_profile(),
+            "remote_profile": {} if if_empty_remote_profile else profile_with_defaults(ctx),
         }
         return out
 
@@ -595,3 +596,14 @@ class Machine(Registered):
 
     def default_resources(self, resources: Resources) -> None:
         """Kept for compatibility; defaults come from the schema."""
+
+
+def profile_with_defaults(context: BaseContext) -> dict[str, Any]:
+    """The context's public ``remote_profile`` with its schema's defaults filled in, so a
+    machine built in code serializes (and hashes) like the same machine loaded from a dict."""
+    profile = context.public_profile()
+    for arg in context.machine_subfields():
+        if arg.name == "remote_profile" and (arg.sub_fields or arg.sub_variants):
+            filled = arg.normalize_value(profile, trim_pattern="_*")
+            return {k: v for k, v in filled.items() if k not in context.secret_keys or v is None}
+    return profile

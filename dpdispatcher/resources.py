@@ -174,13 +174,13 @@ class Resources:
         (an error with ``strict=True``). A ``batch_type`` key (any spelling) selects which
         ``kwargs`` are accepted; without it each batch type checks its own when submitting.
         """
-        from dpdispatcher.arginfo import normalize, resources_dargs
+        from dpdispatcher.arginfo import normalize, resolve_root_ref, resources_dargs
 
         if not isinstance(resources_dict, dict):
             raise ConfigurationError(
                 f"resources: expected a dict, got {type(resources_dict).__name__}"
             )
-        data = dict(resources_dict)
+        data = resolve_root_ref(dict(resources_dict), allow_ref)
         if "batch_type" in data:
             from dpdispatcher.machine import Machine
 

@@ -141,10 +141,7 @@ class Submission(FailureHandling):
             self.bind_machine(machine)
 
     def __repr__(self) -> str:
-        return (
-            f"Submission(work_base={self.work_base!r}, tasks={len(self.belonging_tasks)}, "
-            f"jobs={len(self.belonging_jobs)})"
-        )
+        return json.dumps(self.serialize(), indent=4)
 
     # -- building -----------------------------------------------------------------
     def register_task(self, task: Task) -> None:
@@ -270,9 +267,17 @@ class Submission(FailureHandling):
 
     @classmethod
     def deserialize(
-        cls, submission_dict: dict[str, Any], machine: Machine | None = None
+        cls,
+        submission_dict: dict[str, Any],
+        machine: Machine | None = None,
+        *,
+        bind_context: bool = True,
     ) -> Submission:
-        """Inverse of :meth:`serialize` (the machine is rebuilt unless given)."""
+        """Inverse of :meth:`serialize` (the machine is rebuilt unless given).
+
+        With ``bind_context`` the machine's context is pointed at the submission's work
+        base and job root; ``False`` leaves the context untouched (no remote access).
+        """
         if machine is None and submission_dict.get("machine"):
             machine = Machine.deserialize(submission_dict["machine"])
         sub = cls(
@@ -287,6 +292,8 @@ class Submission(FailureHandling):
         ]
         sub.belonging_tasks = [t for job in sub.belonging_jobs for t in job.job_task_list]
         sub.submission_hash = sub.get_hash()
+        if bind_context and machine is not None:
+            machine.context.bind_submission(sub)
         return sub
 
     @classmethod

@@ -120,7 +120,7 @@ class Task:
         changed()
 
     def __repr__(self) -> str:
-        return f"Task(command={self.command!r}, task_work_path={self.task_work_path!r})"
+        return repr(self.serialize())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and self.to_json() == other.to_json()
@@ -143,9 +143,10 @@ class Task:
 
         An unknown key is dropped with a warning naming it (an error with ``strict=True``).
         """
-        from dpdispatcher.arginfo import normalize, task_dargs
+        from dpdispatcher.arginfo import normalize, resolve_root_ref, task_dargs
 
-        return cls(**normalize(task_dargs(), task_dict, "task", strict=strict, allow_ref=allow_ref))
+        data = resolve_root_ref(task_dict, allow_ref) if isinstance(task_dict, dict) else task_dict
+        return cls(**normalize(task_dargs(), data, "task", strict=strict, allow_ref=allow_ref))
 
     @classmethod
     def load_from_json(

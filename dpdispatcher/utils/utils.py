@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import time
+from collections.abc import Sequence
 from typing import Any, Callable, TypeVar
 
 from dpdispatcher.dlog import dlog
+from dpdispatcher.errors import CommandError, RetryExhaustedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,8 +40,9 @@ def retry(
 ) -> Callable[[F], F]:
     """Decorate a function so that ``catch_exception`` makes it run again.
 
-    It runs at most ``max_retry`` times, sleeping ``sleep`` seconds in between; the last
-    error is re-raised.
+    It runs at most ``max_retry`` times, sleeping ``sleep`` seconds in between; then
+    :class:`~dpdispatcher.errors.RetryExhaustedError` (a ``RuntimeError``) is raised from
+    the last error.
 
     Examples
     --------
@@ -61,7 +65,9 @@ def retry(
                     return func(*args, **kwargs)
                 except catch_exception as err:
                     if attempt == max_retry:
-                        raise
+                        raise RetryExhaustedError(
+                            f"{func.__name__} failed {max_retry} times; last error: {err}"
+                        ) from err
                     dlog.warning(
                         "%s failed (%s); retry %d/%d", func.__name__, err, attempt, max_retry
                     )
@@ -71,3 +77,65 @@ def retry(
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def hotp(key: str, period: int, token_length: int = 6, digest: str = "sha1") -> str:
+    """The HMAC-based one-time password (RFC 4226) of base32 ``key`` for counter ``period``.
+
+    Examples
+    --------
+    >>> hotp("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 1)  # RFC 4226 test vector, counter 1
+    '287082'
+    """
+    import base64
+    import hmac
+    import struct
+
+    secret = base64.b32decode(key.upper() + "=" * (-len(key) % 8))
+    mac = hmac.new(secret, struct.pack(">Q", period), digest).digest()
+    offset = mac[-1] & 0x0F
+    code = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(code % 10**token_length).zfill(token_length)
+
+
+def run_cmd_with_all_output(
+    cmd: str | Sequence[str], shell: bool = True
+) -> tuple[int, bytes, bytes]:
+    """Run ``cmd`` locally; return ``(exit code, stdout, stderr)`` (never raises on exit)."""
+    import subprocess
+
+    proc = subprocess.run(cmd, shell=shell, capture_output=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def rsync(
+    from_file: str,
+    to_file: str,
+    port: int = 22,
+    key_filename: str | None = None,
+    timeout: float = 10,
+    proxy_command: str | None = None,
+) -> None:
+    """Copy with ``rsync`` over ssh (``host:path`` on either side); raise on failure.
+
+    Owner and group are not preserved (``-rlptDz``: a remote user may not own them).
+    """
+    import shlex
+
+    ssh = ["ssh", "-o", f"ConnectTimeout={timeout}", "-o", "BatchMode=yes",
+           "-o", "StrictHostKeyChecking=accept-new", "-p", str(port), "-q"]
+    if key_filename:
+        ssh += ["-i", key_filename]
+    if proxy_command:
+        ssh += ["-o", f"ProxyCommand={proxy_command}"]
+    cmd = ["rsync", "-rlptDz", "--partial", "-e", shlex.join(ssh), "-q", from_file, to_file]
+    code, _out, err = run_cmd_with_all_output(cmd, shell=False)
+    if code != 0:
+        text = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
+        raise CommandError(f"Failed to run {shlex.join(cmd)}", code, text)
+
+
+def customized_script_header_template(filename: str | os.PathLike[str], resources: Any) -> str:
+    """The text of a header template file formatted with ``resources.serialize()``."""
+    with open(filename, encoding="utf-8") as fh:
+        return fh.read().format(**resources.serialize())
