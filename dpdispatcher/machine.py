@@ -154,6 +154,13 @@ class Machine(Registered):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(context={type(self.context).__name__})"
 
+    def __eq__(self, other: object) -> bool:
+        """Machines are equal when they serialize alike (as in 1.x)."""
+        return isinstance(other, Machine) and self.serialize() == other.serialize()
+
+    #: a machine stays usable as a dict key: identity hash (equality is by content)
+    __hash__ = object.__hash__
+
     def bind_context(self, context: BaseContext) -> None:
         """Attach the context through which this machine runs commands."""
         self.context = context

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from dpdispatcher.base_context import SPRetObj  # 1.x imported it from here
 from dpdispatcher.contexts._local import LocalShellContext
 
 if TYPE_CHECKING:
     from dpdispatcher.submission import Submission
+
+__all__ = ["LazyLocalContext", "SPRetObj"]
 
 
 class LazyLocalContext(LocalShellContext):

@@ -234,6 +234,64 @@ class Verdict:
         return "\n".join(lines)
 
 
+#: who is fixing the failures of each test module (see the known-failures file)
+OWNERS = {
+    "hdfs": "newbk (HDFSContext, utils.hdfs_cli)",
+    "distributed_shell": "newbk (DistributedShell)",
+    "fugaku": "newbk/sched (Fugaku)",
+    "JH_UniScheduler": "sched (JH_UniScheduler)",
+    "cloud": "cloud (Bohrium/OpenAPI)",
+    "dp_cloud_server": "cloud (Bohrium/OpenAPI)",
+    "dpcloudserver": "cloud (dpcloudserver client)",
+    "bohrium": "cloud (Bohrium/OpenAPI)",
+    "continue_after_failed_job": "life (continue_on_failure)",
+    "clean_strategy": "life (clean strategies)",
+    "download_error_info": "life (error file of failed jobs)",
+    "previous_submission_resume": "life (previous_submission_hash)",
+    "retry": "life (re-upload on retry)",
+    "submission_error_reporting": "life (failure report)",
+    "class_submission": "life (Submission binding/serialization)",
+    "class_job": "compat (1.x state files)",
+    "argcheck": "compat/life (Machine.serialize keys and raw roots)",
+    "ssh": "ssh internals",
+    "scheduler_status": "sched (status parsing)",
+    "script_environment": "sched (script rendering)",
+    "slurm": "sched (Slurm scripts)",
+    "lsf": "sched (LSF scripts)",
+    "optional_scheduler_directives": "sched (headers)",
+    "task_scheduler_names": "sched (job names)",
+    "local_context": "life (LocalContext upload/download)",
+    "archive": "unassigned (1.1.0 module dpdispatcher.utils.archive)",
+    "file_manager": "unassigned (1.1.0 module dpdispatcher.file_manager)",
+    "hidden_job_scripts": "unassigned (contexts.lazy_local_context.SPRetObj)",
+    "group_size": "deliberate difference (identical tasks refused)",
+    "class_machine_dispatch": "mixed (see message)",
+}
+
+
+def owner_of(tid: str) -> str:
+    """The owner label of a test id, from its module name."""
+    module = tid.split("::")[0].removeprefix("tests/test_").removesuffix(".py")
+    for key, owner in OWNERS.items():
+        if key in module:
+            return owner
+    return "cfg"
+
+
+def write_known_failures(verdict: Verdict, path: Path = KNOWN_FILE) -> None:
+    """Rewrite the known-failures file with the failures outside the exemption list."""
+    header = [line for line in path.read_text().splitlines() if line.startswith("#")]
+    blocked = ("newbk: tests/context.py imports utils.hdfs_cli, contexts.hdfs_context and "
+               "machines.distributed_shell")
+    rows = sorted(
+        (blocked if m == "collection failure" and owner_of(t) == "cfg" else owner_of(t), t, m)
+        for t, m in verdict.outcome.failed.items()
+        if t not in verdict.exempt
+    )
+    lines = header + [f"{t} | {owner}: {m.replace('|', '/')[:160]}" for owner, t, m in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def evaluate(
     workdir: Path, extra_args: list[str] | None = None, package: Path = REPO / "dpdispatcher"
 ) -> Verdict:
@@ -250,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", type=Path, default=REPO / "dpdispatcher",
                         help="the dpdispatcher package directory to test (default: this one)")
     parser.add_argument("--list", action="store_true", help="print every failure's message")
+    parser.add_argument("--write-known", action="store_true",
+                        help="rewrite the known-failures file from this run")
     args = parser.parse_args(argv)
     extra = ["-k", args.expr] if args.expr else []
     if args.keep:
@@ -260,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="dpdisp-orig-suite-") as tmp:
             verdict = evaluate(Path(tmp), extra, args.package.resolve())
     print(verdict.summary())
+    if args.write_known:
+        write_known_failures(verdict)
     if args.list:
         for tid, msg in sorted(verdict.outcome.failed.items()):
             print(f"ALL    {tid}: {msg}")

@@ -34,7 +34,7 @@ def test_every_listed_test_has_a_reason() -> None:
 
     for path in (EXEMPT_FILE, KNOWN_FILE):
         entries = read_list(path)
-        assert all(tid.startswith("tests/test_") and "::" in tid for tid in entries), path
+        assert all(tid.startswith("tests/test_") and ".py" in tid for tid in entries), path
         assert all(reason for reason in entries.values()), f"{path}: an entry has no reason"
     assert not set(read_list(EXEMPT_FILE)) & set(read_list(KNOWN_FILE))
 
