@@ -263,7 +263,7 @@ OWNERS = {
     "local_context": "life (LocalContext upload/download)",
     "archive": "unassigned (1.1.0 module dpdispatcher.utils.archive)",
     "file_manager": "unassigned (1.1.0 module dpdispatcher.file_manager)",
-    "hidden_job_scripts": "unassigned (contexts.lazy_local_context.SPRetObj)",
+    "hidden_job_scripts": "cloud (openapi_context.zip_file_list)",
     "group_size": "deliberate difference (identical tasks refused)",
     "class_machine_dispatch": "mixed (see message)",
 }
