@@ -33,7 +33,6 @@ from dpdispatcher.base_context import CommandResult
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import SchedulerError, StatusFormatError
 from dpdispatcher.machine import NOT_REPORTED, Machine
-from dpdispatcher.machines.sge import SGE  # 1.x defined SGE in this module: kept importable
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
