@@ -22,10 +22,12 @@ from dpdispatcher._reconcile import reconcile
 from dpdispatcher._script import names
 from dpdispatcher._shuffle import seeded_shuffle
 from dpdispatcher._state import parse_state
+from dpdispatcher.contexts._ssh_errors import SSHConnectionError
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import (
     AmbiguousSubmitError,
     ConfigurationError,
+    ContextError,
     SchedulerError,
     TransientSchedulerError,
 )
@@ -51,6 +53,8 @@ class Timing:
     resubmit_delay: float = 1.0
     resubmit_delay_max: float = 300.0
     unknown_timeout: float = 1800.0
+    #: how long a download is retried while the connection keeps failing
+    download_retry_budget: float = 3600.0
     clock: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], None] = field(default=time.sleep)
 
@@ -371,7 +375,12 @@ class Submission(FailureHandling):
             self._save_state_quietly()
             self._fetch_error_info_quietly()
             raise
-        self.download_jobs()
+        if not self.try_download_result():
+            self._save_state_quietly()
+            raise ContextError(
+                f"the results could not be downloaded from {self._job_root()} (the connection "
+                "kept failing); the job root is kept: run the submission again to download"
+            )
         self._fetch_error_info_quietly()
         self.submission_to_json()
         failed = bool(self.failed_jobs())
@@ -530,6 +539,26 @@ class Submission(FailureHandling):
             present = self._bound_machine().context.files_exist(sorted(tags))
             settled.update(tags[path] for path in present)
         return frozenset(settled)
+
+    def try_download_result(self) -> bool:
+        """:meth:`download_jobs`, retried while the connection fails; False if it never
+        succeeded within ``timing.download_retry_budget`` seconds.
+
+        A missing backward file is not retried (it raises at once).
+        """
+        deadline = self.timing.clock() + self.timing.download_retry_budget
+        delay = self.timing.resubmit_delay
+        while True:
+            try:
+                self.download_jobs()
+                return True
+            except (ConnectionError, TimeoutError, SSHConnectionError) as err:
+                if self.timing.clock() + delay > deadline:
+                    dlog.error("giving up downloading the results: %s", err)
+                    return False
+                dlog.warning("downloading the results failed (%s); retrying in %.0f s", err, delay)
+                self.timing.sleep(delay)
+                delay = min(delay * 2, self.timing.resubmit_delay_max)
 
     def download_jobs(self, include_failed: bool = False) -> None:
         """Bring back the results of every job (not of jobs dropped by ratio_unfinished).

@@ -16,7 +16,7 @@ import pytest
 
 from dpdispatcher import Machine, Resources, Submission, Task
 from dpdispatcher._script import names
-from dpdispatcher.errors import ConfigurationError, JobFailedError, RecoveryError
+from dpdispatcher.errors import ConfigurationError, ContextError, JobFailedError, RecoveryError
 from dpdispatcher.utils.job_status import JobStatus
 
 
@@ -233,3 +233,40 @@ def test_the_error_file_is_brought_back_when_a_job_terminates(tmp_path):
     errs = list((tmp_path / "local" / "work").glob("*_last_err_file"))
     assert len(errs) == 1 and "first attempt broke" in errs[0].read_text()
     assert (tmp_path / "local" / "work" / "t2" / "res").read_text() == "ok\n"
+
+
+def test_a_download_whose_connection_fails_is_retried(tmp_path, monkeypatch):
+    sub = scenario(tmp_path, failing=False)
+    ctx = sub.machine.context
+    real, calls = ctx.download, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionResetError("connection reset by peer")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ctx, "download", flaky)
+    assert sub.try_download_result.__doc__
+    sub.run_submission(check_interval=0.1, clean="on_success")
+    assert len(calls) == 3 and job_roots(tmp_path) == []
+    assert (tmp_path / "local" / "work" / "t3" / "res").read_text() == "ok\n"
+
+
+def test_a_download_that_keeps_failing_keeps_the_job_root_under_every_strategy(
+    tmp_path, monkeypatch
+):
+    sub = scenario(tmp_path, failing=False)
+    sub.timing.download_retry_budget = 0.05
+
+    def down(*args, **kwargs):
+        raise ConnectionResetError("connection reset by peer")
+
+    monkeypatch.setattr(sub.machine.context, "download", down)
+    with pytest.raises(ContextError, match="could not be downloaded"):
+        sub.run_submission(check_interval=0.1, clean="always")
+    assert len(job_roots(tmp_path)) == 1
+    # a rerun downloads them and finishes, running nothing again
+    scenario(tmp_path, failing=False).run_submission(check_interval=0.1)
+    assert [runs(tmp_path, i) for i in (1, 2, 3)] == [1, 1, 1]
+    assert (tmp_path / "local" / "work" / "t1" / "res").read_text() == "ok\n"
