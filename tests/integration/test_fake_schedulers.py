@@ -23,7 +23,7 @@ import pytest
 
 from dpdispatcher import Machine, Resources, Submission, Task
 from dpdispatcher.base_context import CommandResult
-from dpdispatcher.errors import JobFailedError
+from dpdispatcher.errors import JobFailedError, SchedulerError
 from dpdispatcher.utils.job_status import JobStatus
 from tests.conftest import require
 
@@ -521,3 +521,17 @@ def test_an_ambiguous_submit_survives_a_restart_and_is_found_not_resubmitted(
         check=True,
     ).stdout
     assert len(listed.splitlines()) == 1  # one scheduler job, found again by its tag
+
+
+def test_fugaku_refusal_with_exit_code_zero_is_an_error_not_a_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pjsub reports some refusals as an [ERR.] line with exit code 0 (see the fixture
+    README): the run stops with that message, and no job id is invented."""
+    _use_fake("fugaku", tmp_path, monkeypatch)
+    make_work(tmp_path, 1)
+    machine = make_machine("Fugaku", tmp_path)
+    sub = fast(Submission("work", machine, Resources(1, 1, 0, "bad_queue", 1), task_list=tasks(1)))
+    with pytest.raises(SchedulerError, match="PJM 0049 pjsub"):
+        sub.run_submission(check_interval=0.5)
+    assert all(not job.job_id for job in sub.belonging_jobs)
