@@ -44,6 +44,8 @@ class ApiSession:
         password: str | None = None,
         ticket: str | None = None,
         api_host: str | None = None,
+        base_url: str | None = None,
+        debug: bool = False,
         timeout: tuple[float, float] = (10.0, 60.0),
         max_retries: int = 3,
         backoff: float = 0.5,
@@ -54,7 +56,8 @@ class ApiSession:
         self._password = password
         self._ticket = ticket
         self._token: str | None = None
-        self._api_host = api_host
+        self._api_host = api_host or base_url  # base_url: 1.1.0's name
+        del debug  # 1.1.0's flag; the dpdispatcher logger's level decides
         self.timeout = timeout
         self.retry = RetryPolicy(max_retries, backoff, max_backoff, sleep)
         self._session: requests.Session | None = None

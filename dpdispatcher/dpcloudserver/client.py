@@ -54,8 +54,11 @@ class Client(ApiSession):
     ticket
         A Bohrium ticket, sent as the ``Brm-Ticket`` header. Without it (and
         without a token) the ``BOHR_TICKET`` environment variable is used.
-    api_host
-        Base URL of the API; default: :func:`config.api_host` at each call.
+    api_host, base_url
+        Base URL of the API (``base_url`` is 1.1.0's name); default:
+        :func:`config.api_host` at each call.
+    debug
+        Accepted for 1.1.0's signature; logging follows the ``dpdispatcher`` logger.
     timeout
         ``(connect, read)`` seconds for every HTTP call.
     max_retries

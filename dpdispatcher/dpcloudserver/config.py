@@ -38,6 +38,7 @@ __all__ = [
     "ALI_STS_BUCKET_NAME",
     "ALI_STS_ENDPOINT",
     "API_HOST",
+    "HTTP_TIME_OUT",
     "ali_oss_bucket_url",
     "ali_sts_bucket_name",
     "ali_sts_endpoint",
@@ -50,6 +51,9 @@ ENV_ALI_STS_BUCKET_NAME = "DPDISPATCHER_LEBESGUE_ALI_STS_BUCKET_NAME"
 ENV_ALI_OSS_BUCKET_URL = "DPDISPATCHER_LEBESGUE_ALI_OSS_BUCKET_URL"
 
 DEFAULT_API_HOST = "https://bohrium.dp.tech/"
+#: seconds the 1.1.0 client waited for an HTTP answer (this client's default read timeout
+#: is :class:`~dpdispatcher.dpcloudserver.client.Client`'s ``timeout``)
+HTTP_TIME_OUT = 30
 DEFAULT_ALI_STS_ENDPOINT = "http://oss-cn-shenzhen.aliyuncs.com"
 DEFAULT_ALI_STS_BUCKET_NAME = "dpcloudserver"
 DEFAULT_ALI_OSS_BUCKET_URL = "https://dpcloudserver.oss-cn-shenzhen.aliyuncs.com/"

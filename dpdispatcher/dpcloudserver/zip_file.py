@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -36,9 +37,9 @@ __all__ = ["UnsafeArchiveError", "unzip_file", "zip_file_list"]
 def zip_file_list(
     root_path: str | os.PathLike[str],
     zip_filename: str | os.PathLike[str],
-    file_list: Iterable[str | os.PathLike[str]] = (),
+    file_list: Iterable[str | os.PathLike[str]] | None = None,
 ) -> str:
-    """Pack ``file_list`` (paths relative to ``root_path``) into a zip archive.
+    """Pack ``file_list`` (paths or glob patterns relative to ``root_path``) into a zip.
 
     Directories are recursed; symbolic links in the sources are followed (the archive
     holds the content). An empty ``file_list`` packs everything under ``root_path``. A
@@ -55,16 +56,18 @@ def zip_file_list(
     target = Path(zip_filename)
     if not target.is_absolute():
         target = root / target
-    names = [os.fspath(name) for name in file_list] or sorted(os.listdir(root))
+    names = [os.fspath(name) for name in file_list or ()] or sorted(os.listdir(root))
     skip = os.path.realpath(target)
     entries: dict[str, str | None] = {}
-    for name in names:
-        member_parts(name)  # refuses absolute names and '..'
-        path = root / name
-        if not path.exists():
-            raise FileNotFoundError(f"cannot zip {path}: no such file or directory")
-        if os.path.realpath(path) != skip:
-            entries[PurePosixPath(Path(name).as_posix()).as_posix()] = os.fspath(path)
+    for pattern in names:
+        member_parts(pattern)  # refuses absolute names and '..'
+        matches = sorted(glob.glob(pattern, root_dir=root)) if glob.has_magic(pattern) else []
+        for name in matches or [pattern]:
+            path = root / name
+            if not path.exists():
+                raise FileNotFoundError(f"cannot zip {path}: no such file or directory")
+            if os.path.realpath(path) != skip:
+                entries[PurePosixPath(Path(name).as_posix()).as_posix()] = os.fspath(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_zip(os.fspath(target), entries, skip=skip)
     return os.fspath(target)
