@@ -240,16 +240,22 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         packages["original"] = (ensure_orig_python(args.orig_venv), _orig_env())
     results: dict[str, Any] = {name: {"build": {}, "poll": None, "e2e": None}
                                for name in packages}
+    if args.original_results and "original" in results:
+        # measurements of the original kept from an earlier run of this script
+        results["original"].update(json.loads(args.original_results.read_text())["results"]
+                                   ["original"])
+    poll_jobs = {"ours": args.poll_jobs, "original": args.original_poll_jobs or args.poll_jobs}
     try:
         for n in args.sizes:
             for name, (python, env) in packages.items():
-                if name == "ours" or n <= args.original_max:
+                done = str(n) in results[name]["build"]
+                if not done and (name == "ours" or n <= args.original_max):
                     results[name]["build"][str(n)] = run_child(python, env, tmp, "build", n)
-        if args.poll_jobs:
-            for name, (python, env) in packages.items():
-                results[name]["poll"] = run_child(python, env, tmp, "poll", args.poll_jobs)
-        if not args.skip_e2e:
-            for name, (python, env) in packages.items():
+        for name, (python, env) in packages.items():
+            if poll_jobs[name] and not results[name]["poll"]:
+                results[name]["poll"] = run_child(python, env, tmp, "poll", poll_jobs[name])
+                results[name]["poll"]["jobs"] = poll_jobs[name]
+            if not args.skip_e2e and not results[name]["e2e"]:
                 results[name]["e2e"] = run_child(python, env, tmp, "e2e", args.e2e_tasks, 100)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -287,12 +293,17 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
               "finishing_ms": "poll finding all finished (tags checked, state written)",
               "finished_ms": "poll after all finished"}
     if ours["poll"]:
+        their_poll = orig.get("poll") or {}
+        same = their_poll.get("jobs") == ours["poll"]["jobs"]
         for key, label in labels.items():
-            theirs = (orig.get("poll") or {}).get(key)
+            theirs = their_poll.get(key)
             their_text = "—" if theirs is None else f"{theirs:.0f} ms"
+            if theirs is not None and not same:
+                their_text += f" (at {their_poll['jobs']:,} jobs)"
             lines.append(
-                f"| {label}, {args.poll_jobs:,} jobs: dispatcher CPU | {ours['poll'][key]:.1f} ms"
-                f" | {their_text} | {_ratio(ours['poll'][key], theirs)} |"
+                f"| {label}, {ours['poll']['jobs']:,} jobs: dispatcher CPU"
+                f" | {ours['poll'][key]:.1f} ms | {their_text}"
+                f" | {_ratio(ours['poll'][key], theirs) if same else ''} |"
             )
     if ours["e2e"]:
         theirs = orig.get("e2e")
@@ -378,6 +389,11 @@ def main() -> None:
                         help="largest N also built with the original (default 100,000)")
     parser.add_argument("--poll-jobs", type=int, default=10_000,
                         help="jobs in the poll measurement (0 skips it)")
+    parser.add_argument("--original-poll-jobs", type=int, default=0,
+                        help="jobs in the original's poll measurement (default: --poll-jobs; "
+                        "the original runs one ps per job, about 1 s per 1,000 jobs)")
+    parser.add_argument("--original-results", type=Path, default=None,
+                        help="reuse the original's measurements found in this --out file")
     parser.add_argument("--e2e-tasks", type=int, default=10_000, help="tasks of the run")
     parser.add_argument("--skip-e2e", action="store_true", help="no end-to-end run")
     parser.add_argument("--skip-original", action="store_true",

@@ -65,6 +65,24 @@ class Timing:
         )
 
 
+#: more jobs than this finishing in one poll are logged in one line, not one line each
+FINISHED_LINES = 10
+
+
+def _log_finished(jobs: list[Job]) -> None:
+    """Log the jobs that finished in this poll: one line each, or one line for many."""
+    if len(jobs) <= FINISHED_LINES:
+        for job in jobs:
+            dlog.info("job %s (id %s) finished", job.job_hash, job.job_id)
+    else:
+        dlog.info(
+            "%d jobs finished: %s, ... (ids %s, ...)",
+            len(jobs),
+            ", ".join(job.job_hash for job in jobs[:3]),
+            ", ".join(job.job_id for job in jobs[:3]),
+        )
+
+
 class Submission(FailureHandling):
     """Tasks to run on a machine with given resources, and the jobs they become.
 
@@ -606,6 +624,7 @@ class Submission(FailureHandling):
         now = self.timing.clock()
         changed = False
         newly_terminated = []
+        newly_finished: list[Job] = []
         for job in active:
             new = states.get(job.job_hash, job.job_state)
             changed |= new != job.job_state
@@ -620,11 +639,12 @@ class Submission(FailureHandling):
                     job.fail_count,
                 )
             if new == JobStatus.finished and job.job_state != JobStatus.finished:
-                dlog.info("job %s (id %s) finished", job.job_hash, job.job_id)
+                newly_finished.append(job)
             if new == JobStatus.unknown or job.unknown_since is not None:
                 self._track_unknown(job, new, now)
             if new != job.job_state:
                 job.job_state = new
+        _log_finished(newly_finished)
         if newly_terminated:
             machine.settle_terminated(newly_terminated)
             self._fetch_error_info_quietly(newly_terminated)

@@ -300,3 +300,20 @@ def test_jobs_share_the_resources_text_until_one_is_asked_for(tmp_path):
     assert "AFTER" not in second.resources.envs
     assert first.to_json() == json.dumps(first.serialize())
     assert second.to_json() == json.dumps(second.serialize())
+
+
+def test_many_jobs_finishing_in_one_poll_make_one_log_line(tmp_path, caplog):
+    import logging
+
+    from dpdispatcher.submission import FINISHED_LINES, _log_finished
+
+    sub = Submission(".", _machine(tmp_path), _resources(group_size=1),
+                     task_list=_tasks(FINISHED_LINES + 5))
+    sub.generate_jobs()
+    with caplog.at_level(logging.INFO, logger="dpdispatcher"):
+        _log_finished(sub.belonging_jobs[:2])
+        assert [r.getMessage().endswith(" finished") for r in caplog.records] == [True, True]
+        caplog.clear()
+        _log_finished(sub.belonging_jobs)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"{FINISHED_LINES + 5} jobs finished: ")
