@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dpdispatcher._reconcile import tag_loop
 from dpdispatcher._script.quoting import job_id, sh
 from dpdispatcher.machine import Machine  # noqa: F401  (used by the doctest)
 from dpdispatcher.machines.lsf import LSF
@@ -111,9 +112,10 @@ class JH_UniScheduler(LSF):
 
     # -- scheduler hooks ------------------------------------------------------------
     def submit_command(self, job: Job, script: str) -> str:
-        """``jsub < <script>`` (jsub reads ``#JSUB`` lines only from standard input); its
-        reply is parsed as ``bsub``'s."""
-        return f"jsub < {sh(script)}"
+        """``jsub [-J <submit tag>] < <script>`` (jsub reads ``#JSUB`` lines only from
+        standard input); its reply is parsed as ``bsub``'s."""
+        name = f"-J {sh(job.submit_tag)} " if job.submit_tag else ""
+        return f"jsub {name}< {sh(script)}"
 
     #: ``jjobs`` is asked for its plain table (no JSON output is documented)
     status_formats: ClassVar[tuple[str, ...]] = ("text",)
@@ -123,9 +125,9 @@ class JH_UniScheduler(LSF):
         return "jjobs " + " ".join(sh(job_id(job.job_id)) for job in jobs)
 
     def find_command(self, tags: Sequence[str]) -> str | None:
-        """None: no name filter of ``jjobs`` is documented, so the queue is not searched
-        (an ambiguous submission is retried after the resubmission delay)."""
-        return None
+        """``jjobs -a -J <tag>`` per tag (the manual documents ``-a``, all recent jobs,
+        and ``-J``, a job name filter); the table is parsed as ``bjobs``'s."""
+        return tag_loop(tags, 'jjobs -a -J "$t"')
 
     def kill_command(self, job_id: str) -> str:
         """``jctrl kill <id>``."""

@@ -42,7 +42,7 @@ SUBMIT = {
     "sge": "qsub ",
     "lsf": "bsub ",
     "fugaku": "pjsub ",
-    "jh": "jsub < ",
+    "jh": "jsub ",
 }
 #: the machine-readable status commands (the fakes emit JSON / XML like the real tools)
 STATUS = {
@@ -399,6 +399,7 @@ AMBIGUOUS = {
     "sge": ("error: commlib error: got select error (Connection refused)", 1),
     "lsf": ("", 124),
     "fugaku": ("", 124),
+    "jh": ("", 124),
 }
 
 

@@ -53,6 +53,10 @@ def test_header_gpu_line_and_no_job_name() -> None:
 def test_commands() -> None:
     m = machine()
     assert m.submit_command(job(), ".h.sub") == "jsub < .h.sub"
+    tagged = job()
+    tagged.submit_tag = "dpd0123456704e4"
+    assert m.submit_command(tagged, ".h.sub") == "jsub -J dpd0123456704e4 < .h.sub"
+    assert 'jjobs -a -J "$t"' in str(m.find_command(["dpd0123456704e4"]))
     assert m.status_command([job("5"), job("6", cpus=2)]) == "jjobs 5 6"
     assert m.kill_command("5") == "jctrl kill 5"
     assert m.parse_submit_output(recorded("jh_unischeduler", "jsub_queue").stdout) == "462270"
