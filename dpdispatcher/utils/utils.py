@@ -6,11 +6,11 @@ import functools
 import hashlib
 import os
 import time
-from collections.abc import Sequence
 from typing import Any, Callable, TypeVar
 
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import CommandError, RetryExhaustedError
+from dpdispatcher.utils.hdfs_cli import run_cmd_with_all_output  # one home; 1.x path here
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,16 +96,6 @@ def hotp(key: str, period: int, token_length: int = 6, digest: str = "sha1") -> 
     offset = mac[-1] & 0x0F
     code = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
     return str(code % 10**token_length).zfill(token_length)
-
-
-def run_cmd_with_all_output(
-    cmd: str | Sequence[str], shell: bool = True
-) -> tuple[int, bytes, bytes]:
-    """Run ``cmd`` locally; return ``(exit code, stdout, stderr)`` (never raises on exit)."""
-    import subprocess
-
-    proc = subprocess.run(cmd, shell=shell, capture_output=True, check=False)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def rsync(
