@@ -28,7 +28,6 @@ __all__ = ["TOKEN_REJECTED_CODES", "ApiSession"]
 
 #: Codes (besides HTTP 401) by which the service says the token is no longer valid.
 TOKEN_REJECTED_CODES = frozenset({RETCODE.LOGINERR})
-_RETRY_ALWAYS = frozenset({429, 502, 503, 504})
 _AUTH_CODES = frozenset({RETCODE.LOGINERR, RETCODE.PWDERR, RETCODE.USERERR, RETCODE.VERIFYERR})
 
 
@@ -123,36 +122,19 @@ class ApiSession:
         """One logical HTTP call with bounded retries; returns the last answer."""
         import requests
 
-        what = f"{method} {without_query(url)}"
-        attempt = 0
-        while True:
-            try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    headers=dict(headers),
-                    timeout=self.timeout,
-                    stream=stream,
-                    **kwargs,
-                )
-            except (requests.ConnectionError, requests.Timeout) as err:
-                safe = idempotent or isinstance(err, requests.ConnectTimeout)
-                if not safe or attempt >= self.retry.max_retries:
-                    raise RequestInfoException(
-                        f"{what} failed after {attempt + 1} attempt(s): {type(err).__name__}; "
-                        "check the network and DPDISPATCHER_LEBESGUE_API_HOST"
-                    ) from err
-                reason = type(err).__name__
-            else:
-                status = resp.status_code
-                retry = status in _RETRY_ALWAYS or (idempotent and status >= 500)
-                if not retry or attempt >= self.retry.max_retries:
-                    log.debug("%s -> HTTP %d", what, status)
-                    return resp
-                resp.close()
-                reason = f"HTTP {status}"
-            self.retry.pause(attempt, what, reason)
-            attempt += 1
+        def send() -> requests.Response:
+            return self.session.request(
+                method, url, headers=dict(headers), timeout=self.timeout, stream=stream, **kwargs
+            )
+
+        return self.retry.send(
+            f"{method} {without_query(url)}",
+            send,
+            idempotent=idempotent,
+            errors=(requests.ConnectionError, requests.Timeout),
+            unsent=(requests.ConnectTimeout,),
+            hint="DPDISPATCHER_LEBESGUE_API_HOST",
+        )
 
     def _ticket_value(self) -> str:
         return self._ticket or os.environ.get("BOHR_TICKET", "")

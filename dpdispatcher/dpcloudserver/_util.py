@@ -10,12 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 from urllib.parse import urlsplit
 
 log = logging.getLogger("dpdispatcher.dpcloudserver")
 
 MiB = 1024 * 1024
+#: answers meaning the request was not processed: retried even for creating calls
+RETRY_ALWAYS = frozenset({429, 502, 503, 504})
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -26,6 +29,48 @@ class RetryPolicy:
     backoff: float = 0.5
     max_backoff: float = 8.0
     sleep: Callable[[float], None] = time.sleep
+
+    def send(
+        self,
+        what: str,
+        send: Callable[[], _R],
+        *,
+        idempotent: bool,
+        errors: tuple[type[BaseException], ...],
+        unsent: tuple[type[BaseException], ...],
+        hint: str,
+    ) -> _R:
+        """Run one HTTP request (``send``) with bounded retries; return the last answer.
+
+        A connection error (one of ``errors``) is retried when the call is
+        ``idempotent`` or the request cannot have left (one of ``unsent``); an answer
+        429/502/503/504 always, another 5xx when ``idempotent``. Spent retries raise
+        :class:`~._models.RequestInfoException` naming ``hint``.
+        """
+        from ._models import RequestInfoException
+
+        attempt = 0
+        while True:
+            try:
+                resp = send()
+            except errors as err:
+                safe = idempotent or isinstance(err, unsent)
+                if not safe or attempt >= self.max_retries:
+                    raise RequestInfoException(
+                        f"{what} failed after {attempt + 1} attempt(s): {type(err).__name__}; "
+                        f"check the network and {hint}"
+                    ) from err
+                reason = type(err).__name__
+            else:
+                status = int(getattr(resp, "status_code", 200))
+                retry = status in RETRY_ALWAYS or (idempotent and status >= 500)
+                if not retry or attempt >= self.max_retries:
+                    log.debug("%s -> HTTP %d", what, status)
+                    return resp
+                getattr(resp, "close", lambda: None)()
+                reason = f"HTTP {status}"
+            self.pause(attempt, what, reason)
+            attempt += 1
 
     def pause(self, attempt: int, what: str, reason: str) -> None:
         """Log why ``what`` is retried (``reason`` must hold no secret) and wait."""

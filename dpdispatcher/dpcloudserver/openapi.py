@@ -44,7 +44,6 @@ EXTRA_HINT = (
     "the OpenAPI batch type needs the bohrium-sdk package: "
     "pip install 'dpdispatcher[bohrium]' (or pip install bohrium-sdk)"
 )
-_RETRY_ALWAYS = frozenset({429, 502, 503, 504})
 
 
 class _Redact(logging.Filter):
@@ -136,26 +135,15 @@ class OpenApiClient:
         """Run one SDK request with bounded retries; return ``data`` of its JSON answer."""
         import httpx  # type: ignore[import-not-found,unused-ignore]
 
-        attempt = 0
-        while True:
-            try:
-                resp = send()
-            except httpx.TransportError as err:
-                safe = idempotent or isinstance(err, httpx.ConnectError)
-                if not safe or attempt >= self.retry.max_retries:
-                    raise RequestInfoException(
-                        f"{what} failed after {attempt + 1} attempt(s): {type(err).__name__}; "
-                        "check the network and BOHRIUM_BASE_URL"
-                    ) from err
-                reason = type(err).__name__
-            else:
-                status = resp.status_code
-                retry = status in _RETRY_ALWAYS or (idempotent and status >= 500)
-                if not retry or attempt >= self.retry.max_retries:
-                    return self._data(what, resp)
-                reason = f"HTTP {status}"
-            self.retry.pause(attempt, what, reason)
-            attempt += 1
+        resp = self.retry.send(
+            what,
+            send,
+            idempotent=idempotent,
+            errors=(httpx.TransportError,),
+            unsent=(httpx.ConnectError,),
+            hint="BOHRIUM_BASE_URL",
+        )
+        return self._data(what, resp)
 
     def _data(self, what: str, resp: Any) -> Any:
         try:
