@@ -41,6 +41,7 @@ def local_state_dir() -> Path:
 def static_form(data: dict[str, Any]) -> dict[str, Any]:
     """A serialized submission without its jobs' runtime fields."""
     out = copy.deepcopy(data)
+    out.pop("continue_on_failure", None)  # a policy of the run, persisted but not hashed
     for job in out.get("belonging_jobs", []):
         for body in job.values():
             for key in RUNTIME_KEYS:

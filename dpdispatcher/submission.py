@@ -241,14 +241,17 @@ class Submission(FailureHandling):
         machine = self.machine.serialize() if self.machine is not None else {}
         if if_none_local_root and machine:
             machine["local_root"] = None
-        return {
+        out: dict[str, Any] = {
             "work_base": self.work_base,
             "machine": machine,
             "resources": self.resources.serialize() if self.resources else {},
             "forward_common_files": list(self.forward_common_files),
             "backward_common_files": list(self.backward_common_files),
-            "belonging_jobs": [job.serialize(if_static=if_static) for job in self.belonging_jobs],
         }
+        if not if_static:  # a policy of the run, not part of the hash (as in 1.1.0)
+            out["continue_on_failure"] = self.continue_on_failure
+        out["belonging_jobs"] = [job.serialize(if_static=if_static) for job in self.belonging_jobs]
+        return out
 
     def json_chunks(self, if_static: bool = False) -> Iterator[str]:
         """``json.dumps(self.serialize(if_static))`` in pieces, one per job.
@@ -263,7 +266,12 @@ class Submission(FailureHandling):
             f'"resources": {resources}, '
             f'"forward_common_files": {json.dumps(list(self.forward_common_files))}, '
             f'"backward_common_files": {json.dumps(list(self.backward_common_files))}, '
-            '"belonging_jobs": ['
+            + (
+                ""
+                if if_static
+                else f'"continue_on_failure": {json.dumps(self.continue_on_failure)}, '
+            )
+            + '"belonging_jobs": ['
         )
         sep = ""
         for job in self._persisted_jobs():
@@ -308,6 +316,7 @@ class Submission(FailureHandling):
             resources=Resources.deserialize(submission_dict["resources"]),
             forward_common_files=submission_dict.get("forward_common_files", []),
             backward_common_files=submission_dict.get("backward_common_files", []),
+            continue_on_failure=bool(submission_dict.get("continue_on_failure", False)),
         )
         sub.belonging_jobs = [
             Job.deserialize(j, machine) for j in submission_dict["belonging_jobs"]

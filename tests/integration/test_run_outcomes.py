@@ -270,3 +270,16 @@ def test_a_download_that_keeps_failing_keeps_the_job_root_under_every_strategy(
     scenario(tmp_path, failing=False).run_submission(check_interval=0.1)
     assert [runs(tmp_path, i) for i in (1, 2, 3)] == [1, 1, 1]
     assert (tmp_path / "local" / "work" / "t1" / "res").read_text() == "ok\n"
+
+
+def test_continue_on_failure_is_persisted_but_not_hashed(tmp_path):
+    sub = scenario(tmp_path, continue_on_failure=True)
+    sub.generate_jobs()
+    data = sub.serialize()
+    assert data["continue_on_failure"] is True
+    assert "continue_on_failure" not in sub.serialize(if_static=True)
+    assert list(data).index("continue_on_failure") == list(data).index("belonging_jobs") - 1
+    plain = scenario(tmp_path, failing=True)
+    plain.generate_jobs()
+    assert plain.submission_hash == sub.submission_hash
+    assert Submission.deserialize(data, sub.machine).continue_on_failure is True
