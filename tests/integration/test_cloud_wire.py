@@ -190,3 +190,14 @@ def test_our_requests_have_the_shapes_of_the_originals(
     if mode == "grouped":  # both put jobs 2 and 3 in the first job's group
         adds = [r for r in ours_emulator.requests if r["route"] == "POST /brm/v2/job/add"]
         assert ["jobGroupId" in r["json"] for r in adds] == [False, True, True]
+
+
+def test_the_original_rides_out_a_5xx_burst(
+    original: Path, cloud_emulator: CloudEmulator, tmp_path: Path
+) -> None:
+    """The emulator's injected 5xx answers are ones the original retries through."""
+    cloud_emulator.fail_next(2, status=503, path_prefix="/brm/v2/job/add")
+    cloud_emulator.fail_next(2, status=502, path_prefix="/brm/v1/job/")
+    stdout = run_original(original, cloud_emulator, tmp_path, "email")
+    assert "EXIT CODES [0, 0, 0]" in stdout
+    assert cloud_emulator.calls["POST /brm/v2/job/add"] == 3 + 2
