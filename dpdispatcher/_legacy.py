@@ -34,7 +34,7 @@ from dpdispatcher._script import names
 from dpdispatcher._script.quoting import sh
 from dpdispatcher._state import JobRuntime, checked_job_id
 from dpdispatcher.dlog import dlog
-from dpdispatcher.errors import DPDispatcherError, RecoveryError
+from dpdispatcher.errors import DPDispatcherError, MissingStateError, RecoveryError
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
@@ -270,9 +270,9 @@ def adopt_previous(submission: Submission, previous_hash: str) -> bool:
     try:
         state = ctx.read_files([names.state_file(previous_hash)])
         if not state:
-            raise RecoveryError(
-                f"previous_submission_hash {previous_hash}: no state file "
-                f"{names.state_file(previous_hash)} in {old}"
+            raise MissingStateError(
+                f"Previous submission state not found: previous_submission_hash "
+                f"{previous_hash} has no state file {names.state_file(previous_hash)} in {old}"
             )
         where = os.path.join(old, names.state_file(previous_hash))
         if recorded_tasks(next(iter(state.values())), where) != {

@@ -109,6 +109,10 @@ class RecoveryError(DPDispatcherError, RuntimeError):
     """Persisted submission state exists but does not match this submission."""
 
 
+class MissingStateError(RecoveryError, FileNotFoundError):
+    """State a caller pointed at (``previous_submission_hash``) does not exist."""
+
+
 class MissingInputError(ConfigurationError, FileNotFoundError):
     """A forward or common file named in the submission does not exist locally."""
 

@@ -193,8 +193,9 @@ def test_previous_submission_hash_adopts_its_job_root_and_skips_finished_tasks(t
 
 def test_previous_submission_hash_without_its_job_root_is_an_error(tmp_path):
     sub = scenario(tmp_path, failing=False, previous_submission_hash="0" * 40)
-    with pytest.raises(RecoveryError, match="previous_submission_hash"):
+    with pytest.raises(RecoveryError, match="previous_submission_hash") as err:
         sub.run_submission(check_interval=0.1)
+    assert isinstance(err.value, FileNotFoundError)  # what 1.1.0 raised
     assert runs(tmp_path, 1) == 0
 
 
