@@ -25,15 +25,22 @@ class Job:
     """
 
     def __init__(
-        self, job_task_list: list[Task], *, resources: Resources, machine: Machine | None = None
+        self,
+        job_task_list: list[Task],
+        *,
+        resources: Resources,
+        machine: Machine | None = None,
+        copy_resources: bool = False,
     ) -> None:
         # (tracked epoch, JSON of tasks and resources) and (runtime fields, JSON of them)
         self._body_cache: tuple[int, str] | None = None
         self._tail_cache: tuple[Any, str] | None = None
         self._set_tasks(job_task_list)  # a new job: nothing cached anywhere is stale
-        self._resources: Resources | None = resources
+        self._resources: Resources | None = None if copy_resources else resources
         # (resources, their JSON) to copy from when first asked for: see with_copy_of()
-        self._copy_from: tuple[Resources, str] | None = None
+        self._copy_from: tuple[Resources, str] | None = (
+            (resources, resources.to_json()) if copy_resources else None
+        )
         self._init_runtime(machine)
 
     def _init_runtime(self, machine: Machine | None) -> None:
@@ -78,13 +85,7 @@ class Job:
         of ``resources`` taken now, so a submission of many jobs copies nothing to hash and
         persist them.
         """
-        job = cls.__new__(cls)
-        job._copy_from = (resources, resources.to_json())
-        job._resources = None
-        job._body_cache = job._tail_cache = None
-        job._set_tasks(job_task_list)
-        job._init_runtime(machine)
-        return job
+        return cls(job_task_list, resources=resources, machine=machine, copy_resources=True)
 
     @property
     def resources(self) -> Resources:
