@@ -406,8 +406,13 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    load_before = os.getloadavg()[0]
     results = measure(args)
     text = table(results, args)
+    text += (
+        f"\n\nload average (1 min) of the machine: {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores"
+    )
     print(text)
     print("\n".join(verdicts(results, args)))
     if args.out:
