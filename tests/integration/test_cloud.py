@@ -261,7 +261,9 @@ def test_a_resubmission_skips_finished_tasks_and_merges_results(
 # ---------------------------------------------------------------- service faults
 def test_token_expiry_mid_run_logs_in_again(cloud_emulator: CloudEmulator, tmp_path: Path) -> None:
     work = make_work(tmp_path, 3)
-    sub = submission(cloud_machine(tmp_path), 3)
+    # the jobs outlast the first poll, so the run sleeps (and the tokens expire) at least once
+    command = "sleep 1; cat in.txt ../common.txt > out.txt; mkdir -p d; echo x > d/f"
+    sub = submission(cloud_machine(tmp_path), 3, command=command)
     naps: list[float] = []
     real_sleep = sub.timing.sleep
 
