@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dpdispatcher import _tracked
 from dpdispatcher._script import names
+from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError, JobFailedError
 from dpdispatcher.resources import Resources
 from dpdispatcher.task import Task
@@ -132,6 +133,14 @@ class Job:
             f"state={self.job_state.name}, tasks={len(self.job_task_list)})"
         )
 
+    def __eq__(self, other: object) -> bool:
+        """Jobs are equal when their tasks and resources are (runtime fields aside), as in 1.1.0."""
+        if not isinstance(other, Job):
+            return NotImplemented
+        return self is other or self._static_body() == other._static_body()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable and compared by content
+
     def single_task_name(self) -> str:
         """The ``task_name`` of a job holding exactly one task, else ``""`` (a job name)."""
         if len(self.job_task_list) != 1:
@@ -193,7 +202,13 @@ class Job:
 
     @classmethod
     def deserialize(cls, job_dict: dict[str, Any], machine: Machine | None = None) -> Job:
-        """Inverse of :meth:`serialize`."""
+        """Inverse of :meth:`serialize`.
+
+        The job's hash is computed from its content. A recorded hash that differs (state
+        files written by 1.x releases hash differently) is logged as a warning and the
+        computed one is used, as 1.1.0 does; resuming a run still requires the state file
+        to match the submission exactly.
+        """
         if not isinstance(job_dict, dict) or len(job_dict) != 1:
             raise ConfigurationError("job: expected a dict with exactly one job hash key")
         ((job_hash, body),) = job_dict.items()
@@ -203,8 +218,13 @@ class Job:
             machine=machine,
         )
         if job.job_hash != job_hash:
-            raise ConfigurationError(f"job {job_hash}: its content does not match its hash")
-        job.job_state = JobStatus(body.get("job_state", JobStatus.unsubmitted))
+            dlog.warning(
+                "job %s: its recorded hash does not match its content; using %s",
+                job_hash,
+                job.job_hash,
+            )
+        state = body.get("job_state")  # 1.x state files record null before the first check
+        job.job_state = JobStatus.unsubmitted if state is None else JobStatus(state)
         job.job_id = str(body.get("job_id", "") or "")
         job.fail_count = int(body.get("fail_count", 0))
         return job

@@ -1,0 +1,47 @@
+"""Loading jobs recorded by 1.x releases (behaviour observed on dpdispatcher 1.1.0:
+``Job.deserialize`` recomputes the hash from the content, keeps a ``null`` job state as
+"never checked", and jobs compare equal by tasks and resources)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from dpdispatcher import Job, Resources, Task
+from dpdispatcher.utils.job_status import JobStatus
+
+
+def job(path: str = "a") -> Job:
+    return Job([Task("ls", path)], resources=Resources(1, 1, 0, "q", 1))
+
+
+def test_a_mismatched_recorded_hash_is_warned_about_and_replaced(caplog):
+    original = job()
+    ((good_hash, body),) = original.serialize().items()
+    body.update(job_state=None, job_id="", fail_count=0)
+    with caplog.at_level(logging.WARNING, logger="dpdispatcher"):
+        loaded = Job.deserialize({"bc1a7297489e921034ced5036cb23ef9daf7b681": body})
+    assert loaded.job_hash == good_hash
+    assert loaded.job_state == JobStatus.unsubmitted
+    assert "bc1a7297489e921034ced5036cb23ef9daf7b681" in caplog.text
+    assert "does not match its content" in caplog.text
+
+
+def test_a_matching_hash_loads_silently(caplog):
+    original = job()
+    original.job_state, original.job_id, original.fail_count = JobStatus.running, "42", 1
+    with caplog.at_level(logging.WARNING, logger="dpdispatcher"):
+        loaded = Job.deserialize(original.serialize())
+    assert caplog.text == ""
+    assert (loaded.job_state, loaded.job_id, loaded.fail_count) == (JobStatus.running, "42", 1)
+
+
+def test_jobs_compare_by_content_not_by_runtime_fields():
+    a, b = job(), job()
+    b.job_state, b.job_id, b.fail_count = JobStatus.finished, "12", 3
+    assert a == b
+    assert a != job("b")
+    assert a != "a"
+    with pytest.raises(TypeError):
+        hash(a)
