@@ -145,7 +145,7 @@ class LocalShellContext(BaseContext):
         each."""
         by_dir: dict[str, list[str]] = {}
         for fname in fnames:
-            by_dir.setdefault(os.path.dirname(fname), []).append(fname)
+            by_dir.setdefault(fname.rpartition("/")[0], []).append(fname)
         found: set[str] = set()
         for directory, group in by_dir.items():
             if len(group) < LISTING_THRESHOLD:
@@ -157,7 +157,7 @@ class LocalShellContext(BaseContext):
                 found.update(f for f in group if self.check_file_exists(f))
                 continue
             for fname in group:
-                base = os.path.basename(fname)
+                base = fname.rpartition("/")[2]
                 if base in present or (
                     base in ("", ".", "..") and self.check_file_exists(fname)
                 ):
