@@ -143,9 +143,7 @@ class Job:
 
     def single_task_name(self) -> str:
         """The ``task_name`` of a job holding exactly one task, else ``""`` (a job name)."""
-        if len(self.job_task_list) != 1:
-            return ""
-        return self.job_task_list[0].task_name or ""
+        return single_task_name(self)
 
     def _static_body(self) -> str:
         """The JSON of the tasks and resources without the closing brace, built from their
@@ -306,3 +304,15 @@ class Job:
     def get_last_error_message(self) -> str | None:
         """The tail of the failing task's error log the job left, if any."""
         return self._machine().get_job_error(self)
+
+
+def single_task_name(job: Any) -> str:
+    """The ``task_name`` of a job holding exactly one task, else ``""``.
+
+    ``job`` may be any object with ``resources`` only: 1.1.0 callers render a header
+    from ``SimpleNamespace(resources=...)``, which names no task.
+    """
+    tasks = getattr(job, "job_task_list", None)
+    if not tasks or len(tasks) != 1:
+        return ""
+    return str(getattr(tasks[0], "task_name", "") or "")

@@ -236,7 +236,11 @@ class Machine(Registered):
         return ["#!/bin/bash -l"]
 
     def gen_script_header(self, job: Job) -> str:
-        """The header: the template file if the resources name one, else the hook."""
+        """The header: the template file if the resources name one, else the hook.
+
+        As in 1.1.0 the directives are joined by newlines with no newline after the
+        last one; :meth:`gen_script` supplies it.
+        """
         res = job.resources
         template = res.strategy.get("customized_script_header_template_file")
         if template:
@@ -254,7 +258,7 @@ class Machine(Registered):
                     f"customized_script_header_template_file {template!r}: cannot format "
                     f"with the resources fields: {err!r}"
                 ) from err
-        return "\n".join(self.header_lines(job)) + "\n"
+        return "\n".join(self.header_lines(job))
 
     def gen_script(self, job: Job) -> str:
         """The whole job script."""

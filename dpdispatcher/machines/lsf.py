@@ -32,6 +32,7 @@ from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import SchedulerError, StatusFormatError
+from dpdispatcher.job import single_task_name
 from dpdispatcher.machine import NOT_REPORTED, Machine
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -304,7 +305,7 @@ class LSF(Machine):
         gpus = self.gpu_request(res)
         if gpus:
             lines.append(gpus)
-        given = job.single_task_name() if self.names_jobs else ""
+        given = single_task_name(job) if self.names_jobs else ""
         if given:
             name = scheduler_job_name(given, job.job_hash)
             lines.append(f"{tag} -J {directive_value(name, 'task/task_name')}")

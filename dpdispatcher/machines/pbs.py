@@ -32,6 +32,7 @@ from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import SchedulerError, StatusFormatError
+from dpdispatcher.job import single_task_name
 from dpdispatcher.machine import NOT_REPORTED, Machine
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -272,7 +273,7 @@ class PBS(Machine):
         lines = ["#!/bin/bash -l", self.resource_line(job), "#PBS -j oe"]
         if res.queue_name:
             lines.append(f"#PBS -q {directive_value(res.queue_name, 'resources/queue_name')}")
-        name = job.single_task_name()
+        name = single_task_name(job)
         if name:
             safe = scheduler_job_name(name, job.job_hash, self.job_name_max, letter_first=True)
             lines.append(f"#PBS -N {directive_value(safe, 'task/task_name')}")

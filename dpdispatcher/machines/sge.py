@@ -33,6 +33,7 @@ from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import SchedulerError, StatusFormatError
+from dpdispatcher.job import single_task_name
 from dpdispatcher.machine import Machine
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -261,7 +262,7 @@ class SGE(Machine):
     @staticmethod
     def job_name(job: Job) -> str:
         """``kwargs.job_name``, else a single task's ``task_name``, else ``wDPjob``."""
-        given = job.resources.kwargs.get("job_name") or job.single_task_name()
+        given = job.resources.kwargs.get("job_name") or single_task_name(job)
         if not given:
             return DEFAULT_JOB_NAME
         return scheduler_job_name(str(given), job.job_hash, letter_first=True)

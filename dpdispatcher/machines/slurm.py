@@ -19,6 +19,7 @@ from dpdispatcher._script.quoting import directive_value, job_id, scheduler_job_
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError, SchedulerError
+from dpdispatcher.job import single_task_name
 from dpdispatcher.machine import Machine
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -274,7 +275,7 @@ class Slurm(Machine):
             lines.append(
                 f"#SBATCH --partition {directive_value(res.queue_name, 'resources/queue_name')}"
             )
-        given = job.single_task_name()
+        given = single_task_name(job)
         name = scheduler_job_name(given, job.job_hash) if given else ""
         if name:
             lines.append(f"#SBATCH --job-name {directive_value(name, 'task/task_name')}")

@@ -119,6 +119,21 @@ def test_header_cpu_only() -> None:
     ]
 
 
+def test_gen_script_header_as_in_1_1_0() -> None:
+    """1.1.0 returns the directives without a final newline and renders them from any
+    object holding only ``resources`` (its own tests pass ``SimpleNamespace``)."""
+    from types import SimpleNamespace
+
+    res = job(gpu_per_node=1, queue_name="gpu", task_name="relax").resources
+    header = machine().gen_script_header(SimpleNamespace(resources=res))  # type: ignore[arg-type]
+    assert header == (
+        "#!/bin/bash -l\n#SBATCH --nodes 1\n#SBATCH --ntasks-per-node 4\n"
+        "#SBATCH --gres=gpu:1\n#SBATCH --partition gpu"
+    )
+    named = job(task_name="relax")
+    assert machine().gen_script(named).startswith(machine().gen_script_header(named) + "\n")
+
+
 def test_header_gpu_partition_and_name() -> None:
     lines = machine().header_lines(job(gpu_per_node=2, queue_name="gpu", task_name="relax"))
     assert lines[3:] == [
