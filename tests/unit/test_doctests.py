@@ -14,6 +14,7 @@ MODULES = [
     "dpdispatcher.submission",
     "dpdispatcher.task",
     "dpdispatcher.utils.utils",
+    "dpdispatcher.utils.archive",
 ]
 
 
