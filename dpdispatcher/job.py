@@ -255,7 +255,7 @@ class Job:
 
     def submit_job(self) -> None:
         """Write the job's files and submit it."""
-        self.register_job_id(self._machine().do_submit(self))
+        self.register_job_id(str(self._machine().do_submit(self)))
         self.job_state = JobStatus.waiting
 
     def exhausted(self, retry_count: int) -> bool:

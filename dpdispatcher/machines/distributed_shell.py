@@ -9,9 +9,10 @@ job's ``.run`` body from the HDFS job root, runs the tasks, and on success packs
 task directories into ``<submission>_<job>_download.tar.gz``, puts it back and touches
 the job tag on HDFS (on failure it puts its last-error file back instead).
 
-A poll is one local ``ps`` for every client (a client alive running our application is
-*running*), then the HDFS job tags of the ended ones: tag there means *finished*, else
-*terminated*. Killing a job runs ``yarn application -kill`` for the application id
+A poll is one local ``ps`` for every client and one listing of the HDFS job root: a
+job whose tag is there is *finished* (as in 1.1.0, even while its client is still
+exiting), else *running* while its client lives, else *terminated*.
+Killing a job runs ``yarn application -kill`` for the application id
 the client logged, and stops the client's process group.
 
 ``resources.kwargs``: ``yarn_path`` (the directory holding
@@ -36,12 +37,18 @@ from dpdispatcher.errors import ConfigurationError, SchedulerError
 from dpdispatcher.machine import Machine
 from dpdispatcher.utils.hdfs_cli import run_cmd_with_all_output
 from dpdispatcher.utils.job_status import JobStatus
+from dpdispatcher.utils.utils import customized_script_header_template
 
 if TYPE_CHECKING:
     from dpdispatcher.resources import Resources
     from dpdispatcher.submission import Job
 
-__all__ = ["DistributedShell", "run_cmd_with_all_output", "yarn_client_command"]
+__all__ = [
+    "DistributedShell",
+    "customized_script_header_template",
+    "run_cmd_with_all_output",
+    "yarn_client_command",
+]
 
 CLIENT = "org.apache.hadoop.yarn.applications.distributedshell.Client"
 JAR_GLOB = "hadoop-yarn-applications-distributedshell-*.jar"
@@ -73,16 +80,18 @@ def find_jar(resources: Resources) -> str:
 def yarn_client_command(job: Job, jar: str, script: str) -> str:
     """The shell command starting the client in its own session; it prints the PID.
 
+    ``jar`` is a shell word (already quoted), e.g. ``"$jar"``.
+
     >>> from dpdispatcher import Job, Resources, Task
     >>> j = Job([Task("true", "t")], resources=Resources(1, 4, 0, "q", 1,
     ...         kwargs={"mem_limit": 2, "img_name": "ubuntu:22.04"}))
-    >>> cmd = yarn_client_command(j, "/y/d.jar", ".h.sub")
+    >>> cmd = yarn_client_command(j, '"$jar"', ".h.sub")
     >>> "-container_resources memory-mb=2048,vcores=4" in cmd, "-queue q" in cmd
     (True, True)
     """
     res = job.resources
     mem = int(float(res.kwargs.get("mem_limit") or 1) * 1024)
-    args = ["hadoop", "jar", jar, CLIENT, "-jar", jar]
+    args = ["hadoop", "jar", "JAR", CLIENT, "-jar", "JAR"]
     if res.queue_name:
         args += ["-queue", res.queue_name]
     args += ["-appname", app_name(job.job_hash)]
@@ -95,7 +104,25 @@ def yarn_client_command(job: Job, jar: str, script: str) -> str:
              "-container_resources", f"memory-mb={mem},vcores={int(res.cpu_per_node)}",
              "-shell_script", script]  # fmt: skip
     log = sh(client_log(job.job_hash))
-    return f"setsid nohup {' '.join(sh(a) for a in args)} >>{log} 2>&1 </dev/null & echo $!"
+    words = " ".join(jar if a == "JAR" else sh(a) for a in args)
+    return f"setsid nohup {words} >>{log} 2>&1 </dev/null & echo $!"
+
+
+def jar_lookup_command(resources: Resources) -> str:
+    """Shell lines setting ``$jar`` to the newest distributed-shell jar of ``yarn_path``
+    (the client starts on this machine; :func:`find_jar` checked it before submitting).
+    """
+    yarn_path = sh(str(resources.kwargs.get("yarn_path") or "."))
+    return f'jar=$(ls -1 {yarn_path}/{JAR_GLOB} | tail -n 1) && test -n "$jar"'
+
+
+def alive_command(job: Job) -> str:
+    """Prints how many live clients (not zombie/dead) run ``job``'s application."""
+    pid = sh(job_id(str(job.job_id)))
+    return (
+        f"ps -ww -o stat=,args= -p {pid} | grep -F -- {sh(app_name(job.job_hash))}"
+        " | grep -vc '^ *[ZX]'"
+    )
 
 
 class DistributedShell(Machine):
@@ -149,12 +176,26 @@ class DistributedShell(Machine):
         """Shebang and ``set -x`` (the original's header)."""
         return ["#!/bin/bash -l", "set -x"]
 
+    def submission_hash(self) -> str:
+        """The bound submission's hash (else the last component of the job root)."""
+        submission = getattr(self.context, "submission", None)
+        if submission is not None:
+            return str(submission.submission_hash)
+        return str(self.context.remote_root).rstrip("/").rsplit("/", 1)[-1]
+
+    def gen_script_header(self, job: Job) -> str:
+        """The header template file's text if the resources name one, else the default."""
+        template = job.resources.strategy.get("customized_script_header_template_file")
+        if template:
+            return customized_script_header_template(template, job.resources)
+        return "\n".join(self.header_lines(job)) + "\n"
+
     def _root(self) -> str:
         return sh(self.context.remote_root.rstrip("/"))
 
     def gen_script_env(self, job: Job) -> str:
         """Env section in the container's directory, then the inputs fetched from HDFS."""
-        submission_hash = self.context.remote_root.rstrip("/").rsplit("/", 1)[-1]
+        submission_hash = self.submission_hash()
         upload = upload_archive(submission_hash)
         root = self._root()
         staging = [
@@ -166,7 +207,7 @@ class DistributedShell(Machine):
 
     def gen_script_end(self, job: Job) -> str:
         """Pack the task directories and put them back with the job tag, or the error."""
-        submission_hash = self.context.remote_root.rstrip("/").rsplit("/", 1)[-1]
+        submission_hash = self.submission_hash()
         tarball = sh(download_archive(submission_hash, job.job_hash))
         dirs = " ".join(sh(t.task_work_path) for t in job.job_task_list)
         root = self._root()
@@ -195,13 +236,24 @@ class DistributedShell(Machine):
         )  # fmt: skip
 
     # -- submit, poll, kill (on this machine) -------------------------------------------
+    def do_submit(self, job: Job) -> int:  # type: ignore[override]
+        """Write the script and its ``.run`` body to the job root, start the client;
+        return its process id (an int, as 1.1.0 did)."""
+        self.context.write_file(fname=job.script_file_name, write_str=self.gen_script(job))
+        self.context.write_file(
+            fname=f"{job.script_file_name}.run", write_str=self.gen_script_command(job)
+        )
+        return int(self.submit_prepared(job))
+
     def submit_prepared(self, job: Job) -> str:
-        """Write the script locally for the client, start it; record the PID on HDFS."""
-        jar = find_jar(job.resources)
+        """Fetch the script from the job root, start the client here; record the PID."""
         script = names.script_file(job.job_hash)
-        with open(os.path.join(self.context.local_root, script), "w", encoding="utf-8") as fh:
-            fh.write(self.gen_script(job))
-        command = f"cd {sh(self.context.local_root)} && {yarn_client_command(job, jar, script)}"
+        command = " && ".join([
+            f"cd {sh(str(self.context.local_root))}",
+            jar_lookup_command(job.resources),
+            f"hadoop fs -get -f {self._root()}/{sh(script)} {sh(script)}",
+            yarn_client_command(job, '"$jar"', script),
+        ])  # fmt: skip
         code, out, err = run_cmd_with_all_output(command)
         if code:
             raise SchedulerError(
@@ -239,8 +291,7 @@ class DistributedShell(Machine):
         return out
 
     def check_status_many(self, jobs: Sequence[Job]) -> dict[str, JobStatus]:
-        """One local ``ps``; ended clients are judged by their job tags on HDFS (one
-        listing of the job root)."""
+        """One local ``ps`` and one listing of the job root: tag there means finished."""
         submitted = [job for job in jobs if job.job_id]
         if not submitted:
             return {}
@@ -254,12 +305,27 @@ class DistributedShell(Machine):
             else JobStatus.terminated
             for job in submitted
         }
-        ended = [job for job in submitted if states[job.job_hash] == JobStatus.terminated]
-        tags = self.context.files_exist([names.job_tag_file(job.job_hash) for job in ended])
-        for job in ended:
+        tags = self.context.files_exist([names.job_tag_file(job.job_hash) for job in submitted])
+        for job in submitted:
             if names.job_tag_file(job.job_hash) in tags:
                 states[job.job_hash] = JobStatus.finished
         return states
+
+    def check_status(self, job: Job) -> JobStatus:
+        """One job: finished if its tag is on HDFS, else running while its client lives."""
+        if not job.job_id:
+            return JobStatus.unsubmitted
+        code, out, err = run_cmd_with_all_output(alive_command(job))
+        if code not in (0, 1) or (code and err.strip()):
+            raise SchedulerError(f"DistributedShell: ps failed: {err.decode(errors='replace')}")
+        if self.check_finish_tag(job):
+            return JobStatus.finished
+        alive = out.strip() not in (b"", b"0")
+        return JobStatus.running if alive else JobStatus.terminated
+
+    def check_finish_tag(self, job: Job) -> bool:
+        """Whether the job tag is on HDFS."""
+        return bool(self.context.check_file_exists(names.job_tag_file(job.job_hash)))
 
     def kill_command(self, job_id: str) -> str:
         """Stop the client's process group."""

@@ -242,3 +242,75 @@ def test_one_listing_tells_which_job_root_files_exist(hadoop: list[Any], tmp_pat
     hadoop[0].append((0, public.encode(), b""))
     assert ctx.files_exist(["_SUCCESS", "part-00001", "absent"]) == {"_SUCCESS", "part-00001"}
     assert [c[0][2] for c in hadoop[1:]] == ["-ls"]  # one command for all of them
+
+
+def test_alive_command_counts_only_the_live_client_of_the_job() -> None:
+    job = make_job()
+    client = subprocess.Popen(  # a process whose argv names the job's application
+        ["bash", "-c", f"sleep 30; true distributedshell_dpgen_{job.job_hash}"]
+    )
+    try:
+        job.job_id = str(client.pid)
+        live = subprocess.run(distributed_shell.alive_command(job), shell=True,
+                              capture_output=True, text=True)  # fmt: skip
+        assert (live.returncode, live.stdout.strip()) == (0, "1")
+        other = make_job(("other/",))
+        other.job_id = str(client.pid)  # same pid, another application: not our client
+        dead = subprocess.run(distributed_shell.alive_command(other), shell=True,
+                              capture_output=True, text=True)  # fmt: skip
+        assert (dead.returncode, dead.stdout.strip(), dead.stderr) == (1, "0", "")
+    finally:
+        client.kill()
+        client.wait()
+
+
+def test_one_job_status_tag_then_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    m, job = ds_machine(tmp_path), make_job()
+    assert m.check_status(job).name == "unsubmitted"
+    job.job_id = "123"
+    answers: list[Any] = []
+    monkeypatch.setattr(distributed_shell, "run_cmd_with_all_output", lambda cmd: answers.pop(0))
+    tag = {"there": True}
+    monkeypatch.setattr(m.context, "check_file_exists", lambda f: tag["there"])
+    expected = [((0, b"1\n", b""), True, "finished"), ((0, b"1\n", b""), False, "running"),
+                ((1, b"0\n", b""), False, "terminated")]  # fmt: skip
+    for answer, there, state in expected:
+        answers.append(answer)
+        tag["there"] = there
+        assert m.check_status(job).name == state
+    answers.append((1, b"", b"ps: bad pid"))
+    with pytest.raises(RuntimeError, match="ps: bad pid"):
+        m.check_status(job)
+
+
+def test_do_submit_writes_script_and_body_and_returns_the_pid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m, job = ds_machine(tmp_path), make_job(yarn_path="/opt/yarn")
+    written: list[tuple[str, str]] = []
+    monkeypatch.setattr(m.context, "write_file", lambda fname, write_str: written.append(
+        (fname, write_str)) or fname)  # fmt: skip
+    commands: list[str] = []
+    monkeypatch.setattr(distributed_shell, "run_cmd_with_all_output",
+                        lambda cmd: commands.append(cmd) or (0, b"321\n", b""))  # fmt: skip
+    assert m.do_submit(job) == 321
+    assert [f for f, _ in written] == [job.script_file_name, job.script_file_name + ".run",
+                                       f"{job.job_hash}_job_id"]  # fmt: skip
+    assert written[2][1] == "321"
+    cmd = commands[0]
+    assert "ls -1 /opt/yarn/hadoop-yarn-applications-distributedshell-*.jar" in cmd
+    assert f"hadoop fs -get -f hdfs://nn/root/SUBMISSION/{job.script_file_name} " in cmd
+    assert 'hadoop jar "$jar" ' in cmd
+    monkeypatch.setattr(distributed_shell, "run_cmd_with_all_output",
+                        lambda cmd: (2, b"", b"no jar"))  # fmt: skip
+    with pytest.raises(RuntimeError, match="no jar"):
+        m.do_submit(job)
+
+
+def test_custom_header_template(tmp_path: Path) -> None:
+    template = tmp_path / "header.in"
+    template.write_text("#!/bin/bash\n# queue {queue_name} cpus {cpu_per_node}\n")
+    job = make_job()
+    job.resources.strategy["customized_script_header_template_file"] = str(template)
+    header = ds_machine(tmp_path).gen_script_header(job)
+    assert header == "#!/bin/bash\n# queue default cpus 8\n"
