@@ -188,7 +188,7 @@ class DistributedShell(Machine):
         template = job.resources.strategy.get("customized_script_header_template_file")
         if template:
             return customized_script_header_template(template, job.resources)
-        return "\n".join(self.header_lines(job)) + "\n"
+        return super().gen_script_header(job)
 
     def _root(self) -> str:
         return sh(self.context.remote_root.rstrip("/"))
