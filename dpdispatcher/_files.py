@@ -85,14 +85,18 @@ class BackwardRequest:
 
 
 def backward_requests(submission: Submission, back_error: bool) -> Iterator[BackwardRequest]:
-    """Every backward pattern of the submission's jobs, then the common ones."""
-    for job in submission.belonging_jobs:
-        for task in job.job_task_list:
-            directory = os.path.normpath(task.task_work_path)
-            for pattern in task.backward_files:
-                yield BackwardRequest(directory, pattern)
-            if back_error:
-                yield BackwardRequest(directory, "error*", optional=True)
+    """Every backward pattern of the submission's tasks, then the common ones.
+
+    The tasks are ``belonging_tasks`` (as in 1.1.0, a context may be handed a submission
+    whose jobs are not generated); :meth:`Submission.download_jobs` narrows them to the
+    tasks of the jobs it downloads.
+    """
+    for task in submission.belonging_tasks:
+        directory = os.path.normpath(task.task_work_path)
+        for pattern in task.backward_files:
+            yield BackwardRequest(directory, pattern)
+        if back_error:
+            yield BackwardRequest(directory, "error*", optional=True)
     for pattern in submission.backward_common_files:
         yield BackwardRequest(".", pattern)
 

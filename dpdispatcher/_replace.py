@@ -107,8 +107,8 @@ def _inline_links_into(tree: str, target: str) -> None:
 def _copy(src: str, dst: str) -> None:
     if _is_real_dir(src):
         shutil.copytree(src, dst, symlinks=True)
-    else:
-        shutil.copy2(src, dst, follow_symlinks=False)
+    else:  # a link to a file is copied as the file; a dangling one as the link
+        shutil.copy2(src, dst, follow_symlinks=os.path.isfile(src))
 
 
 def bring_back(src: str, dst: str, *, keep_source: bool = False) -> None:
@@ -127,14 +127,17 @@ def bring_back(src: str, dst: str, *, keep_source: bool = False) -> None:
     -----
     On the same filesystem the result is renamed straight into place; across
     filesystems (or with ``keep_source``) it is copied to a staged name beside ``dst``
-    first, renamed into place, and only then is the source removed.
+    first, renamed into place, and only then is the source removed. A link to a file
+    comes back as a copy of that file (as in 1.1.0): the job root it may point into is
+    cleaned afterwards.
     """
     if _same_entry(src, dst):
         return
     os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
     if _is_real_dir(src) and os.path.lexists(dst):
         _inline_links_into(src, dst)
-    if not keep_source:
+    link_to_file = os.path.islink(src) and os.path.isfile(src)
+    if not keep_source and not link_to_file:
         try:
             replace_with(src, dst)
             return

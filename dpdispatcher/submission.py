@@ -594,15 +594,17 @@ class Submission(FailureHandling):
         exists of theirs too (missing files are then tolerated).
         """
         options = dict(self.download_options)
-        jobs = self.belonging_jobs
+        jobs, tasks = self.belonging_jobs, self.belonging_tasks
         if include_failed:
             options.update(check_exists=True, mark_failure=False)
         else:
             self.belonging_jobs = [j for j in jobs if j.job_state != JobStatus.failed]
+        # contexts download the backward files of belonging_tasks, as in 1.1.0
+        self.belonging_tasks = [t for job in self.belonging_jobs for t in job.job_task_list]
         try:
             self._bound_machine().context.download(self, **options)
         finally:
-            self.belonging_jobs = jobs
+            self.belonging_jobs, self.belonging_tasks = jobs, tasks
 
     def _job_root(self) -> str:
         return self._bound_machine().context.remote_root

@@ -6,6 +6,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from dpdispatcher.base_context import BaseContext, CommandResult
 from dpdispatcher.errors import ContextError
@@ -93,6 +94,33 @@ class LocalShellContext(BaseContext):
         except (OSError, subprocess.TimeoutExpired) as err:
             raise ContextError(f"could not run {cmd!r}: {err}") from err
         return CommandResult(proc.returncode, proc.stdout, proc.stderr, cmd)
+
+    # -- asynchronous commands (1.1.0 compatibility) --------------------------------------
+    def call(self, cmd: str) -> subprocess.Popen[bytes]:
+        """Start ``cmd`` with bash in the job root without waiting; see :meth:`check_finish`."""
+        cwd = self.remote_root if os.path.isdir(self.remote_root) else None
+        try:
+            return subprocess.Popen(
+                ["bash", "-c", cmd],
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as err:
+            raise ContextError(f"could not run {cmd!r}: {err}") from err
+
+    @staticmethod
+    def check_finish(proc: subprocess.Popen[bytes]) -> bool:
+        """Whether a command started by :meth:`call` has finished."""
+        return proc.poll() is not None
+
+    @staticmethod
+    def get_return(proc: subprocess.Popen[bytes]) -> tuple[int, Any, Any]:
+        """``(exit_code, stdout, stderr)`` of a command started by :meth:`call`; the two
+        streams are its pipes (``.read()`` gives bytes). Waits for it to finish."""
+        code = proc.wait()
+        return code, proc.stdout, proc.stderr
 
     def _abs(self, fname: str) -> str:
         return os.path.join(self.remote_root, fname)

@@ -100,6 +100,7 @@ def download_subset(submission: Submission, state: JobStatus, logs_only: bool) -
     if logs_only:
         jobs = [Job([_logs_task(t) for t in j.job_task_list], resources=j.resources) for j in jobs]
     view.belonging_jobs = jobs
+    view.belonging_tasks = [t for job in jobs for t in job.job_task_list]
     view.backward_common_files = []
     machine = submission.machine
     if machine is None:

@@ -1,6 +1,6 @@
-"""Loading jobs recorded by 1.x releases (behaviour observed on dpdispatcher 1.1.0:
-``Job.deserialize`` recomputes the hash from the content, keeps a ``null`` job state as
-"never checked", and jobs compare equal by tasks and resources)."""
+"""What clients of 1.x rely on (behaviour observed on dpdispatcher 1.1.0): ``Job.deserialize``
+recomputes the hash from the content and keeps a ``null`` job state as "never checked",
+jobs compare equal by tasks and resources, and ``LocalContext.call`` starts a command."""
 
 from __future__ import annotations
 
@@ -45,3 +45,17 @@ def test_jobs_compare_by_content_not_by_runtime_fields():
     assert a != "a"
     with pytest.raises(TypeError):
         hash(a)
+
+
+def test_local_context_call_runs_in_the_job_root_without_waiting(tmp_path):
+    # 1.1.0's LocalContext.call / check_finish / get_return, used by clients of 1.x
+    from dpdispatcher.contexts.local_context import LocalContext
+
+    ctx = LocalContext(local_root=str(tmp_path), remote_root=str(tmp_path))
+    proc = ctx.call("sleep 0.2; pwd; echo oops >&2; exit 3")
+    assert not ctx.check_finish(proc)
+    code, out, err = ctx.get_return(proc)
+    assert ctx.check_finish(proc)
+    assert code == 3
+    assert out.read().decode().strip() == str(tmp_path)
+    assert err.read() == b"oops\n"

@@ -128,3 +128,16 @@ def test_a_leftover_aside_copy_is_removed_on_the_next_replace(tmp_path: Path) ->
     (tmp_path / "src").mkdir()
     bring_back(str(tmp_path / "src"), str(tmp_path / "dst"))
     assert _tree(tmp_path) == {"dst": "<dir>"}
+
+
+def test_a_link_to_a_file_comes_back_as_a_copy_of_the_file(tmp_path: Path) -> None:
+    # observed on 1.1.0: LocalContext.download of a backward file that is a link (into the
+    # job root or elsewhere) leaves a regular file with the target's content locally
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root/real").write_text("result")
+    os.symlink(tmp_path / "root/real", tmp_path / "root/link")
+    bring_back(str(tmp_path / "root/link"), str(tmp_path / "back"))
+    (tmp_path / "root/real").unlink()  # the job root is cleaned afterwards
+    assert not (tmp_path / "back").is_symlink()
+    assert (tmp_path / "back").read_text() == "result"
+    assert not (tmp_path / "root/link").is_symlink()  # the source is gone, as for a move
