@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dpdispatcher import _tracked
 from dpdispatcher._script import names
+from dpdispatcher._script.quoting import scheduler_job_name
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError, JobFailedError
 from dpdispatcher.resources import Resources
@@ -144,6 +145,30 @@ class Job:
     def single_task_name(self) -> str:
         """The ``task_name`` of a job holding exactly one task, else ``""`` (a job name)."""
         return single_task_name(self)
+
+    def get_scheduler_name(
+        self, max_length: int, *, require_alpha_prefix: bool = False
+    ) -> str | None:
+        """The scheduler job name of a job holding exactly one named task, else None.
+
+        Parameters
+        ----------
+        max_length : int
+            The scheduler's limit on a job name (15 for PBS and Torque, 128 otherwise).
+        require_alpha_prefix : bool, optional
+            Whether the name must start with a letter (PBS, Torque, Grid Engine).
+
+        Returns
+        -------
+        str or None
+            The name as the headers write it (see ``scheduler_job_name``).
+        """
+        tasks = self.job_task_list
+        if len(tasks) != 1 or tasks[0].task_name is None:
+            return None
+        return scheduler_job_name(
+            tasks[0].task_name, self.job_hash, max_length, letter_first=require_alpha_prefix
+        )
 
     def _static_body(self) -> str:
         """The JSON of the tasks and resources without the closing brace, built from their

@@ -557,8 +557,11 @@ class Machine(Registered):
         return [names.job_tag_file(job.job_hash)]
 
     def check_finish_tag(self, job: Job) -> bool:
-        """Whether the job's finish tag(s) exist."""
+        """Whether the job's finish tag(s) exist (one tag: ``context.check_file_exists``,
+        as in 1.1.0)."""
         wanted = self.finish_tag_files(job)
+        if len(wanted) == 1:
+            return bool(self.context.check_file_exists(wanted[0]))
         return len(self.context.files_exist(wanted)) == len(set(wanted))
 
     def get_job_error(self, job: Job) -> str | None:

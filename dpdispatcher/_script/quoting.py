@@ -88,8 +88,8 @@ def scheduler_job_name(
     ``- _ .`` are stripped from both ends; nothing left gives ``dp-<job hash[:8]>``.
     With ``letter_first`` (PBS, Torque, Grid Engine) a name not starting with a letter
     gets a ``j-`` prefix. A name longer than ``max_len`` keeps its first
-    ``max_len - 9`` characters, then ``-`` and 8 hex digits of the SHA-1 of the name
-    as given (so two long names stay apart).
+    ``max_len - 9`` characters (less a trailing ``-``), then ``-`` and 8 hex digits
+    of the SHA-1 of the name as given (so two long names stay apart).
 
     >>> scheduler_job_name("relax Fe/bcc #1", "abcdef0123")
     'relax-Fe-bcc-1'
@@ -97,6 +97,8 @@ def scheduler_job_name(
     ('dp-abcdef01', 'j-1st')
     >>> scheduler_job_name("a_rather_long_job_name_for_pbs", "x", max_len=15)
     'a_rath-789ceaa9'
+    >>> scheduler_job_name("123 very long calculation", "x", max_len=15, letter_first=True)
+    'j-123-55b713a1'
     """
     cleaned = _JOB_NAME_UNSAFE.sub("-", name).strip("-_.")
     if not cleaned:
@@ -105,5 +107,5 @@ def scheduler_job_name(
         cleaned = f"j-{cleaned}"
     if len(cleaned) > max_len:
         digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
-        cleaned = f"{cleaned[: max_len - 9]}-{digest}"
+        cleaned = f"{cleaned[: max_len - 9].rstrip('-')}-{digest}"
     return cleaned

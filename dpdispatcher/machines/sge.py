@@ -252,7 +252,6 @@ class SGE(Machine):
                 "job_name",
                 str,
                 optional=True,
-                default=None,
                 doc="The job name (`#$ -N`); default: the task name of a single-task job, "
                 f"else `{DEFAULT_JOB_NAME}`. Characters Grid Engine refuses become `_`.",
             ),
