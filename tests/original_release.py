@@ -1,57 +1,28 @@
 """The original dpdispatcher (1.0.3, 1.1.0) in a throwaway virtual environment.
 
-Installed from PyPI at test time with the ordinary ``pip`` and cached under
-``$DPDISP_TEST_CACHE`` (default ``~/.cache/dpdisp-tests``), one environment per release
-and Python version, built under a file lock and marked complete only at the end. The
-tests *run* it (``tests/integration/original/drive.py``) to observe what it does; none
-of its code is imported into this package. Without network access the build fails,
-which under ``CI=true`` fails the test (nothing is skipped there).
+Installed from PyPI at test time into the one cached environment per release that
+:func:`tests._venvs.original` builds (under a file lock, marked complete only at the
+end). The tests *run* it (``tests/integration/original/drive.py``) to observe what it
+does; none of its code is imported into this package. Without network access the build fails,
+and so does the test (nothing is skipped).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import subprocess
-import sys
-import venv
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests._venvs import original
 
-CACHE = Path(os.environ.get("DPDISP_TEST_CACHE", Path.home() / ".cache" / "dpdisp-tests"))
 DRIVER = Path(__file__).resolve().parent / "integration" / "original" / "drive.py"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def original_python(version: str) -> Path:
-    """The interpreter of a venv holding ``dpdispatcher==version`` (built on first use)."""
-    root = CACHE / f"original-dpdispatcher-{version}-py{sys.version_info[0]}{sys.version_info[1]}"
-    python = root / "bin" / "python"
-    marker = root / ".dpdisp-complete"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f".{root.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.exists():
-            return python
-        shutil.rmtree(root, ignore_errors=True)
-        venv.create(root, with_pip=True)
-        res = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", f"dpdispatcher=={version}"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if res.returncode != 0:
-            reason = f"cannot install dpdispatcher=={version} from PyPI: {res.stderr[-2000:]}"
-            if IN_CI:
-                pytest.fail(reason)
-            pytest.skip(reason)
-        marker.touch()
-    return python
+    """The interpreter of the shared venv holding ``dpdispatcher==version`` (built once)."""
+    return original(version).python
 
 
 def original_env(home: Path) -> dict[str, str]:

@@ -25,7 +25,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.clients._venv import ClientVenv
+from tests._venvs import Venv
 
 TYPE_MAP = ["H", "C"]
 NUMB_MODELS = 4
@@ -210,7 +210,7 @@ record("end")
 """
 
 
-def write_standins(bindir: Path, venv: ClientVenv, counter: Path, gate: Path | None) -> None:
+def write_standins(bindir: Path, venv: Venv, counter: Path, gate: Path | None) -> None:
     """Write the ``dp``, ``lmp`` and ``vasp`` stand-ins into ``bindir``."""
     bindir.mkdir(parents=True, exist_ok=True)
     header = _HEADER.format(python=venv.python, counter=str(counter),
@@ -285,7 +285,7 @@ def machine(example: Path, bindir: Path, remote_root: Path) -> dict[str, object]
     return mdata
 
 
-def prepare(work: Path, venv: ClientVenv, example: Path, bindir: Path,
+def prepare(work: Path, venv: Venv, example: Path, bindir: Path,
             remote_root: Path) -> None:
     """Write every input of the case into ``work``."""
     work.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,14 @@
 """Run the original dpdispatcher 1.1.0 test suite against this package.
 
-The suite is fetched from PyPI at run time (``pip download --no-deps --no-binary :all:
-dpdispatcher==1.1.0``, cached under ``~/.cache/dpdisp-tests/original-suite``); nothing of
-it is kept in this repository. Its ``tests/``, ``examples/`` and ``.github/`` are copied
+The suite is fetched from PyPI at run time (the 1.1.0 sdist, cached by
+:func:`tests._venvs.sdist_archive`); nothing of it is kept in this repository. Its
+``tests/``, ``examples/`` and ``.github/`` are copied
 into a scratch directory next to a symlink ``dpdispatcher -> <this checkout>/dpdispatcher``,
 so ``import dpdispatcher`` in the suite (which puts its parent directory first on
 ``sys.path``) resolves to this package. A ``dpdisp`` wrapper on ``PATH`` and a generated
 ``.dist-info`` (entry points from our ``pyproject.toml``, as an editable install would
 give) make the CLI and dpgui tests see this package too. ``dpgui`` is installed into a
-throwaway virtual environment (with the system site packages) in the cache directory.
+cached throwaway virtual environment with the system site packages (:mod:`tests._venvs`).
 
 Usage::
 
@@ -27,52 +27,32 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import venv
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+if not __package__:  # run as a script: the checkout's ``tests`` package must import
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests._venvs import build, sdist_archive
+
 VERSION = "1.1.0"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-CACHE = Path(os.environ.get("DPDISP_TEST_CACHE", Path.home() / ".cache" / "dpdisp-tests"))
-SUITE_CACHE = CACHE / "original-suite"
 EXEMPT_FILE = HERE / "original_suite_exempt.txt"
 KNOWN_FILE = HERE / "original_suite_known_failures.txt"
 #: extra packages the original's tests import (its ``test`` extra)
 TEST_DEPS = ("dpgui==1.0.1",)
 
 
-def _run(cmd: list[str], **kw: object) -> None:
-    subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]
-
-
-def fetch_sdist(cache: Path = SUITE_CACHE) -> Path:
+def fetch_sdist() -> Path:
     """The 1.1.0 sdist, downloaded from PyPI once and cached."""
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"dpdispatcher-{VERSION}.tar.gz"
-    if not target.is_file():
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            _run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                 "--no-binary", ":all:", f"dpdispatcher=={VERSION}", "-d", tmp],
-                stdout=subprocess.DEVNULL,
-            )
-            os.replace(Path(tmp) / target.name, target)
-    return target
+    return sdist_archive(f"dpdispatcher=={VERSION}")
 
 
-def test_python(cache: Path = SUITE_CACHE) -> Path:
+def test_python() -> Path:
     """A venv (with the system site packages, where our dependencies are) plus dpgui."""
-    env_dir = cache / "venv"
-    python = env_dir / "bin" / "python"
-    marker = env_dir / ".deps-installed"
-    if not marker.is_file():
-        venv.EnvBuilder(system_site_packages=True, clear=True, with_pip=True).create(env_dir)
-        _run([str(python), "-m", "pip", "install", "--quiet", *TEST_DEPS],
-             stdout=subprocess.DEVNULL)
-        marker.write_text(" ".join(TEST_DEPS))
-    return python
+    return build("original-suite-deps", [], TEST_DEPS, this_package_deps=False,
+                 system_site_packages=True).python  # fmt: skip
 
 
 def _members(tar: tarfile.TarFile, prefix: str) -> list[tarfile.TarInfo]:

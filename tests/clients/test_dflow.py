@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients._venv import ClientVenv, build
+from tests._venvs import Venv, build
 from tests.cloud_emulator.server import CloudEmulator
 from tests.conftest import require
 
@@ -47,7 +47,7 @@ DRIVER = Path(__file__).with_name("dflow_driver.py")
 
 
 @pytest.fixture(scope="module")
-def dflow_venv() -> ClientVenv:
+def dflow_venv() -> Venv:
     return build("dflow", [PYDFLOW], DFLOW_LIGHT_DEPS)
 
 
@@ -70,13 +70,13 @@ def _spec(tmp: Path, counter: Path, machine: dict[str, Any], **extra: Any) -> Pa
     return path
 
 
-def _env(venv: ClientVenv, tmp: Path) -> dict[str, str]:
+def _env(venv: Venv, tmp: Path) -> dict[str, str]:
     home = tmp / "home"
     home.mkdir(exist_ok=True)
     return venv.env(HOME=str(home))
 
 
-def _run(venv: ClientVenv, tmp: Path, spec: Path, timeout: float = 300,
+def _run(venv: Venv, tmp: Path, spec: Path, timeout: float = 300,
          **env: str) -> tuple[dict[str, Any], str]:
     done = subprocess.run(
         [str(venv.python), str(DRIVER), str(spec)], cwd=tmp, env={**_env(venv, tmp), **env},
@@ -108,7 +108,7 @@ def _local_machine(remote_root: Path, context: str = "LocalContext") -> dict[str
     return {"batch_type": "Shell", "context_type": context, "remote_root": str(remote_root)}
 
 
-def test_dflow_shell_local_context(dflow_venv: ClientVenv, tmp_path: Path) -> None:
+def test_dflow_shell_local_context(dflow_venv: Venv, tmp_path: Path) -> None:
     """Shell + LocalContext: a shell step's artifact feeds a Python OP step."""
     counter, remote = tmp_path / "counter", tmp_path / "remote"
     result, output = _run(dflow_venv, tmp_path,
@@ -117,7 +117,7 @@ def test_dflow_shell_local_context(dflow_venv: ClientVenv, tmp_path: Path) -> No
     assert list(remote.iterdir()) == []  # clean=True (dflow's default) removed the job roots
 
 
-def test_dflow_shell_lazy_local_context(dflow_venv: ClientVenv, tmp_path: Path) -> None:
+def test_dflow_shell_lazy_local_context(dflow_venv: Venv, tmp_path: Path) -> None:
     """Shell + LazyLocalContext: jobs run in the step's own work dir."""
     counter = tmp_path / "counter"
     machine = {"batch_type": "Shell", "context_type": "LazyLocalContext",
@@ -128,7 +128,7 @@ def test_dflow_shell_lazy_local_context(dflow_venv: ClientVenv, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("merge", [True, False], ids=["merged", "per-slice"])
-def test_dflow_sliced_step(dflow_venv: ClientVenv, tmp_path: Path, merge: bool) -> None:
+def test_dflow_sliced_step(dflow_venv: Venv, tmp_path: Path, merge: bool) -> None:
     """dpgen2's sliced steps: merged into one submission of many tasks, or one each."""
     counter, remote = tmp_path / "counter", tmp_path / "remote"
     items = ["a", "b", "c", "d"]
@@ -141,7 +141,7 @@ def test_dflow_sliced_step(dflow_venv: ClientVenv, tmp_path: Path, merge: bool) 
 
 
 def test_dflow_clean_false_with_retry_on_submission_error(
-    dflow_venv: ClientVenv, tmp_path: Path
+    dflow_venv: Venv, tmp_path: Path
 ) -> None:
     """dpgen2's settings: retry_on_submission_error=10, clean=False keeps the job root."""
     counter, remote = tmp_path / "counter", tmp_path / "remote"
@@ -162,7 +162,7 @@ def test_dflow_clean_false_with_retry_on_submission_error(
     assert any(said.search(line) for line in step_log.splitlines()), step_log[-3000:]
 
 
-def test_dflow_ssh_context_slurm(dflow_venv: ClientVenv, tmp_path: Path,
+def test_dflow_ssh_context_slurm(dflow_venv: Venv, tmp_path: Path,
                                  shared_dir: Path) -> None:
     """dflow's default machine (Slurm over SSHContext) against the test sshd and Slurm.
 
@@ -204,7 +204,7 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_dflow_sigterm_of_the_step_kills_its_job(dflow_venv: ClientVenv,
+def test_dflow_sigterm_of_the_step_kills_its_job(dflow_venv: Venv,
                                                   tmp_path: Path) -> None:
     """SIGTERM to the step (pod deletion): dflow's handler removes the unfinished job."""
     counter, remote = tmp_path / "counter", tmp_path / "remote"
@@ -268,7 +268,7 @@ def _the_job(emulator: CloudEmulator) -> Any:
     return jobs[0]
 
 
-def test_dflow_bohrium_backend(dflow_venv: ClientVenv, tmp_path: Path,
+def test_dflow_bohrium_backend(dflow_venv: Venv, tmp_path: Path,
                                cloud_emulator: CloudEmulator) -> None:
     """Bohrium through dflow against the cloud emulator: input_data, exit code, results."""
     counter = tmp_path / "counter"
@@ -290,7 +290,7 @@ def test_dflow_bohrium_backend(dflow_venv: ClientVenv, tmp_path: Path,
     ids=["refused-once", "outage"],
 )
 def test_dflow_bohrium_retry_on_submission_error(
-    dflow_venv: ClientVenv, tmp_path: Path, cloud_emulator: CloudEmulator,
+    dflow_venv: Venv, tmp_path: Path, cloud_emulator: CloudEmulator,
     failures: int, status: int,
 ) -> None:
     """dpgen2's retry_on_submission_error around a failing job API: one job, run once."""
@@ -312,7 +312,7 @@ def test_dflow_bohrium_retry_on_submission_error(
 
 
 def test_dflow_bohrium_leaves_dflow_remote_root_alone(
-    dflow_venv: ClientVenv, tmp_path: Path, cloud_emulator: CloudEmulator
+    dflow_venv: Venv, tmp_path: Path, cloud_emulator: CloudEmulator
 ) -> None:
     """dflow passes its cluster remote_root even to Bohrium; nothing may be made there."""
     counter, cluster_root = tmp_path / "counter", tmp_path / "cluster-root"

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._venvs import Venv, build, sdist
 from tests.clients import dpgen_case as case
-from tests.clients._venv import ClientVenv, build, sdist
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +44,13 @@ EXAMPLES_SDIST = "dpgen==0.11.1"
 
 
 @pytest.fixture(scope="module")
-def dpgen_venv() -> ClientVenv:
+def dpgen_venv() -> Venv:
     return build("dpgen", [DPGEN], DPGEN_LIGHT_DEPS)
 
 
 @pytest.fixture(scope="module")
 def dpgen_sdist() -> Path:
-    return sdist(EXAMPLES_SDIST, "dpgen-0.11.1")
+    return sdist(EXAMPLES_SDIST)
 
 
 _CHECK_MACHINE_EXAMPLES = """
@@ -76,7 +76,7 @@ print(json.dumps(results))
 
 
 def test_dpgen_example_machine_files_pass_dpgen_arginfo(
-    dpgen_venv: ClientVenv, dpgen_sdist: Path
+    dpgen_venv: Venv, dpgen_sdist: Path
 ) -> None:
     """Every machine file DP-GEN's test_check_examples lists passes DP-GEN's strict check."""
     test_file = dpgen_sdist / "tests" / "test_check_examples.py"
@@ -93,7 +93,7 @@ def test_dpgen_example_machine_files_pass_dpgen_arginfo(
     assert failures == {}
 
 
-def _start_dpgen(venv: ClientVenv, work: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start_dpgen(venv: Venv, work: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
             [str(venv.bindir / "dpgen"), "run", "param.json", "machine.json"],
@@ -118,7 +118,7 @@ def _expect_once(found: dict[str, int], number: int, what: str) -> None:
 
 
 def test_dpgen_run_iteration_killed_in_fp_and_rerun(
-    dpgen_venv: ClientVenv, dpgen_sdist: Path, tmp_path: Path
+    dpgen_venv: Venv, dpgen_sdist: Path, tmp_path: Path
 ) -> None:
     """train -> model_devi -> fp (killed, rerun) -> post_fp -> next train, each task once."""
     work, bindir = tmp_path / "run", tmp_path / "bin"
@@ -174,7 +174,7 @@ def test_dpgen_run_iteration_killed_in_fp_and_rerun(
 
 
 def test_dpgen_init_bulk_relax_md_collect(
-    dpgen_venv: ClientVenv, dpgen_sdist: Path, tmp_path: Path
+    dpgen_venv: Venv, dpgen_sdist: Path, tmp_path: Path
 ) -> None:
     """``dpgen init_bulk`` on DP-GEN's own ch4.json example: relax and md through
     ``make_submission`` with ``cvasp`` in the fp resources, every task once."""

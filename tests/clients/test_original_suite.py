@@ -9,24 +9,13 @@ public behaviour still to be fixed, each with its reason and owner).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
-
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
-
-
-def _network_or_cache() -> None:
-    from tests.clients import original_suite as suite
-
-    cached = (suite.SUITE_CACHE / f"dpdispatcher-{suite.VERSION}.tar.gz").is_file()
-    if not cached and shutil.which("pip") is None and not IN_CI:
-        pytest.skip("no cached sdist and no pip to fetch it")
 
 
 def test_every_listed_test_has_a_reason() -> None:
@@ -42,7 +31,6 @@ def test_every_listed_test_has_a_reason() -> None:
 def test_original_suite_has_no_unexpected_failure(tmp_path: Path) -> None:
     from tests.clients.original_suite import evaluate
 
-    _network_or_cache()
     verdict = evaluate(tmp_path / "run")
     print(verdict.summary())
     assert len(verdict.outcome.passed) > 0, verdict.summary()

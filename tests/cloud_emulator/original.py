@@ -1,8 +1,8 @@
 """The original dpdispatcher 1.1.0 with its cloud extra, in a throwaway virtual environment.
 
-:func:`original_python` creates ``~/.cache/dpdisp-tests/orig-1.1.0-bohrium`` on first
-use with ``pip install "dpdispatcher[bohrium]==1.1.0"`` from PyPI (which brings
-``oss2`` and ``bohrium-sdk``) and returns its interpreter; later calls reuse it. The
+:func:`original_python` is the interpreter of :func:`tests._venvs.original`, the one
+cached venv holding ``dpdispatcher[bohrium]==1.1.0`` from PyPI (which brings ``oss2``
+and ``bohrium-sdk``), shared with every other test that runs the original. The
 original is only *run* (as a client of the emulator), never imported here.
 
 :data:`DRIVER` is the script that drives it through one submission.
@@ -10,36 +10,16 @@ original is only *run* (as a client of the emulator), never imported here.
 
 from __future__ import annotations
 
-import fcntl
-import os
-import subprocess
 import sys
-import venv
 from pathlib import Path
+
+from tests._venvs import original, pip_target
 
 __all__ = ["DRIVER", "OPENAPI_DRIVER", "ensure_bohrium_sdk", "original_python"]
 
-CACHE = Path(os.environ.get("DPDISP_TESTS_CACHE", Path.home() / ".cache" / "dpdisp-tests"))
-SPEC = "dpdispatcher[bohrium]==1.1.0"
-
-
 def original_python() -> Path:
-    """The python of a venv holding dpdispatcher 1.1.0 + its bohrium extra (created once)."""
-    root = CACHE / "orig-1.1.0-bohrium"
-    python = root / "bin" / "python"
-    done = root / ".complete"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(root) + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            venv.create(root, with_pip=True, clear=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", SPEC],
-                check=True,
-                stdout=sys.stderr,
-            )
-            done.write_text(SPEC + "\n")
-    return python
+    """The python of the shared venv holding dpdispatcher 1.1.0 + its bohrium extra."""
+    return original("1.1.0").python
 
 
 #: Drives the original through a submission: ``python DRIVER <env.json> <mode> <work>``.
@@ -85,8 +65,8 @@ print("COMPLETED")
 def ensure_bohrium_sdk() -> None:
     """Make ``bohrium`` (bohrium-sdk, the ``bohrium`` extra) importable.
 
-    When the environment lacks it, ``pip install --target`` puts it (from PyPI) in
-    ``~/.cache/dpdisp-tests/bohrium-sdk`` once, and that directory joins ``sys.path``.
+    When the environment lacks it, :func:`tests._venvs.pip_target` installs it (from
+    PyPI) into a cached directory once, and that directory joins ``sys.path``.
     """
     try:
         import bohrium  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
@@ -94,19 +74,7 @@ def ensure_bohrium_sdk() -> None:
         pass
     else:
         return
-    target = CACHE / "bohrium-sdk"
-    done = target / ".complete"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(str(target) + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            subprocess.run(
-                [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                 "--target", str(target), "bohrium-sdk>=0.15"],
-                check=True,
-                stdout=sys.stderr,
-            )  # fmt: skip
-            done.write_text("bohrium-sdk\n")
+    target = pip_target("bohrium-sdk>=0.15", "bohrium-sdk")
     if str(target) not in sys.path:
         sys.path.append(str(target))
 

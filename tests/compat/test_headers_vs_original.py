@@ -1,13 +1,12 @@
 """Every batch type's scheduler directives equal the original dpdispatcher 1.1.0's.
 
-The original is installed at run time (``pip install dpdispatcher==1.1.0``) into a
-throwaway virtual environment, cached in ``~/.cache/dpdisp-tests`` (override with
-``DPDISP_ORIGINAL_VENV``). Both packages render the same matrix of resources through
-``render_headers.py``; the headers, and the directive lines of the whole scripts, must
-be equal once the deliberate differences below are applied. Each deliberate difference
-is named, carries its reason, and is listed in ``docs/migrating.md``.
+The original is installed at run time from PyPI into the one cached virtual environment
+every test shares (:func:`tests._venvs.original`). Both packages render the same matrix
+of resources through ``render_headers.py``; the headers, and the directive lines of the
+whole scripts, must be equal once the deliberate differences below are applied. Each
+deliberate difference is named, carries its reason, and is listed in ``docs/migrating.md``.
 
-Without network access to PyPI the test is skipped for a user and fails under CI.
+Without network access to PyPI the test fails (nothing is skipped).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import venv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +23,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests import _venvs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 RENDER = HERE / "render_headers.py"
-ORIGINAL = "dpdispatcher==1.1.0"
 #: lines that carry a scheduler directive (or the shebang), in any batch type
 DIRECTIVE = re.compile(r"^(#!|#SBATCH|#PBS|#\$ |#BSUB|#JSUB|#PJM)")
 
@@ -132,35 +129,6 @@ CASES = _cases()
 
 
 # ------------------------------------------------------------------ the two renderings
-def _original_python() -> Path:
-    """The interpreter of a venv holding the original 1.1.0 (created on first use)."""
-    base = Path(os.environ.get("DPDISP_ORIGINAL_VENV")
-                or Path.home() / ".cache" / "dpdisp-tests" / "dpdispatcher-1.1.0")  # fmt: skip
-    python = base / "bin" / "python"
-    probe = [
-        str(python),
-        "-c",
-        "import dpdispatcher, sys; sys.exit(dpdispatcher.__version__ != '1.1.0')",
-    ]
-    if python.exists():
-        found = subprocess.run(
-            probe, capture_output=True, check=False, cwd=base, env=_isolated_env(base)
-        )
-        if found.returncode == 0:
-            return python
-    venv.EnvBuilder(with_pip=True, clear=True).create(base)
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", ORIGINAL],
-        capture_output=True, text=True, check=False, timeout=900,
-    )  # fmt: skip
-    if install.returncode != 0:
-        reason = f"cannot install {ORIGINAL} from PyPI: {install.stderr.strip()[-500:]}"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return python
-
-
 def _isolated_env(home: Path) -> dict[str, str]:
     """No PYTHONPATH (the original must import itself) and a private HOME (it writes
     ``~/.dpdispatcher`` and ``./dpdispatcher.log`` at import time)."""
@@ -183,7 +151,7 @@ def _render(python: str, tmp: Path, extra_env: dict[str, str]) -> dict[str, dict
 
 @pytest.fixture(scope="module")
 def renderings(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
-    python = _original_python()
+    python = _venvs.original("1.1.0").python
     original = _render(str(python), tmp_path_factory.mktemp("original"), {})
     ours = _render(sys.executable, tmp_path_factory.mktemp("ours"), {"PYTHONPATH": str(REPO)})
     return original, ours
