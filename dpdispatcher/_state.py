@@ -18,7 +18,7 @@ from dpdispatcher.errors import RecoveryError, SchedulerError
 from dpdispatcher.utils.job_status import JobStatus
 
 #: the fields of a persisted job that change while it runs (left out of its static form)
-RUNTIME_KEYS = ("job_state", "job_id", "fail_count")
+RUNTIME_KEYS = ("job_state", "job_id", "fail_count", "failure_reason", "task_states")
 
 
 @dataclass(frozen=True)

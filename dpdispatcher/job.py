@@ -196,7 +196,11 @@ class Job:
         }
         if not if_static:
             body.update(
-                job_state=int(self.job_state), job_id=self.job_id, fail_count=self.fail_count
+                job_state=int(self.job_state),
+                job_id=self.job_id,
+                fail_count=self.fail_count,
+                failure_reason=self.failure_reason,
+                task_states=[int(t.task_state) for t in self.job_task_list],
             )
         return {self.job_hash: body}
 
@@ -211,14 +215,17 @@ class Job:
         key = f"{{{_json_str(self.job_hash)}: "
         if if_static:
             return key, self._static_body(), "}}"
-        runtime = (self.job_state, self.job_id, self.fail_count)
+        task_states = tuple(int(t.task_state) for t in self.job_task_list)
+        runtime = (self.job_state, self.job_id, self.fail_count, self.failure_reason, task_states)
         cache = self._tail_cache
         if cache is None or cache[0] != runtime:
             job_id = self.job_id
             job_id_json = _json_str(job_id) if isinstance(job_id, str) else json.dumps(job_id)
             tail = (
                 f', "job_state": {int(self.job_state)}, "job_id": {job_id_json}, '
-                f'"fail_count": {int(self.fail_count)}}}}}'
+                f'"fail_count": {int(self.fail_count)}, '
+                f'"failure_reason": {json.dumps(self.failure_reason)}, '
+                f'"task_states": {json.dumps(list(task_states))}}}}}'
             )
             cache = self._tail_cache = (runtime, tail)
         return key, self._static_body(), cache[1]
@@ -250,6 +257,12 @@ class Job:
         job.job_state = JobStatus.unsubmitted if state is None else JobStatus(state)
         job.job_id = str(body.get("job_id", "") or "")
         job.fail_count = int(body.get("fail_count", 0))
+        reason = body.get("failure_reason")
+        job.failure_reason = None if reason is None else str(reason)
+        task_states = body.get("task_states")
+        if isinstance(task_states, list) and len(task_states) == len(job.job_task_list):
+            for task, value in zip(job.job_task_list, task_states):
+                task.task_state = JobStatus(value)
         return job
 
     def adopt(self, other: Job) -> None:

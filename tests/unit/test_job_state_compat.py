@@ -59,3 +59,23 @@ def test_local_context_call_runs_in_the_job_root_without_waiting(tmp_path):
     assert code == 3
     assert out.read().decode().strip() == str(tmp_path)
     assert err.read() == b"oops\n"
+
+
+def test_failure_reason_and_task_states_are_runtime_fields_that_round_trip():
+    # observed on 1.1.0: serialize() records "failure_reason" and "task_states" (one int per
+    # task) after fail_count; serialize(if_static=True) and the hash leave them out
+    import json
+
+    a = job()
+    static_hash = a.job_hash
+    a.job_state, a.failure_reason = JobStatus.failed, "boom"
+    a.job_task_list[0].task_state = JobStatus.failed
+    ((_, body),) = a.serialize().items()
+    assert list(body)[-5:] == ["job_state", "job_id", "fail_count", "failure_reason", "task_states"]
+    assert (body["failure_reason"], body["task_states"]) == ("boom", [int(JobStatus.failed)])
+    assert "task_states" not in next(iter(a.serialize(if_static=True).values()))
+    assert a.to_json() == json.dumps(a.serialize())
+    restored = Job.deserialize(a.serialize())
+    assert restored.job_hash == static_hash
+    assert restored.failure_reason == "boom"
+    assert restored.job_task_list[0].task_state == JobStatus.failed
