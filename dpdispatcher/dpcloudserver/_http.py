@@ -77,8 +77,12 @@ class ApiSession:
 
     @property
     def token(self) -> str | None:
-        """The current login token (``None`` before :meth:`login`)."""
+        """The current login token (``None`` before :meth:`login`); settable, as in 1.1.0."""
         return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._token = value
 
     @property
     def session(self) -> requests.Session:
@@ -123,7 +127,7 @@ class ApiSession:
         import requests
 
         def send() -> requests.Response:
-            return self.session.request(
+            return self._transport(
                 method, url, headers=dict(headers), timeout=self.timeout, stream=stream, **kwargs
             )
 
@@ -136,8 +140,17 @@ class ApiSession:
             hint="DPDISPATCHER_LEBESGUE_API_HOST",
         )
 
+    def _transport(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One HTTP request (no retry); through :attr:`session`."""
+        return self.session.request(method, url, **kwargs)
+
+    @property
+    def ticket(self) -> str | None:
+        """The ticket given to the constructor (``BOHR_TICKET``, when set, goes first)."""
+        return self._ticket
+
     def _ticket_value(self) -> str:
-        return self._ticket or os.environ.get("BOHR_TICKET", "")
+        return os.environ.get("BOHR_TICKET") or self._ticket or ""
 
     def _auth_headers(self) -> dict[str, str]:
         with self._lock:
@@ -179,7 +192,7 @@ class ApiSession:
                     relogged = True
                     continue
                 raise self._error(method, path, resp.status_code, payload, auth_failed=True)
-            if resp.status_code >= 400 or payload is None or not is_ok(payload.get("code")):
+            if not resp.ok or payload is None or not is_ok(payload.get("code")):
                 raise self._error(method, path, resp.status_code, payload)
             return payload.get("data")
 

@@ -111,3 +111,19 @@ def atomic_target(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+class LazyModule:
+    """A module imported on first attribute access (``requests`` is heavy to import).
+
+    Bound to a module-level name it keeps that name patchable:
+    ``mock.patch("...client.requests.get")`` replaces ``get`` on this object only.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> object:
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)

@@ -21,18 +21,28 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import config
 from ._http import TOKEN_REJECTED_CODES, ApiSession
 from ._models import CloudAPIError, CreatedJob, JobDetail, RequestInfoException, StsToken
 from ._oss import OssTransfer
-from ._util import MiB, atomic_target, without_query
+from ._util import LazyModule, MiB, atomic_target, without_query
+
+if TYPE_CHECKING:
+    import requests
+else:  # imported on first use; a module-level name users' tests patch, as in 1.1.0
+    requests = LazyModule("requests")
 from ._wire import job_add_body, list_query
 
+#: tries of :meth:`Client.download_from_url` (1.1.0's count)
+DOWNLOAD_ATTEMPTS = 3
+
 __all__ = [
+    "DOWNLOAD_ATTEMPTS",
     "TOKEN_REJECTED_CODES",
     "Client",
     "CloudAPIError",
@@ -52,8 +62,9 @@ class Client(ApiSession):
         with them, the client logs in on first use and again (once per call) when
         the service rejects the token.
     ticket
-        A Bohrium ticket, sent as the ``Brm-Ticket`` header. Without it (and
-        without a token) the ``BOHR_TICKET`` environment variable is used.
+        A Bohrium ticket, sent as the ``Brm-Ticket`` header; the ``BOHR_TICKET``
+        environment variable, when set, is sent instead (as in 1.1.0). With a
+        ticket the client does not log in.
     api_host, base_url
         Base URL of the API (``base_url`` is 1.1.0's name); default:
         :func:`config.api_host` at each call.
@@ -77,6 +88,13 @@ class Client(ApiSession):
         self._sts: StsToken | None = None
         self._sts_lock = threading.Lock()
         self._oss = OssTransfer(self.sts_token, self.retry, self.timeout[1])
+
+    def _transport(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One HTTP request through this module's ``requests`` (1.1.0's calls, which
+        its users' tests patch as ``client.requests.get``/``post``)."""
+        send = getattr(requests, method.lower())
+        response: requests.Response = send(url, **kwargs)
+        return response
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET`` an API path (relative to the API host); returns ``data``."""
@@ -176,24 +194,42 @@ class Client(ApiSession):
         return self.get("/brm/v1/job/list", list_query(page, per_page, job_group_id))
 
     def download_result(self, url: str, save_file: str | os.PathLike[str]) -> Path:
-        """Download a job's ``resultUrl`` to ``save_file`` (streamed, atomic rename).
+        """Download a job's ``resultUrl`` (absolute, or relative to the API host) to
+        ``save_file``: :meth:`download_from_url`."""
+        return self.download_from_url(url if "://" in url else self._url(url), save_file)
 
-        The request carries ``Authorization: jwt <token>`` as the service expects.
+    def download_from_url(self, url: str, save_file: str | os.PathLike[str]) -> Path:
+        """Download ``url`` (e.g. a job's result) to ``save_file``, as 1.1.0's method.
+
+        The request carries ``Authorization: jwt <token>`` as the service expects. Up to
+        :data:`DOWNLOAD_ATTEMPTS` tries; then :class:`RequestInfoException` naming the URL
+        and the last HTTP status/reason/body or transport error. Nothing is left at
+        ``save_file`` on failure (written to a temporary name, renamed when complete).
         """
-        full = url if "://" in url else self._url(url)
-        headers = {"Authorization": f"jwt {self._token or ''}"}
-        resp = self._send("GET", full, headers=headers, idempotent=True, stream=True)
-        with resp:
-            if resp.status_code != 200:
-                raise RequestInfoException(
-                    f"downloading the result {without_query(full)} failed: HTTP "
-                    f"{resp.status_code}; the job's result may have expired",
-                    http_status=resp.status_code,
-                )
-            with atomic_target(Path(save_file)) as tmp, open(tmp, "wb") as out:
-                for chunk in resp.iter_content(chunk_size=MiB):
-                    out.write(chunk)
-        return Path(save_file)
+        last = ""
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            if attempt:
+                time.sleep(min(self.retry.max_backoff, self.retry.backoff * 2 ** (attempt - 1)))
+            try:
+                resp = requests.get(url, headers={"Authorization": f"jwt {self._token or ''}"},
+                                    stream=True, timeout=self.timeout)  # fmt: skip
+            except (requests.RequestException, OSError) as err:  # transport failure
+                last = f"{type(err).__name__}: {self._redact(str(err))}"
+                continue
+            try:
+                if resp.ok:
+                    with atomic_target(Path(save_file)) as tmp, open(tmp, "wb") as out:
+                        for chunk in resp.iter_content(chunk_size=8192):
+                            out.write(chunk)
+                    return Path(save_file)
+                last = (f"status_code={resp.status_code} reason={resp.reason} "
+                        f"text={self._redact(str(resp.text))[:500]} (a job's result URL "
+                        "may have expired)")  # fmt: skip
+            finally:
+                resp.close()
+        raise RequestInfoException(
+            f"downloading {without_query(url)} failed after {DOWNLOAD_ATTEMPTS} attempts: {last}"
+        )
 
     def upload_file(
         self,

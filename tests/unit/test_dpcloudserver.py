@@ -567,3 +567,38 @@ def test_no_credential_reaches_the_logs(
     assert token and new_token and new_token != token
     assert token not in caplog.text and new_token not in caplog.text
     assert CloudEmulator.PASSWORD not in caplog.text and "retry 1/3" in caplog.text
+
+
+def test_bohr_ticket_goes_before_the_clients_own_ticket(
+    cloud_emulator: CloudEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As 1.1.0 (its test_dpcloudserver_client): BOHR_TICKET, when set, is the ticket
+    sent; unset, the client's own ticket is; neither logs in."""
+    good, stale = cloud_emulator.issue_ticket(), "not-a-ticket"
+    client = Client(ticket=stale)
+    monkeypatch.setenv("BOHR_TICKET", good)
+    client.sts_token()
+    assert client.ticket == stale and cloud_emulator.calls["POST /account/login"] == 0
+    monkeypatch.setenv("BOHR_TICKET", "")
+    with pytest.raises(CloudAuthError):
+        client.sts_token(refresh=True)
+
+
+def test_download_from_url_tries_three_times_and_leaves_no_file(
+    cloud_emulator: CloudEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dpdispatcher.dpcloudserver import client as client_module
+    from dpdispatcher.dpcloudserver.client import RequestInfoException
+
+    monkeypatch.setattr(client_module.time, "sleep", lambda s: None)
+    client = Client(email=CloudEmulator.EMAIL, password=CloudEmulator.PASSWORD)
+    client.login()
+    missing = cloud_emulator.base_url + "/no/such/result.zip"
+    cloud_emulator.reset_calls()
+    with pytest.raises(RequestInfoException, match="status_code=404") as info:
+        client.download_from_url(missing, tmp_path / "r.zip")
+    assert "/no/such/result.zip" in str(info.value) and not (tmp_path / "r.zip").exists()
+    assert sum(cloud_emulator.calls.values()) == 3
+    with pytest.raises(RequestInfoException, match="ConnectionError"):
+        client.download_from_url("http://127.0.0.1:9/r.zip", tmp_path / "r.zip")
+    assert not (tmp_path / "r.zip").exists()
