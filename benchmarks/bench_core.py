@@ -12,9 +12,9 @@ What it measures (each in fresh temporary directories, in one run of this script
    returning (results downloaded, job root cleaned).  Interpreter start-up and
    ``import dpdispatcher`` are not in it; import time is reported separately.  Each package
    runs in its own child process: ours with this interpreter, the original with the
-   interpreter of a throwaway virtual environment (``benchmarks/.venv-orig``, created and
-   filled with ``pip install dpdispatcher==1.1.0`` when missing; ``--orig-python`` points at
-   another one).  Ours is run ``--repeat`` times and the median is kept; the original once
+   interpreter of the throwaway virtual environment the tests share (``tests/_venvs.py``,
+   filled from PyPI on first use and cached in ``~/.cache/dpdisp-tests``; ``--orig-venv``
+   points at another one).  Ours is run ``--repeat`` times and the median is kept; the original once
    (its time is dominated by its fixed poll interval, so repeating it tells nothing new).
 
 2. **Dispatcher overhead per task, ours, group_size 10** (``--group-size``).  Overhead =
@@ -52,13 +52,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import venv
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 ORIG_VERSION = "1.1.0"
-DEFAULT_VENV = HERE / ".venv-orig"
 TARGET_RATIO = 0.1
 TARGET_OVERHEAD_MS = 5.0
 
@@ -166,27 +164,20 @@ def worker(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- driver side
 
 
-def ensure_orig_python(venv_dir: Path) -> Path:
-    """The python of a venv holding dpdispatcher==1.1.0, created on first use."""
-    python = venv_dir / "bin" / "python"
-    probe = [str(python), "-c", "import dpdispatcher; print(dpdispatcher.__version__)"]
-    if python.exists():
-        done = subprocess.run(
-            probe,
-            capture_output=True,
-            text=True,
-            cwd=tempfile.gettempdir(),
-            env=_orig_env(),
-            check=False,
-        )
-        if done.returncode == 0 and done.stdout.strip() == ORIG_VERSION:
-            return python
-    print(f"creating {venv_dir} with dpdispatcher=={ORIG_VERSION} ...", file=sys.stderr)
-    venv.create(venv_dir, with_pip=True, clear=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"dpdispatcher=={ORIG_VERSION}"], check=True
-    )
-    return python
+def ensure_orig_python(venv_dir: Path | None = None) -> Path:
+    """The python of a venv holding dpdispatcher==1.1.0.
+
+    ``venv_dir``'s when given; otherwise the one the tests share (``tests/_venvs.py``,
+    installed from PyPI into ``~/.cache/dpdisp-tests`` on first use).
+    """
+    if venv_dir is not None:
+        return venv_dir / "bin" / "python"
+    sys.path.insert(0, str(REPO))
+    try:
+        from tests._venvs import original
+    finally:
+        sys.path.remove(str(REPO))
+    return original(ORIG_VERSION).python
 
 
 def _orig_env() -> dict[str, str]:
@@ -282,8 +273,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--orig-venv",
         type=Path,
-        default=DEFAULT_VENV,
-        help=f"venv for dpdispatcher=={ORIG_VERSION} (default benchmarks/.venv-orig)",
+        default=None,
+        help=f"venv holding dpdispatcher=={ORIG_VERSION} (default: the tests' cached one)",
     )
     p.add_argument("--worker", choices=["wall", "full"], help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)

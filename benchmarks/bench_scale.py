@@ -3,8 +3,8 @@
 
 Every measurement runs in a child process of its own, under either package: ours with this
 interpreter and the repository on ``PYTHONPATH``, the original with the interpreter of a
-throwaway virtual environment (``benchmarks/.venv-orig``, filled with
-``pip install dpdispatcher==1.1.0`` on first use, shared with bench_core.py). The children
+throwaway virtual environment the tests share (``tests/_venvs.py``, filled from PyPI on
+first use, cached in ``~/.cache/dpdisp-tests``). The children
 use only API both packages share.
 
 1. **Build** for N = 1,000 / 10,000 / 100,000 tasks (and 1,000,000 for ours alone): the time
@@ -65,7 +65,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from bench_core import DEFAULT_VENV, _orig_env, _our_env, ensure_orig_python  # noqa: E402
+from bench_core import _orig_env, _our_env, ensure_orig_python  # noqa: E402
 
 DEFAULT_PLOT = REPO / "docs" / "figures" / "bench_scale.png"
 MB = 1024 * 1024
@@ -398,8 +398,8 @@ def main() -> None:
     parser.add_argument("--skip-e2e", action="store_true", help="no end-to-end run")
     parser.add_argument("--skip-original", action="store_true",
                         help="do not run the original dpdispatcher (no venv needed)")
-    parser.add_argument("--orig-venv", type=Path, default=DEFAULT_VENV,
-                        help="venv for dpdispatcher==1.1.0 (default benchmarks/.venv-orig)")
+    parser.add_argument("--orig-venv", type=Path, default=None,
+                        help="venv holding dpdispatcher==1.1.0 (default: the tests' cached one)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="log-log plot (PNG)")
     args = parser.parse_args()

@@ -28,8 +28,8 @@ The workload is ``--jobs`` (100) tasks, ``group_size`` 1 (one Slurm job each), e
 ``echo $i > out.txt`` with ``out.txt`` as backward file, ``batch_type=Slurm`` +
 ``context_type=LocalContext``, partition ``normal``, one CPU per job.
 
-The original is installed on first use into a throwaway virtual environment
-(``/tmp/dpd-bench-venv-1.1.0``, ``pip install dpdispatcher==1.1.0``; ``--orig-venv`` to
+The original is installed on first use into the throwaway virtual environment the tests
+share (``tests/_venvs.py``, cached in ``~/.cache/dpdisp-tests``; ``--orig-venv`` to
 change it, ``--skip-original`` to skip it).  Needs the cluster of
 ``tests/infra/up.sh slurm`` (run as root).  Targets (issue 3): exactly 1 status command per
 poll cycle regardless of the number of jobs, and <= 0.5x the original's wall time.  The
@@ -53,14 +53,15 @@ import sys
 import tempfile
 import threading
 import time
-import venv
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import ensure_orig_python
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 ORIG_VERSION = "1.1.0"
-DEFAULT_VENV = Path(tempfile.gettempdir()) / f"dpd-bench-venv-{ORIG_VERSION}"
 TOOLS = ("sbatch", "squeue", "sacct", "scontrol", "scancel")
 STATUS_TOOLS = ("squeue", "sacct", "scontrol")
 TARGET_RATIO = 0.5
@@ -151,29 +152,6 @@ def write_wrappers(bindir: Path, log: Path) -> None:
             f"exec '{real}' \"$@\"\n"
         )
         wrapper.chmod(0o755)
-
-
-def ensure_orig_python(venv_dir: Path) -> Path:
-    """The python of a venv holding dpdispatcher==1.1.0, created on first use."""
-    python = venv_dir / "bin" / "python"
-    probe = [str(python), "-c", "import dpdispatcher; print(dpdispatcher.__version__)"]
-    if python.exists():
-        done = subprocess.run(
-            probe,
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=tempfile.gettempdir(),
-            env=_orig_env({}),
-        )
-        if done.returncode == 0 and done.stdout.strip() == ORIG_VERSION:
-            return python
-    print(f"creating {venv_dir} with dpdispatcher=={ORIG_VERSION} ...", file=sys.stderr)
-    venv.create(venv_dir, with_pip=True, clear=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"dpdispatcher=={ORIG_VERSION}"], check=True
-    )
-    return python
 
 
 def _orig_env(extra: dict[str, str]) -> dict[str, str]:
@@ -385,8 +363,8 @@ def main() -> None:
     parser.add_argument(
         "--orig-venv",
         type=Path,
-        default=DEFAULT_VENV,
-        help=f"venv for dpdispatcher=={ORIG_VERSION} ({DEFAULT_VENV})",
+        default=None,
+        help=f"venv holding dpdispatcher=={ORIG_VERSION} (default: the tests' cached one)",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per package; the median is reported (1)"

@@ -16,8 +16,8 @@ bare pipeline uses an OpenSSH ControlMaster for the same reason).
   bring back their 10 files, and whose common files are the big file; default settings
   (``tar_compress: true``, which gzips only when samples of the large files compress).
 - **original**: the same calls on dpdispatcher 1.1.0 with its defaults, in a throwaway
-  virtual environment (``benchmarks/.venv-orig``, created with ``pip install
-  dpdispatcher==1.1.0`` when missing; ``--orig-python`` points at another interpreter).
+  virtual environment the tests share (``tests/_venvs.py``, filled from PyPI on first use;
+  ``--orig-python`` points at another interpreter).
 - **bare tar | ssh**: ``tar -cf - . | ssh host 'tar -xf - -C dir'`` and back, with OpenSSH;
   also with ``-z`` (gzip), what a user typing the pipeline with compression would get.
 
@@ -46,13 +46,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import venv
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import ensure_orig_python
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-ORIG_VERSION = "1.1.0"
 
 # The child: one contender, one round (upload, empty the local copy, download, verify).
 CHILD = r"""
@@ -151,17 +152,8 @@ def make_dataset(root: Path, tasks: int, files: int, big_mb: int, big_kind: str)
 
 
 def orig_python(arg: str | None) -> str:
-    """An interpreter with dpdispatcher 1.1.0 (a venv is created on first use)."""
-    if arg:
-        return arg
-    env_dir = HERE / ".venv-orig"
-    python = env_dir / "bin" / "python"
-    if not python.exists():
-        venv.create(env_dir, with_pip=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", f"dpdispatcher=={ORIG_VERSION}"], check=True
-        )
-    return str(python)
+    """An interpreter with dpdispatcher 1.1.0: ``arg``, or the tests' cached venv's."""
+    return arg or str(ensure_orig_python())
 
 
 def run_child(python: str, cfg: dict[str, Any], cwd: Path, env: dict[str, str]) -> dict[str, Any]:

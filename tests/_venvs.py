@@ -7,7 +7,8 @@ here, installed with the ordinary ``pip`` from PyPI. Nothing is vendored.
 Everything is cached under ``$DPDISP_TEST_CACHE`` (default ``~/.cache/dpdisp-tests``) in a
 directory named after a hash of the Python version and the requirement lists, so a
 changed pin builds a fresh one and every test reuses the same build (the original 1.1.0
-is installed once, into :func:`original`). A build runs under a file lock (concurrent
+is installed once, into :func:`original`; once more with its ``bohrium`` extra for the
+cloud tests). A build runs under a file lock (concurrent
 pytest processes wait for it) and is marked complete only at the end; a half-built
 directory (killed build) is removed and rebuilt. Without network access the build
 raises, so the test fails: nothing is skipped.
@@ -142,14 +143,18 @@ def build(
     return Venv(cached("venvs", name, parts, make))
 
 
-def original(version: str = "1.1.0") -> Venv:
-    """The original ``dpdispatcher==version`` with its ``bohrium`` extra, alone in a venv.
+def original(version: str = "1.1.0", extra: str = "") -> Venv:
+    """The original ``dpdispatcher==version`` (with its ``extra``, if any), alone in a venv.
 
-    One environment per release serves every test that runs the original (script
-    headers, submission hashes, hand-over, the cloud wire tests). It is only *run*.
+    One environment per release and extra serves every test and benchmark that runs the
+    original; it is only *run*. The cloud tests ask for the ``bohrium`` extra; the rest
+    get the plain install a user gets from ``pip install dpdispatcher`` (with the extra
+    present the original imports ``bohrium`` and ``oss2`` at start-up, which would skew
+    the benchmarks' import times).
     """
-    requirement = f"dpdispatcher[bohrium]=={version}"
-    return build(f"original-{version}", [], [requirement], this_package_deps=False)
+    requirement = f"dpdispatcher[{extra}]=={version}" if extra else f"dpdispatcher=={version}"
+    name = f"original-{version}" + (f"-{extra}" if extra else "")
+    return build(name, [], [requirement], this_package_deps=False)
 
 
 def pip_target(requirement: str, name: str) -> Path:

@@ -2,8 +2,8 @@
 
 :func:`original_python` is the interpreter of :func:`tests._venvs.original`, the one
 cached venv holding ``dpdispatcher[bohrium]==1.1.0`` from PyPI (which brings ``oss2``
-and ``bohrium-sdk``), shared with every other test that runs the original. The
-original is only *run* (as a client of the emulator), never imported here.
+and ``bohrium-sdk``), shared by the cloud tests. The original is only *run* (as a
+client of the emulator), never imported here.
 
 :data:`DRIVER` is the script that drives it through one submission.
 """
@@ -19,7 +19,7 @@ __all__ = ["DRIVER", "OPENAPI_DRIVER", "ensure_bohrium_sdk", "original_python"]
 
 def original_python() -> Path:
     """The python of the shared venv holding dpdispatcher 1.1.0 + its bohrium extra."""
-    return original("1.1.0").python
+    return original("1.1.0", extra="bohrium").python
 
 
 #: Drives the original through a submission: ``python DRIVER <env.json> <mode> <work>``.
