@@ -76,7 +76,14 @@ def _resources_base_args() -> list[Argument]:
             doc="How many tasks of a job run in parallel.",
         ),
         Argument(
-            "source_list", li, optional=True, default=[], doc="Files sourced before the tasks run."
+            "source_list",
+            li,
+            optional=True,
+            default=[],
+            doc="Files sourced before the tasks run: each entry is a file and its arguments "
+            "as static shell words (quote a path with spaces); a single path may also start "
+            "with `~/` or hold `$NAME` references, which expand. Shell code (operators, "
+            "command substitution, globs) is refused: put it in `prepend_script`.",
         ),
         Argument(
             "module_purge",
@@ -93,7 +100,12 @@ def _resources_base_args() -> list[Argument]:
             doc="Modules unloaded before the tasks run.",
         ),
         Argument(
-            "module_list", li, optional=True, default=[], doc="Modules loaded before the tasks run."
+            "module_list",
+            li,
+            optional=True,
+            default=[],
+            doc="Modules loaded before the tasks run; an entry may name several modules "
+            "(static shell words, as `module_unload_list`).",
         ),
         Argument(
             "envs",

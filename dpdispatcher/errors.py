@@ -18,6 +18,11 @@ class ConfigurationError(DPDispatcherError, ValueError):
     """A machine, resources, task or submission description is invalid."""
 
 
+class ConfigurationTypeError(ConfigurationError, TypeError):
+    """A description holds a value of the wrong type where 1.1.0 raised ``TypeError``
+    (e.g. an ``envs`` name that is not a string)."""
+
+
 class _DargsCompatible(ConfigurationError):
     """Keeps our message and ``str()`` while also being a dargs ``ArgumentError``."""
 

@@ -11,7 +11,7 @@ import hashlib
 import re
 import shlex
 
-from dpdispatcher.errors import ConfigurationError, SchedulerError
+from dpdispatcher.errors import ConfigurationError, ConfigurationTypeError, SchedulerError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.:\[\]@-]{1,128}$")
@@ -26,11 +26,15 @@ def sh(value: str) -> str:
     return shlex.quote(str(value))
 
 
-def env_name(name: str) -> str:
-    """Validate an environment variable name."""
-    if not _ENV_NAME.match(name):
+def env_name(name: object) -> str:
+    """Validate an environment variable name (a portable POSIX name, as 1.1.0 requires)."""
+    if not isinstance(name, str):
+        raise ConfigurationTypeError(
+            f"resources/envs: environment variable names must be strings, got {name!r}"
+        )
+    if not _ENV_NAME.fullmatch(name):
         raise ConfigurationError(
-            f"resources/envs: {name!r} is not a valid environment variable name "
+            f"resources/envs: {name!r} is not a valid POSIX environment variable name "
             "(letters, digits and '_', not starting with a digit)"
         )
     return name
@@ -43,9 +47,83 @@ def env_value(value: object) -> str:
     but command substitution, backticks, quotes and backslashes are literal.
     """
     text = str(value)
+    if "\0" in text:
+        raise ConfigurationError(
+            f"resources/envs or source_list: {text!r} contains a NUL character, which no "
+            "environment variable or shell word can hold"
+        )
     text = text.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
     text = _DOLLAR_NOT_EXPANDING.sub(lambda _m: "\\$", text)
     return f'"{text}"'
+
+
+_ACTIVE_UNQUOTED = frozenset(";&|<>()$`*?[]{}~!#\\\n\r")
+_ACTIVE_IN_DOUBLE = frozenset("$`\\")
+
+
+def is_static(entry: str) -> bool:
+    """Whether ``entry`` holds only static shell words: quotes are allowed, but nothing
+    outside single quotes may expand, redirect, glob or start another command.
+
+    >>> is_static("'/opt/C# [x]/setup.sh' --flag 'a b'"), is_static("a.sh; rm x")
+    (True, False)
+    >>> is_static('"${HOME}/a.sh"'), is_static("'${HOME}/a.sh'"), is_static("~/a.sh")
+    (False, True, False)
+    """
+    quote = ""
+    for ch in entry:
+        if quote == "'":
+            quote = "" if ch == "'" else quote
+        elif quote == '"':
+            if ch in _ACTIVE_IN_DOUBLE:
+                return False
+            quote = "" if ch == '"' else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _ACTIVE_UNQUOTED:
+            return False
+    return not quote
+
+
+def static_words(entry: str, key: str) -> list[str]:
+    """The shell words of a ``module_list`` / ``source_list`` entry, each to be quoted.
+
+    Raises :class:`ConfigurationError` naming ``key`` for shell code (operators,
+    expansions, globs, an option as first word): such lines belong in ``prepend_script``.
+    """
+    words = shlex.split(entry) if is_static(entry) else ["-"]
+    if words and words[0].startswith("-"):
+        raise ConfigurationError(
+            f"{key}: {entry!r} is not a list of static shell words; put shell operators "
+            "or expansions in prepend_script"
+        )
+    return words
+
+
+_VAR_REF = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
+
+
+def source_line(entry: str) -> str | None:
+    """The ``source`` line of a ``source_list`` entry (None for a blank entry).
+
+    Static words are quoted one by one, as 1.1.0 writes them (a file and its arguments).
+    One more form is kept from this package: a single path starting with ``~/`` or
+    holding ``$NAME`` references, which expand (see :func:`path_value`). Anything else
+    is shell code and is refused, pointing at ``prepend_script``.
+
+    >>> source_line("'/opt/a b/env.sh' --flag"), source_line("   ")
+    ("source '/opt/a b/env.sh' --flag", None)
+    >>> source_line("~/my env.sh")
+    'source ~/"my env.sh"'
+    """
+    if not entry.strip():
+        return None
+    if is_static(entry):
+        return "source " + " ".join(sh(w) for w in static_words(entry, "resources/source_list"))
+    rest = _VAR_REF.sub("x", entry.removeprefix("~/"))
+    if "'" in rest or '"' in rest or not is_static(rest) or rest.startswith("-"):
+        static_words(entry, "resources/source_list")  # raises: shell code
+    return f"source {path_value(entry)}"
 
 
 def path_value(path: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from dpdispatcher._script import names
-from dpdispatcher._script.quoting import env_name, env_value, path_value, sh
+from dpdispatcher._script.quoting import env_name, env_value, sh, source_line, static_words
 from dpdispatcher.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -23,6 +23,17 @@ ROOT = '"$REMOTE_ROOT"'
 def root_file(name: str) -> str:
     """A path to ``name`` inside the job root, for use in the rendered script."""
     return f"{ROOT}/{sh(name)}"
+
+
+def _module_lines(verb: str, modules: Sequence[str]) -> list[str]:
+    """``module <verb> <names>`` per entry; an entry may name several modules (static
+    words, each quoted), shell code is refused."""
+    out = []
+    for entry in modules:
+        words = static_words(entry, f"resources/module_{verb}_list".replace("_load", ""))
+        if words:
+            out.append(f"module {verb} " + " ".join(sh(w) for w in words))
+    return out
 
 
 def render_env(job_hash: str, job_root: str, resources: Resources) -> str:
@@ -43,9 +54,9 @@ def render_env(job_hash: str, job_root: str, resources: Resources) -> str:
     ]
     if resources.module_purge:
         lines.append("module purge")
-    lines += [f"module unload {sh(m)}" for m in resources.module_unload_list]
-    lines += [f"module load {sh(m)}" for m in resources.module_list]
-    lines += [f"source {path_value(s)}" for s in resources.source_list]
+    lines += _module_lines("unload", resources.module_unload_list)
+    lines += _module_lines("load", resources.module_list)
+    lines += [line for line in map(source_line, resources.source_list) if line]
     lines += [
         f"export DPDISPATCHER_NUMBER_NODE={resources.number_node}",
         f"export DPDISPATCHER_CPU_PER_NODE={resources.cpu_per_node}",

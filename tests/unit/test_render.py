@@ -228,3 +228,57 @@ def test_source_paths_expand_home_but_nothing_else(path, expected, tmp_path):
         check=True,
     ).stdout
     assert out == expected and not (tmp_path / "PWNED").exists()
+
+
+# Lines observed with the original 1.1.0 (LSF(...).gen_script_env in a throwaway venv).
+@pytest.mark.parametrize(
+    ("res", "line"),
+    [
+        (dict(module_list=["gcc/12 openmpi/4"]), "module load gcc/12 openmpi/4"),
+        (dict(module_list=["'/module with spaces/1.0'"]), "module load '/module with spaces/1.0'"),
+        (dict(module_unload_list=["legacy/1.0"]), "module unload legacy/1.0"),
+        (dict(source_list=["/opt/a.sh arg"]), "source /opt/a.sh arg"),
+        (dict(source_list=["'/opt/C# [r]/setup.sh' --flag 'a b'"]),
+         "source '/opt/C# [r]/setup.sh' --flag 'a b'"),
+        (dict(source_list=["'${HOME}/literal.sh'"]), "source '${HOME}/literal.sh'"),
+    ],
+)  # fmt: skip
+def test_module_and_source_entries_are_static_words(res, line):
+    from dpdispatcher._script.render import render_env
+
+    text = render_env("h", "/r", _job(**res).resources)
+    assert f"\n{line}\n" in text
+    assert "source \n" not in render_env("h", "/r", _job(source_list=["", " \t"]).resources)
+
+
+@pytest.mark.parametrize(
+    "res",
+    [
+        dict(module_list=["safe; touch /tmp/pwned"]),
+        dict(module_list=["$(touch /tmp/pwned)"]),
+        dict(source_list=["setup.sh | tee out"]),
+        dict(source_list=["`touch injected`"]),
+        dict(source_list=["setup-*.sh"]),
+        dict(source_list=["-p injected"]),
+        dict(source_list=['"${HOME}/setup.sh"']),
+    ],
+)
+def test_shell_code_in_module_or_source_entries_is_refused(res):
+    from dpdispatcher._script.render import render_env
+
+    with pytest.raises(ConfigurationError, match="prepend_script"):
+        render_env("h", "/r", _job(**res).resources)
+
+
+def test_env_names_and_values_are_validated():
+    from dpdispatcher._script.render import render_env
+    from dpdispatcher.errors import ConfigurationTypeError
+
+    for bad in ("", "1X", "A-B", "A B", "A\n", "A;b"):
+        with pytest.raises(ConfigurationError, match="POSIX environment"):
+            render_env("h", "/r", _job(envs={bad: "v"}).resources)
+    with pytest.raises(ConfigurationTypeError, match="names must be strings"):
+        render_env("h", "/r", _job(envs={1: "v"}).resources)
+    for value in ("a\0b", ["ok", "a\0b"]):
+        with pytest.raises(ConfigurationError, match="NUL character"):
+            render_env("h", "/r", _job(envs={"V": value}).resources)
