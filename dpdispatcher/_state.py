@@ -69,7 +69,7 @@ def parse_state(text: str, where: str, expected_static: dict[str, Any]) -> dict[
         ) from err
     if not isinstance(data, dict) or static_form(data) != json.loads(json.dumps(expected_static)):
         raise RecoveryError(
-            f"{where} describes a different submission; "
+            f"Recover failed: {where} describes a different submission; "
             "move it away to start this submission afresh"
         )
     return {

@@ -130,6 +130,11 @@ class BaseContext(Registered):
         self.local_root = os.path.join(self.init_local_root, submission.work_base)
         self.remote_root = self.job_root_for(submission)
 
+    def binds_offline(self) -> bool:
+        """Whether :meth:`bind_submission` works without a connection (so a submission
+        binds this context as soon as its jobs are generated, as 1.1.0 does)."""
+        return True
+
     def job_root_for(self, submission: Submission) -> str:
         """Where the jobs of ``submission`` run: ``remote_root/<submission_hash>``."""
         if not self.init_remote_root:

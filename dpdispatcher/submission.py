@@ -190,7 +190,16 @@ class Submission(FailureHandling):
         self.machine = machine
         for job in self.belonging_jobs:
             job.machine = machine
+        if self.belonging_jobs:
+            self._bind_context()
         return self
+
+    def _bind_context(self) -> None:
+        """Point the machine's context at this submission once its hash is known, as
+        1.1.0 does; a context that would need a connection binds when the run starts."""
+        ctx = self.machine.context if self.machine is not None else None
+        if ctx is not None and ctx.init_remote_root and ctx.binds_offline():
+            ctx.bind_submission(self)
 
     def generate_jobs(self) -> None:
         """Group the tasks into jobs of ``group_size`` after a seeded (42) shuffle.
@@ -211,6 +220,7 @@ class Submission(FailureHandling):
                 Job.with_copy_of(tasks[start : start + size], resources, self.machine)
             )
         self.submission_hash = self.get_hash()
+        self._bind_context()
 
     def _check_no_duplicate_tasks(self) -> None:
         """Refuse a task listed twice (same hash): the two would share one finish tag."""

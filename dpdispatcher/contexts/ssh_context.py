@@ -171,6 +171,10 @@ class SSHContext(Reconnecting, BaseContext):
         super().bind_submission(submission)
         self.remote_root = self._absolute(self.remote_root)
 
+    def binds_offline(self) -> bool:
+        """Only an absolute remote root (or a known home) binds without connecting."""
+        return posixpath.isabs(self.init_remote_root or "") or self._home is not None
+
     def _absolute(self, path: str) -> str:
         if posixpath.isabs(path):
             return posixpath.normpath(path)

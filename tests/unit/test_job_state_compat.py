@@ -79,3 +79,57 @@ def test_failure_reason_and_task_states_are_runtime_fields_that_round_trip():
     assert restored.job_hash == static_hash
     assert restored.failure_reason == "boom"
     assert restored.job_task_list[0].task_state == JobStatus.failed
+
+
+def test_generating_jobs_binds_the_context_to_the_job_root(tmp_path):
+    # observed on 1.1.0: after generate_jobs() (or bind_machine() of a submission with jobs)
+    # machine.context.submission is set and remote_root is remote_root/<submission_hash>
+    import os
+
+    from dpdispatcher import Machine, Submission
+
+    machine = Machine(
+        batch_type="Shell",
+        context_type="LocalContext",
+        local_root=str(tmp_path),
+        remote_root=str(tmp_path / "remote"),
+    )
+    sub = Submission("work", machine, Resources(1, 1, 0, "", 1), task_list=[Task("ls", "a")])
+    sub.generate_jobs()
+    assert machine.context.submission is sub
+    job_root = os.path.join(str(tmp_path / "remote"), sub.submission_hash)
+    assert machine.context.remote_root == job_root
+    other = Machine(
+        batch_type="Shell",
+        context_type="LocalContext",
+        local_root=str(tmp_path),
+        remote_root=str(tmp_path / "other"),
+    )
+    sub.bind_machine(other)
+    assert other.context.submission is sub
+
+
+def test_an_ssh_context_with_a_relative_root_is_not_bound_before_the_run():
+    # binding it would open a connection to find the remote home; that waits for the run
+    from dpdispatcher import Machine, Submission
+
+    machine = Machine(
+        batch_type="Shell",
+        context_type="SSHContext",
+        local_root=".",
+        remote_root="relative/root",
+        remote_profile={"hostname": "host.invalid", "username": "nobody"},
+    )
+    sub = Submission(".", machine, Resources(1, 1, 0, "", 1), task_list=[Task("ls", "a")])
+    sub.generate_jobs()  # would raise a connection error if it connected
+    assert machine.context.submission is None
+
+
+def test_a_state_file_of_another_submission_says_recover_failed():
+    # 1.1.0's RuntimeError for a mismatched state file reads "Recover failed ..."
+    from dpdispatcher._state import parse_state
+    from dpdispatcher.errors import RecoveryError
+
+    with pytest.raises(RecoveryError, match=r"^Recover failed: state\.json describes a different"):
+        parse_state('{"work_base": "elsewhere"}', "state.json", {"work_base": "here"})
+    assert issubclass(RecoveryError, RuntimeError)
