@@ -27,13 +27,15 @@ from dpdispatcher._archive_write import write_zip
 from dpdispatcher.contexts.dp_cloud_server_context import DpCloudServerContext
 from dpdispatcher.dlog import dlog
 from dpdispatcher.dpcloudserver._records import job_zip_file
+from dpdispatcher.dpcloudserver.zip_file import unzip_file, zip_file_list
 from dpdispatcher.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from dpdispatcher.dpcloudserver.openapi import OpenApiClient
     from dpdispatcher.job import Job
 
-__all__ = ["OpenAPIContext"]
+#: ``zip_file_list``/``unzip_file`` are importable from here, as in 1.1.0
+__all__ = ["OpenAPIContext", "unzip_file", "zip_file_list"]
 
 _CLIENT_OPTIONS = ("max_retries", "backoff", "max_backoff", "sleep")
 

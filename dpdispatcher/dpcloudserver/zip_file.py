@@ -73,7 +73,26 @@ def zip_file_list(
     return os.fspath(target)
 
 
-def unzip_file(zip_file: str | os.PathLike[str], out_dir: str | os.PathLike[str] = "./") -> None:
-    """Extract ``zip_file`` into ``out_dir`` safely (see the module documentation)."""
+def unzip_file(
+    zip_file: str | os.PathLike[str], out_dir: str | os.PathLike[str] = "./"
+) -> set[str]:
+    """Extract ``zip_file`` into ``out_dir`` safely (see the module documentation);
+    return the names extracted (relative to ``out_dir``), as 1.1.0 did."""
     os.makedirs(out_dir, exist_ok=True)
-    safe_extract_zip(os.fspath(zip_file), os.fspath(out_dir))
+    placed = safe_extract_zip(os.fspath(zip_file), os.fspath(out_dir))
+    return files_under(os.fspath(out_dir), placed)
+
+
+def files_under(root: str, names: Iterable[str]) -> set[str]:
+    """``names`` (relative to ``root``) with each directory replaced by the regular files
+    below it (relative, ``/``-separated)."""
+    files: set[str] = set()
+    for name in names:
+        top = os.path.join(root, name)
+        if not os.path.isdir(top) or os.path.islink(top):
+            files.add(name)
+            continue
+        for dirpath, _dirs, fnames in os.walk(top):
+            rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            files.update(f"{rel}/{f}" for f in fnames)
+    return files
