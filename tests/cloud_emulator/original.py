@@ -22,11 +22,22 @@ def original_python() -> Path:
     return original("1.1.0", extra="bohrium").python
 
 
+#: The three-task submission both drivers hand to the original (``machine`` set before).
+_SUBMISSION = r"""
+tasks = [Task(command="cat in.txt ../common.txt > out.txt", task_work_path=f"t{i}",
+              forward_files=["in.txt"], backward_files=["out.txt"], outlog="log", errlog="err")
+         for i in range(3)]
+res = Resources(number_node=1, cpu_per_node=1, gpu_per_node=0, queue_name="", group_size=1)
+sub = Submission(work_base="./", machine=machine, resources=res, task_list=tasks,
+                 forward_common_files=["common.txt"])
+"""
+
 #: Drives the original through a submission: ``python DRIVER <env.json> <mode> <work>``.
 #: Modes: ``email``, ``phone`` (the account is a phone number), ``grouped``
 #: (``input_data.grouped`` true; then the job group is listed with the original's
 #: client), ``kill`` (submit, then kill every job).
-DRIVER = r"""
+DRIVER = (
+    r"""
 import json, os, sys
 os.environ.update(json.load(open(sys.argv[1])))
 mode, work = sys.argv[2], sys.argv[3]
@@ -39,12 +50,9 @@ if mode == "grouped":
     profile["input_data"]["grouped"] = True
 machine = Machine.load_from_dict({"batch_type": "Bohrium", "context_type": "BohriumContext",
                                   "local_root": work, "remote_profile": profile})
-tasks = [Task(command="cat in.txt ../common.txt > out.txt", task_work_path=f"t{i}",
-              forward_files=["in.txt"], backward_files=["out.txt"], outlog="log", errlog="err")
-         for i in range(3)]
-res = Resources(number_node=1, cpu_per_node=1, gpu_per_node=0, queue_name="", group_size=1)
-sub = Submission(work_base="./", machine=machine, resources=res, task_list=tasks,
-                 forward_common_files=["common.txt"])
+"""
+    + _SUBMISSION
+    + r"""
 if mode == "kill":
     sub.run_submission(exit_on_submit=True)
     for job in sub.belonging_jobs:
@@ -60,6 +68,7 @@ if mode == "grouped":  # the original's job listing, called through its client
     print("LISTED", len(client.get_tasks_list(group)))
 print("COMPLETED")
 """
+)
 
 
 def ensure_bohrium_sdk() -> None:
@@ -81,7 +90,8 @@ def ensure_bohrium_sdk() -> None:
 
 #: Drives the original's OpenAPI backend: ``python OPENAPI_DRIVER <work>`` with
 #: ``EMU_AK`` (an access key the emulator issued) and the emulator's ``openapi_env()``.
-OPENAPI_DRIVER = r"""
+OPENAPI_DRIVER = (
+    r"""
 import os, sys
 work = sys.argv[1]
 from dpdispatcher import Machine, Resources, Submission, Task
@@ -89,12 +99,10 @@ profile = {"access_key": os.environ["EMU_AK"], "project_id": 4242, "machine_type
            "image_address": "ubuntu:22.04", "job_name": "wire", "platform": "ali"}
 machine = Machine.load_from_dict({"batch_type": "OpenAPI", "context_type": "OpenAPIContext",
                                   "local_root": work, "remote_profile": profile})
-tasks = [Task(command="cat in.txt ../common.txt > out.txt", task_work_path=f"t{i}",
-              forward_files=["in.txt"], backward_files=["out.txt"], outlog="log", errlog="err")
-         for i in range(3)]
-res = Resources(number_node=1, cpu_per_node=1, gpu_per_node=0, queue_name="", group_size=1)
-sub = Submission(work_base="./", machine=machine, resources=res, task_list=tasks,
-                 forward_common_files=["common.txt"])
+"""
+    + _SUBMISSION
+    + r"""
 sub.run_submission(check_interval=1)
 print("COMPLETED")
 """
+)

@@ -81,6 +81,26 @@ def run_original(python: Path, emulator: CloudEmulator, tmp: Path, mode: str) ->
     return proc.stdout
 
 
+def three_tasks(
+    machine: Machine, command: str = "cat in.txt ../common.txt > out.txt"
+) -> Submission:
+    """Three tasks reading ``in.txt`` and ``../common.txt`` (see :func:`make_inputs`)."""
+    tasks = [
+        Task(command, f"t{i}", forward_files=["in.txt"], backward_files=["out.txt"], outlog="log")
+        for i in range(3)
+    ]
+    sub = Submission(
+        "./",
+        machine,
+        Resources(1, 1, 0, "", 1),
+        task_list=tasks,
+        forward_common_files=["common.txt"],
+    )
+    sub.timing.first_interval = 0.05
+    sub.timing.resubmit_delay = 0.05
+    return sub
+
+
 def run_ours(
     emulator: CloudEmulator, tmp: Path, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -104,25 +124,7 @@ def run_ours(
             "remote_profile": profile,
         }
     )
-    tasks = [
-        Task(
-            "cat in.txt ../common.txt > out.txt",
-            f"t{i}",
-            forward_files=["in.txt"],
-            backward_files=["out.txt"],
-            outlog="log",
-            errlog="err",
-        )
-        for i in range(3)
-    ]
-    sub = Submission(
-        "./",
-        machine,
-        Resources(1, 1, 0, "", 1),
-        task_list=tasks,
-        forward_common_files=["common.txt"],
-    )
-    sub.timing.first_interval = 0.05
+    sub = three_tasks(machine)
     if mode == "kill":
         sub.run_submission(exit_on_submit=True)
         for job in sub.belonging_jobs:

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from dpdispatcher import Machine, Resources, Submission, Task
+from dpdispatcher import Machine
 from dpdispatcher.contexts.dp_cloud_server_context import DpCloudServerContext
 from dpdispatcher.errors import ConfigurationError, JobFailedError
 from dpdispatcher.machines.openapi import OpenAPI
 from tests.cloud_emulator.original import OPENAPI_DRIVER, ensure_bohrium_sdk, original_python
 from tests.cloud_emulator.server import CloudEmulator
-from tests.integration.test_cloud_wire import make_inputs, shapes
+from tests.integration.test_cloud_wire import make_inputs, shapes, three_tasks
 
 pytest_plugins = ["tests.cloud_emulator.fixture"]
 
@@ -67,25 +67,6 @@ def openapi_machine(work: Path, key: str, **extra: Any) -> Machine:
             "retry_count": 1,
         }
     )
-
-
-def three_tasks(
-    machine: Machine, command: str = "cat in.txt ../common.txt > out.txt"
-) -> Submission:
-    tasks = [
-        Task(command, f"t{i}", forward_files=["in.txt"], backward_files=["out.txt"], outlog="log")
-        for i in range(3)
-    ]
-    sub = Submission(
-        "./",
-        machine,
-        Resources(1, 1, 0, "", 1),
-        task_list=tasks,
-        forward_common_files=["common.txt"],
-    )
-    sub.timing.first_interval = 0.05
-    sub.timing.resubmit_delay = 0.05
-    return sub
 
 
 def test_round_trip_with_the_originals_request_shapes(

@@ -20,6 +20,7 @@ import pytest
 from dpdispatcher import Machine, Resources, Submission, Task
 from dpdispatcher.errors import JobFailedError
 from dpdispatcher.utils.job_status import JobStatus
+from tests.integration.test_fake_schedulers import make_work
 
 FAKES = Path(__file__).resolve().parent.parent / "fakes"
 YARN_PATH = FAKES / "hadoop" / "share" / "hadoop" / "yarn"
@@ -34,14 +35,6 @@ def hdfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("FAKEHADOOP_ROOT", str(root))
     yield root
     subprocess.run(["pkill", "-f", f"FAKEHADOOP_ROOT={root}"], check=False)  # none expected
-
-
-def make_work(tmp_path: Path, n: int) -> Path:
-    work = tmp_path / "local" / "work"
-    for i in range(n):
-        (work / f"task{i}").mkdir(parents=True)
-        (work / f"task{i}" / "in.txt").write_text(f"input {i}\n")
-    return work
 
 
 def machine(tmp_path: Path, retry_count: int = 3) -> Machine:
