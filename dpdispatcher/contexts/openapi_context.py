@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,7 +36,10 @@ if TYPE_CHECKING:
     from dpdispatcher.job import Job
 
 #: ``zip_file_list``/``unzip_file`` are importable from here, as in 1.1.0
-__all__ = ["OpenAPIContext", "unzip_file", "zip_file_list"]
+__all__ = ["OpenAPIContext", "found_bohriumsdk", "unzip_file", "zip_file_list"]
+
+#: whether ``bohrium-sdk`` is installed (1.1.0's flag; looked up without importing it)
+found_bohriumsdk: bool = importlib.util.find_spec("bohrium") is not None
 
 _CLIENT_OPTIONS = ("max_retries", "backoff", "max_backoff", "sleep")
 
