@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,6 +43,9 @@ from dpdispatcher.utils.record import record
 __all__ = ["Job", "Resources", "Submission", "Task", "Timing"]
 
 ProgressCallback = Callable[[dict[str, int]], None]
+
+
+_SHA1 = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass
@@ -156,7 +160,7 @@ class Submission(FailureHandling):
             "back_error": False,
         }
         self.machine: Machine | None = None
-        self.previous_submission_hash = previous_submission_hash
+        self.previous_submission_hash = checked_previous_hash(previous_submission_hash)
         self.continue_on_failure = bool(continue_on_failure)
         self.register_task_list(list(task_list or []))
         if machine is not None:
@@ -327,6 +331,7 @@ class Submission(FailureHandling):
             forward_common_files=submission_dict.get("forward_common_files", []),
             backward_common_files=submission_dict.get("backward_common_files", []),
             continue_on_failure=bool(submission_dict.get("continue_on_failure", False)),
+            previous_submission_hash=submission_dict.get("previous_submission_hash"),
         )
         sub.belonging_jobs = [
             Job.deserialize(j, machine) for j in submission_dict["belonging_jobs"]
@@ -842,3 +847,15 @@ class Submission(FailureHandling):
         for job in self.belonging_jobs:
             if job.job_id and job.job_state != JobStatus.finished:
                 machine.kill(job)
+
+
+def checked_previous_hash(value: object) -> str | None:
+    """``previous_submission_hash`` as given, refused (before any path is built from it)
+    unless it is None or a 40-character lowercase SHA-1, as in 1.1.0."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SHA1.fullmatch(value):
+        raise ConfigurationError(
+            f"previous_submission_hash must be a 40-character SHA-1 (lowercase hex), got {value!r}"
+        )
+    return value

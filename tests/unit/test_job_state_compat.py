@@ -133,3 +133,23 @@ def test_a_state_file_of_another_submission_says_recover_failed():
     with pytest.raises(RecoveryError, match=r"^Recover failed: state\.json describes a different"):
         parse_state('{"work_base": "elsewhere"}', "state.json", {"work_base": "here"})
     assert issubclass(RecoveryError, RuntimeError)
+
+
+@pytest.mark.parametrize("bad", ["../../another-directory", "A" * 40, "", 12])
+def test_a_malformed_previous_submission_hash_is_refused_at_construction(bad):
+    # observed on 1.1.0: ValueError "previous_submission_hash must be a 40-character SHA-1"
+    # (uppercase and empty refused too); ours is a ConfigurationError, also a ValueError
+    from dpdispatcher import Submission
+
+    with pytest.raises(ValueError, match="40-character SHA-1"):
+        Submission(".", None, Resources(1, 1, 0, "", 1), previous_submission_hash=bad)
+
+
+def test_deserialize_keeps_the_previous_submission_hash():
+    from dpdispatcher import Submission
+
+    sub = Submission(".", None, Resources(1, 1, 0, "", 1), task_list=[Task("ls", "a")])
+    sub.generate_jobs()
+    data = sub.serialize()
+    data["previous_submission_hash"] = "0" * 40
+    assert Submission.deserialize(data).previous_submission_hash == "0" * 40
