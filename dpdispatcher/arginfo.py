@@ -147,7 +147,7 @@ def _kwargs_variant() -> Variant:
         kwargs = Argument(
             "kwargs",
             dict,
-            cls.resources_subfields(),
+            cls.kwargs_fields(),
             optional=True,
             default={},
             doc=f"Options specific to {name}.",
@@ -164,7 +164,7 @@ def kwargs_union_subfields() -> list[Argument]:
 
     seen: dict[str, Argument] = {}
     for cls in Machine.canonical_classes().values():
-        for arg in cls.resources_subfields():
+        for arg in cls.kwargs_fields():
             # no defaults here: each batch type applies its own when rendering
             seen.setdefault(
                 arg.name,

@@ -174,9 +174,40 @@ class Machine(Registered):
         return machine_dargs()
 
     @classmethod
-    def resources_subfields(cls) -> list[Any]:
-        """dargs fields this batch type accepts in ``resources.kwargs``."""
+    def kwargs_subfields(cls) -> list[Any]:
+        """dargs fields this batch type accepts in ``resources.kwargs`` (hook)."""
         return []
+
+    @classmethod
+    def resources_subfields(cls) -> list[Any]:
+        """The dargs ``kwargs`` argument of this batch type's resources, as in 1.1.0: one
+        ``Argument("kwargs", dict)`` whose sub-fields are :meth:`kwargs_subfields`.
+
+        A subclass written for 1.1.0 may override this instead of the hook.
+        """
+        from dargs import Argument
+
+        return [
+            Argument(
+                "kwargs",
+                dict,
+                cls.kwargs_subfields(),
+                optional=True,
+                doc=f"{cls.__name__}-specific extra arguments.",
+            )
+        ]
+
+    @classmethod
+    def kwargs_fields(cls) -> list[Any]:
+        """The ``resources.kwargs`` fields, read through :meth:`resources_subfields` (so a
+        1.1.0-style override counts)."""
+        fields: list[Any] = []
+        for arg in cls.resources_subfields():
+            if arg.name == "kwargs":
+                fields += list(arg.sub_fields.values())
+            else:  # a flat list of kwargs fields
+                fields.append(arg)
+        return fields
 
     @classmethod
     def load_from_dict(
@@ -594,7 +625,7 @@ class Machine(Registered):
         from dpdispatcher._unknown_keys import suggestion
 
         allowed: dict[str, str] = {}
-        for arg in self.resources_subfields():
+        for arg in self.kwargs_fields():
             allowed[arg.name] = arg.name
             allowed.update(dict.fromkeys(arg.alias, arg.name))
         if not allowed:

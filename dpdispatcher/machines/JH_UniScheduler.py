@@ -90,7 +90,7 @@ class JH_UniScheduler(LSF):
     )
 
     @classmethod
-    def resources_subfields(cls) -> list[Any]:
+    def kwargs_subfields(cls) -> list[Any]:
         """``custom_gpu_line``."""
         from dargs import Argument
 

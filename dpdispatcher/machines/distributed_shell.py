@@ -146,7 +146,7 @@ class DistributedShell(Machine):
     }
 
     @classmethod
-    def resources_subfields(cls) -> list[Any]:
+    def kwargs_subfields(cls) -> list[Any]:
         """``yarn_path``, ``img_name``, ``mem_limit``."""
         from dargs import Argument
 

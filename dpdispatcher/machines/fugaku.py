@@ -143,7 +143,7 @@ class Fugaku(Machine):
     transient_patterns = ("Connection refused", "Connection timed out", "temporarily")
 
     @classmethod
-    def resources_subfields(cls) -> list[Any]:
+    def kwargs_subfields(cls) -> list[Any]:
         """Fugaku takes no ``resources.kwargs``."""
         return []
 

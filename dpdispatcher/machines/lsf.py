@@ -250,7 +250,7 @@ class LSF(Machine):
     )
 
     @classmethod
-    def resources_subfields(cls) -> list[Any]:
+    def kwargs_subfields(cls) -> list[Any]:
         """``gpu_usage``, ``gpu_new_syntax``, ``gpu_exclusive``, ``custom_gpu_line``."""
         from dargs import Argument
 

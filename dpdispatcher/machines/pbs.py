@@ -254,7 +254,7 @@ class PBS(Machine):
     status_formats: ClassVar[tuple[str, ...]] = ("json", "text")
 
     @classmethod
-    def resources_subfields(cls) -> list[Any]:
+    def kwargs_subfields(cls) -> list[Any]:
         """PBS takes no ``resources.kwargs``."""
         return []
 

@@ -235,7 +235,7 @@ class SGE(Machine):
     )
 
     @classmethod
-    def resources_subfields(cls) -> list[Any]:
+    def kwargs_subfields(cls) -> list[Any]:
         """``pe_name`` (alias ``sge_pe_name``) and ``job_name``."""
         from dargs import Argument
 

@@ -242,7 +242,7 @@ class Slurm(Machine):
         self._explained: set[str] = set()
 
     @classmethod
-    def resources_subfields(cls) -> list[Any]:
+    def kwargs_subfields(cls) -> list[Any]:
         """``custom_gpu_line``."""
         from dargs import Argument
 
@@ -371,17 +371,19 @@ class SlurmJobArray(Slurm):
         self._pending: dict[str, list[int]] = {}
 
     @classmethod
-    def resources_subfields(cls) -> list[Any]:
+    def kwargs_subfields(cls) -> list[Any]:
         """``custom_gpu_line`` and ``slurm_job_size``."""
         from dargs import Argument
 
         return [
-            *Slurm.resources_subfields(),
+            *Slurm.kwargs_subfields(),
             Argument(
                 "slurm_job_size",
                 int,
                 optional=True,
                 default=1,
+                extra_check=lambda value: value >= 1,
+                extra_check_errmsg="slurm_job_size must be greater than or equal to 1",
                 doc="Tasks run by each element of the job array.",
             ),
         ]

@@ -264,7 +264,11 @@ def test_every_batch_type_with_status_commands_has_real_fixtures() -> None:
 @pytest.mark.parametrize("name", BATCH_TYPES)
 def test_resources_subfields_schema_round_trips(name: str) -> None:
     cls = Machine.get_class(name)
-    fields = cls.resources_subfields()
+    # 1.1.0's shape: one optional ``kwargs`` dict argument holding the fields
+    (wrapper,) = cls.resources_subfields()
+    assert wrapper.name == "kwargs" and wrapper.optional
+    fields = cls.kwargs_fields()
+    assert [f.name for f in fields] == [f.name for f in cls.kwargs_subfields()]
     assert all(isinstance(f, Argument) for f in fields)
     assert all(f.doc for f in fields), f"{name}: every kwargs field needs a doc"
     kwargs_arg = Argument("kwargs", dict, fields, optional=True, default={})

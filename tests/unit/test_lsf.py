@@ -119,7 +119,7 @@ def test_gpu_line(kwargs: dict[str, Any], gpus: int, expected: str | None) -> No
 
 
 def test_kwargs_schema_defaults() -> None:
-    defaults = {arg.name: arg.default for arg in LSF.resources_subfields()}
+    defaults = {arg.name: arg.default for arg in LSF.kwargs_subfields()}
     assert defaults == {
         "gpu_usage": False,
         "gpu_new_syntax": False,

@@ -124,7 +124,7 @@ def test_script_starts_with_shebang() -> None:
 
 
 def test_no_kwargs() -> None:
-    assert PBS.resources_subfields() == [] and Torque.resources_subfields() == []
+    assert PBS.kwargs_subfields() == [] and Torque.kwargs_subfields() == []
 
 
 # ------------------------------------------------------------------ submit

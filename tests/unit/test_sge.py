@@ -85,7 +85,7 @@ def test_pe_name_alias_is_accepted() -> None:
 
 
 def test_kwargs_schema_defaults() -> None:
-    fields = {arg.name: arg for arg in SGE.resources_subfields()}
+    fields = {arg.name: arg for arg in SGE.kwargs_subfields()}
     assert fields["pe_name"].default == "mpi" and "sge_pe_name" in fields["pe_name"].alias
     # job_name has no default: an omitted one stays out of kwargs, as in 1.1.0
     # (tests/unit/test_job_names.py::test_sge_resources_leave_an_omitted_job_name_out)

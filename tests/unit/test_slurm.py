@@ -167,8 +167,8 @@ def test_header_through_gen_script_starts_with_shebang() -> None:
 
 
 def test_kwargs_schema() -> None:
-    assert [a.name for a in Slurm.resources_subfields()] == ["custom_gpu_line"]
-    assert [a.name for a in SlurmJobArray.resources_subfields()] == [
+    assert [a.name for a in Slurm.kwargs_subfields()] == ["custom_gpu_line"]
+    assert [a.name for a in SlurmJobArray.kwargs_subfields()] == [
         "custom_gpu_line",
         "slurm_job_size",
     ]
@@ -632,3 +632,28 @@ def test_sacct_enabled_output() -> None:
         "21": "OUT_OF_MEMORY (exit code 0:125)",
         "22": "CANCELLED by 0 (exit code 0:15)",
     }
+
+
+def test_resources_subfields_has_the_1_1_0_shape() -> None:
+    """1.1.0: one ``kwargs`` dict argument; its check refuses slurm_job_size < 1 with
+    the message 1.1.0 gives (observed in a throwaway venv)."""
+    from dargs.dargs import ArgumentValueError
+
+    (kwargs_arg,) = SlurmJobArray.resources_subfields()
+    assert kwargs_arg.name == "kwargs"
+    assert list(kwargs_arg.sub_fields) == ["custom_gpu_line", "slurm_job_size"]
+    with pytest.raises(ArgumentValueError, match="greater than or equal to 1"):
+        kwargs_arg.check_value(kwargs_arg.normalize_value({"slurm_job_size": 0}))
+
+
+def test_a_1_1_0_style_resources_subfields_override_is_honoured() -> None:
+    from dargs import Argument
+
+    class MySlurm(Slurm):
+        _abstract = True  # not registered as a batch type
+
+        @classmethod
+        def resources_subfields(cls) -> list[Argument]:
+            return [Argument("kwargs", dict, [Argument("extra_opt", str, optional=True)])]
+
+    assert [a.name for a in MySlurm.kwargs_fields()] == ["extra_opt"]
