@@ -280,7 +280,8 @@ def adopt_previous(submission: Submission, previous_hash: str) -> bool:
         }:
             raise RecoveryError(
                 f"previous_submission_hash {previous_hash}: {where} describes other tasks "
-                "than this submission's"
+                "than this submission's; only the resources may change, not the tasks or "
+                "their task grouping"
             )
         res = ctx.run(f"mv -T -- {sh(old)} {sh(new)}")
     finally:

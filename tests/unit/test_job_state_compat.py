@@ -5,6 +5,7 @@ jobs compare equal by tasks and resources, and ``LocalContext.call`` starts a co
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
@@ -153,3 +154,29 @@ def test_deserialize_keeps_the_previous_submission_hash():
     data = sub.serialize()
     data["previous_submission_hash"] = "0" * 40
     assert Submission.deserialize(data).previous_submission_hash == "0" * 40
+
+
+def test_previous_submission_with_other_tasks_is_refused(tmp_path):
+    # 1.1.0's RuntimeError names the changed "task grouping"; only resources may change
+    from dpdispatcher import Machine, Submission
+    from dpdispatcher.errors import RecoveryError
+
+    def submission(command: str, wait_time: int, **kwargs):
+        machine = Machine(
+            batch_type="Shell",
+            context_type="LocalContext",
+            local_root=str(tmp_path),
+            remote_root=str(tmp_path / "remote"),
+        )
+        resources = Resources(1, 1, 0, "", 1, wait_time=wait_time)
+        sub = Submission("work", machine, resources, task_list=[Task(command, "t")], **kwargs)
+        sub.generate_jobs()
+        return sub
+
+    (tmp_path / "work").mkdir()
+    previous = submission("true", 0)
+    os.makedirs(previous.machine.context.remote_root)
+    previous.submission_to_json()
+    current = submission("false", 30, previous_submission_hash=previous.submission_hash)
+    with pytest.raises(RecoveryError, match="not the tasks or their task grouping"):
+        current.try_recover_from_json()
