@@ -19,7 +19,7 @@ fields are these tracked containers, so an in-place change (``task.forward_files
 
 from __future__ import annotations
 
-from typing import Any, Protocol, SupportsIndex
+from typing import Any, ClassVar, Protocol, SupportsIndex
 
 #: bumped by every change of a tracked object (see :func:`changed`): caches built from
 #: several objects (a job's JSON) stay valid while it has not moved
@@ -35,6 +35,30 @@ class Owner(Protocol):
     """Anything holding a cache that a change of its containers makes stale."""
 
     def _touch(self) -> None: ...
+
+
+class JsonCached:
+    """Base of objects caching their JSON in ``_json``: changing a field forgets it.
+
+    Assigning one of ``_json_fields`` tracks the new value (see :func:`track`) and drops the
+    cache; a tracked container changed in place calls :meth:`_touch`, which does the same.
+    """
+
+    __slots__ = ()
+    #: the attributes that make up the serialised form
+    _json_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._json_fields:
+            value = track(value, self)
+            object.__setattr__(self, "_json", None)
+            changed()
+        object.__setattr__(self, name, value)
+
+    def _touch(self) -> None:
+        """A tracked list or dict of this object changed: forget the cached JSON."""
+        object.__setattr__(self, "_json", None)
+        changed()
 
 
 def track(value: Any, owner: Owner) -> Any:

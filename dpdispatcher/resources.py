@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dpdispatcher._loaders import load_json, load_yaml
-from dpdispatcher._tracked import changed, plain, track
+from dpdispatcher._tracked import JsonCached, plain, track
 from dpdispatcher.errors import ConfigurationError
 
 _FIELDS = (
@@ -32,7 +32,7 @@ _FIELDS = (
 _FIELD_SET = frozenset(_FIELDS)
 
 
-class Resources:
+class Resources(JsonCached):
     """The computing resources of each job of a submission.
 
     The five core fields are positional; the rest are keyword-only. Options specific to a
@@ -49,6 +49,7 @@ class Resources:
     """
 
     __slots__ = (*_FIELDS, "_json", "__dict__")
+    _json_fields = _FIELD_SET
 
     number_node: int
     cpu_per_node: int
@@ -119,18 +120,6 @@ class Resources:
             object.__setattr__(self, key, track(values[key], self))
         object.__setattr__(self, "_json", None)
         _check_semantics(self)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _FIELD_SET:
-            value = track(value, self)
-            object.__setattr__(self, "_json", None)
-            changed()
-        object.__setattr__(self, name, value)
-
-    def _touch(self) -> None:
-        """A tracked list or dict of these resources changed: forget the cached JSON."""
-        object.__setattr__(self, "_json", None)
-        changed()
 
     def __repr__(self) -> str:
         return f"Resources({self.serialize()!r})"

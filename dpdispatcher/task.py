@@ -15,7 +15,7 @@ from dpdispatcher._loaders import (
     load_json,
     load_yaml,
 )
-from dpdispatcher._tracked import changed, track, tracked_strings
+from dpdispatcher._tracked import JsonCached, tracked_strings
 from dpdispatcher.errors import ConfigurationError
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -33,7 +33,7 @@ _SERIALIZED = frozenset(
 )
 
 
-class Task:
+class Task(JsonCached):
     """A command to run in ``task_work_path`` with its forward and backward files.
 
     Parameters
@@ -68,6 +68,7 @@ class Task:
         "task_name",
         "task_work_path",
     )
+    _json_fields = _SERIALIZED
 
     command: str
     task_work_path: str
@@ -106,18 +107,6 @@ class Task:
         init(self, "task_hash", self.get_hash())
         #: the state of the task as last seen (1.x attribute; the job's state governs)
         init(self, "task_state", JobStatus.unsubmitted)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SERIALIZED:
-            value = track(value, self)
-            object.__setattr__(self, "_json", None)
-            changed()
-        object.__setattr__(self, name, value)
-
-    def _touch(self) -> None:
-        """A tracked list of this task changed: forget the cached JSON."""
-        object.__setattr__(self, "_json", None)
-        changed()
 
     def __repr__(self) -> str:
         return repr(self.serialize())
