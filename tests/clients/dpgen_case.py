@@ -101,6 +101,8 @@ task = "/".join(os.getcwd().split(os.sep)[-2:])
 def record(what):
     with open(COUNTER, "a") as f:
         f.write(" ".join([PROGRAM, what, task, *sys.argv[1:]]) + "\\n")
+    with open(COUNTER + ".jobs", "a") as f:  # which scheduler job ran it (Slurm's id)
+        f.write(" ".join([PROGRAM, what, task, os.environ.get("SLURM_JOB_ID", "-")]) + "\\n")
 
 def need(*names):
     missing = [n for n in names if not os.path.exists(n)]
@@ -210,10 +212,15 @@ record("end")
 """
 
 
-def write_standins(bindir: Path, venv: Venv, counter: Path, gate: Path | None) -> None:
-    """Write the ``dp``, ``lmp`` and ``vasp`` stand-ins into ``bindir``."""
+def write_standins(bindir: Path, venv: Venv, counter: Path, gate: Path | None,
+                   python: str | None = None) -> None:
+    """Write the ``dp``, ``lmp`` and ``vasp`` stand-ins into ``bindir``.
+
+    They need only the standard library: ``python`` (default: the venv's interpreter)
+    may be any Python 3, e.g. the system's for a cluster user who cannot read the venv.
+    """
     bindir.mkdir(parents=True, exist_ok=True)
-    header = _HEADER.format(python=venv.python, counter=str(counter),
+    header = _HEADER.format(python=python or venv.python, counter=str(counter),
                             gate=str(gate) if gate else "")
     bodies = {"dp": DP, "lmp": LMP.format(numb_models=NUMB_MODELS), "vasp": VASP}
     for name, body in bodies.items():
@@ -285,9 +292,39 @@ def machine(example: Path, bindir: Path, remote_root: Path) -> dict[str, object]
     return mdata
 
 
+def slurm_ssh_machine(example: Path, bindir: Path, remote_root: str,
+                      profile: dict[str, object]) -> dict[str, object]:
+    """DP-GEN's ``machine-slurm-qe.json`` example (Slurm over SSH) adapted to a cluster.
+
+    What a user edits in that example: the stand-in commands, the roots, the
+    ``remote_profile`` (host, port, user, key), the partition, and the requests this
+    one-node, two-CPU test cluster cannot grant (``--mem=16G``, ``--exclude=``, GPUs,
+    more CPUs than it has, the example's placeholder ``source_list`` / ``module_list``).
+    """
+    mdata: dict[str, object] = json.loads(example.read_text())
+    commands = {"train": "dp", "model_devi": "lmp", "fp": "vasp"}
+    for stage, program in commands.items():
+        section = mdata[stage]
+        assert isinstance(section, dict)
+        section["command"] = str(bindir / program)
+        section["machine"]["remote_root"] = f"{remote_root}/{stage}"
+        section["machine"]["remote_profile"].update(profile)
+        res = section["resources"]
+        res.update(queue_name="normal", gpu_per_node=0, cpu_per_node=1,
+                   source_list=[], module_list=[])
+        res["custom_flags"] = [f for f in res["custom_flags"]
+                               if not f.startswith(("#SBATCH --mem", "#SBATCH --exclude"))]
+    fp = mdata["fp"]
+    assert isinstance(fp, dict)
+    fp["resources"]["cvasp"] = True
+    fp["resources"]["mark_failure"] = True
+    return mdata
+
+
 def prepare(work: Path, venv: Venv, example: Path, bindir: Path,
-            remote_root: Path) -> None:
-    """Write every input of the case into ``work``."""
+            remote_root: Path, mdata: dict[str, object] | None = None) -> None:
+    """Write every input of the case into ``work`` (``mdata``: the machine file's
+    content, by default :func:`machine` of ``example``)."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "POSCAR").write_text(CH4_POSCAR)
     (work / "INCAR").write_text(INCAR)
@@ -298,9 +335,9 @@ def prepare(work: Path, venv: Venv, example: Path, bindir: Path,
         check=True, env=venv.env(), capture_output=True, timeout=300,
     )
     (work / "param.json").write_text(json.dumps(param(work), indent=2))
-    (work / "machine.json").write_text(
-        json.dumps(machine(example, bindir, remote_root), indent=2)
-    )
+    if mdata is None:
+        mdata = machine(example, bindir, remote_root)
+    (work / "machine.json").write_text(json.dumps(mdata, indent=2))
 
 
 def counts(counter: Path, program: str, event: str = "start",
@@ -317,6 +354,14 @@ def counts(counter: Path, program: str, event: str = "start",
             continue
         result[task] = result.get(task, 0) + 1
     return result
+
+
+def slurm_job_ids(counter: Path, program: str) -> dict[str, str]:
+    """``task -> SLURM_JOB_ID`` of the job in which ``program`` started it (``-``: none)."""
+    jobs = counter.with_name(counter.name + ".jobs")
+    return {task: job for prog, what, task, job in
+            (line.split() for line in jobs.read_text().splitlines())
+            if prog == program and what == "start"}
 
 
 def prepare_init_bulk(work: Path, example_dir: Path, example: Path, bindir: Path,

@@ -18,13 +18,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +46,6 @@ DRIVER = Path(__file__).with_name("dflow_driver.py")
 @pytest.fixture(scope="module")
 def dflow_venv() -> Venv:
     return build("dflow", [PYDFLOW], DFLOW_LIGHT_DEPS)
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A scratch dir the SSH test user may write too (its counter lives there)."""
-    path = Path(tempfile.mkdtemp(prefix="dpdisp-dflow-"))
-    path.chmod(0o777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _spec(tmp: Path, counter: Path, machine: dict[str, Any], **extra: Any) -> Path:

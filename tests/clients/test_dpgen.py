@@ -12,6 +12,9 @@ Task`` is this tree. Nothing of DP-GEN is vendored.
   ``lazylocal`` spellings) plus ``cvasp`` and ``mark_failure`` in the fp resources. The
   driver is killed (SIGKILL) while the fp jobs run and started again, as a user would;
   every stand-in program must have run exactly once per task.
+* The same run and kill with DP-GEN's ``machine-slurm-qe.json`` example (``slurm`` /
+  ``ssh`` spellings): every stage on the real Slurm through the real sshd, from a fresh
+  ``HOME`` (no ``known_hosts``), the stand-ins run by the cluster user inside Slurm jobs.
 * ``dpgen init_bulk`` on DP-GEN's own ``examples/init/ch4.json`` (relax, scale/perturb,
   md, collect): its relax and md stages submit through ``make_submission`` with ``cvasp``
   in the fp resources (where the issue saw it die).
@@ -28,12 +31,14 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests._venvs import Venv, build, sdist
 from tests.clients import dpgen_case as case
+from tests.conftest import require
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +98,12 @@ def test_dpgen_example_machine_files_pass_dpgen_arginfo(
     assert failures == {}
 
 
-def _start_dpgen(venv: Venv, work: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start_dpgen(venv: Venv, work: Path, log: Path,
+                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
             [str(venv.bindir / "dpgen"), "run", "param.json", "machine.json"],
-            cwd=work, env=venv.env(), stdout=out, stderr=subprocess.STDOUT,
+            cwd=work, env=env or venv.env(), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -117,20 +123,15 @@ def _expect_once(found: dict[str, int], number: int, what: str) -> None:
     assert set(found.values()) == {1}, f"{what} ran more than once: {found}"
 
 
-def test_dpgen_run_iteration_killed_in_fp_and_rerun(
-    dpgen_venv: Venv, dpgen_sdist: Path, tmp_path: Path
-) -> None:
-    """train -> model_devi -> fp (killed, rerun) -> post_fp -> next train, each task once."""
-    work, bindir = tmp_path / "run", tmp_path / "bin"
-    counter, gate, log = tmp_path / "counter.txt", tmp_path / "gate", tmp_path / "dpgen.out"
-    case.write_standins(bindir, dpgen_venv, counter, gate)
-    example = dpgen_sdist / "examples" / "machine" / "DeePMD-kit-1.x" / "machine-local.json"
-    case.prepare(work, dpgen_venv, example, bindir, tmp_path / "remote")
-
-    first = _start_dpgen(dpgen_venv, work, log)
+def _run_killed_in_fp_and_rerun(venv: Venv, work: Path, counter: Path, gate: Path,
+                                kill_after: int, env: dict[str, str] | None = None) -> None:
+    """``dpgen run`` until ``kill_after`` fp tasks started (held at ``gate``), SIGKILL of
+    the driver only (its jobs keep running), open the gate, run again to the next
+    training; then check that every stand-in ran once per task and what came back."""
+    log = work.parent / "dpgen.out"
+    first = _start_dpgen(venv, work, log, env)
     deadline = time.monotonic() + 600
-    fp_jobs = -(-case.FP_TASK_MAX // 2)  # fp group_size 2 in the example machine file
-    while len(case.counts(counter, "vasp")) < fp_jobs:
+    while len(case.counts(counter, "vasp")) < kill_after:
         if first.poll() is not None:
             pytest.fail(f"dpgen run ended before fp ran:\n{log.read_text()[-6000:]}")
         if time.monotonic() > deadline:
@@ -142,7 +143,7 @@ def test_dpgen_run_iteration_killed_in_fp_and_rerun(
     assert (work / "record.dpgen").read_text().split("\n")[-2] == "0 6"  # make_fp done
 
     gate.touch()
-    second = _start_dpgen(dpgen_venv, work, log)
+    second = _start_dpgen(venv, work, log, env)
     _wait(second, 600, log)
 
     output = log.read_text()
@@ -171,6 +172,57 @@ def test_dpgen_run_iteration_killed_in_fp_and_rerun(
     # DP-GEN's own keys in the fp resources are accepted with a warning naming them
     for key in ("cvasp", "mark_failure"):
         assert any("WARNING" in line and key in line for line in output.splitlines()), key
+
+
+def test_dpgen_run_iteration_killed_in_fp_and_rerun(
+    dpgen_venv: Venv, dpgen_sdist: Path, tmp_path: Path
+) -> None:
+    """train -> model_devi -> fp (killed, rerun) -> post_fp -> next train, each task once,
+    with DP-GEN's ``machine-local.json`` example (Shell, LocalContext / LazyLocal)."""
+    work, bindir = tmp_path / "run", tmp_path / "bin"
+    counter, gate = tmp_path / "counter.txt", tmp_path / "gate"
+    case.write_standins(bindir, dpgen_venv, counter, gate)
+    example = dpgen_sdist / "examples" / "machine" / "DeePMD-kit-1.x" / "machine-local.json"
+    case.prepare(work, dpgen_venv, example, bindir, tmp_path / "remote")
+    fp_jobs = -(-case.FP_TASK_MAX // 2)  # fp group_size 2 in the example machine file
+    _run_killed_in_fp_and_rerun(dpgen_venv, work, counter, gate, kill_after=fp_jobs)
+
+
+def test_dpgen_run_slurm_over_ssh_killed_in_fp_and_rerun(
+    dpgen_venv: Venv, dpgen_sdist: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    """The same iteration with DP-GEN's ``machine-slurm-qe.json`` example: every stage on
+    the real Slurm through the real sshd (``slurm`` / ``ssh`` spellings), from a fresh
+    ``HOME`` with no ``known_hosts``; killed while the fp jobs run or wait in the queue."""
+    require("DPDISP_SSH_HOST", "DPDISP_SSH_PORT", "DPDISP_SSH_USER",
+            "DPDISP_SSH_KEY_ED25519", "DPDISP_SLURM", what="real sshd and Slurm")
+    user = os.environ["DPDISP_SSH_USER"]
+    work, bindir = tmp_path / "run", shared_dir / "bin"
+    counter, gate = shared_dir / "counter.txt", shared_dir / "gate"
+    # the cluster user runs the stand-ins: the system Python, not root's venv
+    case.write_standins(bindir, dpgen_venv, counter, gate, python="/usr/bin/python3")
+    remote_root = f"/home/{user}/dpdisp-dpgen-{uuid.uuid4().hex[:8]}"
+    profile = {"hostname": os.environ["DPDISP_SSH_HOST"],
+               "port": int(os.environ["DPDISP_SSH_PORT"]), "username": user,
+               "key_filename": os.environ["DPDISP_SSH_KEY_ED25519"]}
+    example = dpgen_sdist / "examples" / "machine" / "DeePMD-kit-1.x" / "machine-slurm-qe.json"
+    mdata = case.slurm_ssh_machine(example, bindir, remote_root, profile)
+    case.prepare(work, dpgen_venv, example, bindir, tmp_path / "unused", mdata=mdata)
+    # "make sure that directory of work_path exists" (the example's own comment)
+    for stage in ("train", "model_devi", "fp"):
+        subprocess.run(["install", "-d", "-o", user, f"{remote_root}/{stage}"], check=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        # fp group_size 1 on a two-CPU node: one started task is enough, others may queue
+        _run_killed_in_fp_and_rerun(dpgen_venv, work, counter, gate, kill_after=1,
+                                    env=dpgen_venv.env(HOME=str(home)))
+        assert "[127.0.0.1]:" in (home / ".ssh" / "known_hosts").read_text()  # first use
+        for program in ("dp", "lmp", "vasp"):  # every stage ran inside Slurm jobs
+            jobs = case.slurm_job_ids(counter, program)
+            assert jobs and all(job.isdigit() for job in jobs.values()), (program, jobs)
+    finally:
+        subprocess.run(["rm", "-rf", remote_root], check=False)
 
 
 def test_dpgen_init_bulk_relax_md_collect(
