@@ -83,8 +83,11 @@ class RemoteFileNotFoundError(ContextError, FileNotFoundError):
     """A file expected on the execution side (e.g. a backward file) does not exist."""
 
 
-class UnsafeArchiveError(ContextError):
-    """An archive received from a remote holds an entry that would escape its target."""
+class UnsafeArchiveError(ContextError, ValueError):
+    """An archive received from a remote holds an entry that would escape its target.
+
+    Also a ``ValueError``, as in 1.1.0.
+    """
 
 
 class SchedulerError(DPDispatcherError, RuntimeError):
@@ -116,6 +119,12 @@ class RecoveryError(DPDispatcherError, RuntimeError):
 
 class MissingStateError(RecoveryError, FileNotFoundError):
     """State a caller pointed at (``previous_submission_hash``) does not exist."""
+
+
+class StagingPathError(ConfigurationError):
+    """A staging path is absolute, climbs out of its root with ``..``, holds a NUL or a glob
+    where none is allowed, or two sources map to the same destination
+    (:mod:`dpdispatcher.file_manager`)."""
 
 
 class MissingInputError(ConfigurationError, FileNotFoundError):

@@ -15,6 +15,8 @@ MODULES = [
     "dpdispatcher.task",
     "dpdispatcher.utils.utils",
     "dpdispatcher.utils.archive",
+    "dpdispatcher.file_manager",
+    "dpdispatcher.file_manager._paths",
 ]
 
 

@@ -60,6 +60,12 @@ PATHS = {
     "dpdispatcher.dpcloudserver.config": ["API_HOST"],
     "dpdispatcher.dpcloudserver.retcode": ["RETCODE"],
     "dpdispatcher.dpcloudserver.zip_file": ["zip_file_list", "unzip_file"],
+    "dpdispatcher.file_manager": ["PathPolicy", "PathResolver", "ManifestBuilder",
+                                  "RemoteManifestBuilder", "SubmissionStagingPlan",
+                                  "ArchiveBuilder", "FileTransfer", "AtomicTextWriter",
+                                  "SafeArchiveExtractor", "write_text_atomic", "FileEntry",
+                                  "MissingEntry", "ResolvedManifest"],
+    "dpdispatcher.utils.archive": ["UnsafeArchiveError", "safe_extract_tar", "safe_extract_zip"],
 }
 
 
