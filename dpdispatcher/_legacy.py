@@ -38,6 +38,7 @@ from dpdispatcher.errors import DPDispatcherError, MissingStateError, RecoveryEr
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
+    from dpdispatcher.machine import Machine
     from dpdispatcher.submission import Submission
 
 #: remote_profile defaults of the original, per context, in its schema order
@@ -101,9 +102,13 @@ def legacy_profile(release: str, context_type: str, profile: dict[str, Any]) -> 
     return out
 
 
-def legacy_machine_dict(release: str, m: LegacyMachine) -> dict[str, Any]:
-    """The machine's part of ``release``'s static form, in its key order."""
-    profile = legacy_profile(release, m.context_type, m.remote_profile)
+def legacy_machine_dict(
+    release: str, m: LegacyMachine, profile: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The machine's part of ``release``'s static form, in its key order (``profile``:
+    the ``remote_profile`` to show instead of the one ``release`` hashed)."""
+    if profile is None:
+        profile = legacy_profile(release, m.context_type, m.remote_profile)
     head: dict[str, Any] = {
         "batch_type": m.batch_type,
         "context_type": m.context_type,
@@ -154,15 +159,17 @@ def sha1_json(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj).encode("utf-8")).hexdigest()
 
 
-def machine_of(submission: Submission) -> LegacyMachine:
-    """The hashed machine fields of a bound submission."""
-    machine = submission._bound_machine()
+def legacy_machine(machine: Machine) -> LegacyMachine:
+    """The machine fields the original hashed (and its ``Machine.serialize`` returned).
+
+    A context built as a 1.1.0 subclass may set only 1.1.0's ``init_*_root`` attributes.
+    """
     ctx = machine.context
     return LegacyMachine(
         batch_type=type(machine).__name__,
         context_type=type(ctx).__name__,
-        local_root=ctx.given_local_root,
-        remote_root=ctx.given_remote_root,
+        local_root=getattr(ctx, "given_local_root", ctx.init_local_root),
+        remote_root=getattr(ctx, "given_remote_root", ctx.init_remote_root),
         remote_profile=copy.deepcopy(ctx.remote_profile),
         retry_count=machine.retry_count,
         # only the original's SSHContext kept the flag; its other contexts report False
@@ -178,7 +185,7 @@ def legacy_hashes(submission: Submission) -> list[tuple[str, str]]:
     as a second candidate, against ``local_root``.
     """
     ours = submission.serialize(if_static=True)
-    machine = machine_of(submission)
+    machine = legacy_machine(submission._bound_machine())
     ctx = submission._bound_machine().context
     abs_bases = [os.path.abspath(submission.work_base)]
     abs_bases.append(

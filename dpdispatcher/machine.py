@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dpdispatcher._legacy import legacy_machine, legacy_machine_dict
 from dpdispatcher._loaders import load_json, load_yaml
 from dpdispatcher._registry import Registered
 from dpdispatcher._script import names, quoting, render
@@ -245,7 +246,19 @@ class Machine(Registered):
         return cls.load_from_dict(load_yaml(yaml_path), allow_ref, strict=strict)
 
     def serialize(self, if_empty_remote_profile: bool = False) -> dict[str, Any]:
-        """The machine as a dictionary; secrets are left out (it is persisted and hashed)."""
+        """The machine as a dictionary, as 1.1.0 gives it: the roots as written,
+        ``clean_asynchronously``, SSH's ``create_remote_root`` and ``retry_count`` besides
+        the :meth:`state_dict` keys; secrets are left out. :meth:`load_from_dict` of it
+        builds the same machine."""
+        profile = {} if if_empty_remote_profile else profile_with_defaults(self.context)
+        return legacy_machine_dict("1.1.0", legacy_machine(self), profile=profile)
+
+    def state_dict(self, if_empty_remote_profile: bool = False) -> dict[str, Any]:
+        """What identifies the machine, persisted in the state file and hashed into the
+        submission hash: ``batch_type``, ``context_type``, the absolute roots and the
+        ``remote_profile`` without secrets. Settings that do not change where or how the
+        jobs run (``retry_count``, ``clean_asynchronously``, ``create_remote_root``) are
+        left out, so changing them keeps the hash."""
         ctx = self.context
         out: dict[str, Any] = {
             "batch_type": type(self).__name__,

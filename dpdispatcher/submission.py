@@ -252,7 +252,7 @@ class Submission(FailureHandling):
         self, if_static: bool = False, if_none_local_root: bool = False
     ) -> dict[str, Any]:
         """The submission as a dictionary (runtime job fields unless ``if_static``)."""
-        machine = self.machine.serialize() if self.machine is not None else {}
+        machine = self.machine.state_dict() if self.machine is not None else {}
         if if_none_local_root and machine:
             machine["local_root"] = None
         out: dict[str, Any] = {
@@ -273,7 +273,7 @@ class Submission(FailureHandling):
         Each job's piece is assembled from the cached JSON of its tasks and resources, so
         hashing and state writes serialise nothing twice and never hold the whole text.
         """
-        machine = self.machine.serialize() if self.machine is not None else {}
+        machine = self.machine.state_dict() if self.machine is not None else {}
         resources = self.resources.to_json() if self.resources is not None else "{}"
         yield (
             f'{{"work_base": {json.dumps(self.work_base)}, "machine": {json.dumps(machine)}, '
