@@ -216,7 +216,7 @@ class Submission(FailureHandling):
         resources = self._resources()
         if not self.belonging_tasks:
             raise ConfigurationError("submission has no tasks (task_list is empty)")
-        self._check_no_duplicate_tasks()
+        self._warn_duplicate_tasks()
         tasks = seeded_shuffle(self.belonging_tasks, 42)
         size = resources.group_size or len(tasks)
         for start in range(0, len(tasks), size):
@@ -226,16 +226,22 @@ class Submission(FailureHandling):
         self.submission_hash = self.get_hash()
         self._bind_context()
 
-    def _check_no_duplicate_tasks(self) -> None:
-        """Refuse a task listed twice (same hash): the two would share one finish tag."""
+    def _warn_duplicate_tasks(self) -> None:
+        """Warn once about tasks listed more than once (same hash), which 1.1.0 accepts:
+        they share one finish tag, so a copy grouped after a finished one is skipped."""
         seen: set[str] = set()
+        repeated = []
         for task in self.belonging_tasks:
             if task.task_hash in seen:
-                raise ConfigurationError(
-                    f"task_list: the task {task!r} is listed twice (identical tasks would share "
-                    "a finish tag)"
-                )
+                repeated.append(task)
             seen.add(task.task_hash)
+        if repeated:
+            dlog.warning(
+                "task_list: %d task(s) are listed more than once, e.g. %r; identical tasks "
+                "share one finish tag: a copy that starts after another finished is skipped, "
+                "copies in jobs running at the same time run concurrently",
+                len(repeated), repeated[0],
+            )
 
     def _resources(self) -> Resources:
         if self.resources is None:

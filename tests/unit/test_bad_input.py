@@ -3,7 +3,6 @@ anything is submitted and without touching any user file."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -75,8 +74,6 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("forward_files as a string", _set("task_list/0/forward_files", "in.txt"), "forward_files"),
     ("missing forward file", _set("task_list/1/forward_files", ["nope.txt"]), "nope.txt"),
     ("missing common file", _set("forward_common_files", ["gone.txt"]), "gone.txt"),
-    ("duplicate task", lambda d: d["task_list"].append(copy.deepcopy(d["task_list"][0])),
-     "listed twice"),
     ("empty task_list", _set("task_list", []), "no tasks"),
     ("missing work base", _set("work_base", "no_such_dir"), "does not exist"),
     ("header template missing",

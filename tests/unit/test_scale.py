@@ -163,11 +163,16 @@ def test_tasks_still_take_other_attributes_and_refuse_a_string_file_list():
         Task("echo", "d", forward_files="in.txt")  # type: ignore[arg-type]
 
 
-def test_a_task_listed_twice_is_refused(tmp_path):
+def test_a_task_listed_twice_is_grouped_with_one_warning(tmp_path, caplog):
+    """1.1.0 groups identical tasks like any others (its test_group_size: 99 copies of one
+    task, group_size 1 -> 99 jobs); here one WARNING names the repetition."""
     tasks = _tasks(3)
     sub = Submission(".", _machine(tmp_path), _resources(), task_list=[*tasks, _tasks(2)[1]])
-    with pytest.raises(ConfigurationError, match="listed twice"):
+    with caplog.at_level("WARNING", logger="dpdispatcher"):
         sub.generate_jobs()
+    assert sum(len(job.job_task_list) for job in sub.belonging_jobs) == 4
+    warnings = [r.getMessage() for r in caplog.records if "more than once" in r.getMessage()]
+    assert len(warnings) == 1 and "1 task(s)" in warnings[0], warnings
 
 
 # -- linearity: doubling N doubles the work -------------------------------------------------
