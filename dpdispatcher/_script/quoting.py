@@ -17,6 +17,8 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.:\[\]@-]{1,128}$")
 # ``$NAME`` or ``${`` may expand inside an env value; every other ``$`` is literal.
 _DOLLAR_NOT_EXPANDING = re.compile(r"\$(?![A-Za-z_{])")
+#: a reference that expands inside an env value
+_VAR_REF = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
 #: runs of characters a scheduler job name cannot hold (a directive cannot be quoted)
 _JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -41,10 +43,14 @@ def env_name(name: object) -> str:
 
 
 def env_value(value: object) -> str:
-    """Quote an env value in double quotes.
+    """Quote an env value: single quotes, or double quotes when it refers to a variable.
 
     ``$NAME`` and ``${NAME}`` still expand (users write ``"PATH": "/opt/bin:$PATH"``),
-    but command substitution, backticks, quotes and backslashes are literal.
+    but command substitution, backticks, quotes and backslashes are literal. A value
+    without such a reference is quoted as 1.1.0 quotes every value (:func:`sh`).
+
+    >>> env_value("a b"), env_value("4"), env_value("/opt/bin:$PATH")
+    ("'a b'", '4', '"/opt/bin:$PATH"')
     """
     text = str(value)
     if "\0" in text:
@@ -52,6 +58,8 @@ def env_value(value: object) -> str:
             f"resources/envs or source_list: {text!r} contains a NUL character, which no "
             "environment variable or shell word can hold"
         )
+    if not _VAR_REF.search(text):
+        return sh(text)
     text = text.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
     text = _DOLLAR_NOT_EXPANDING.sub(lambda _m: "\\$", text)
     return f'"{text}"'
@@ -100,9 +108,6 @@ def static_words(entry: str, key: str) -> list[str]:
     return words
 
 
-_VAR_REF = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
-
-
 def source_line(entry: str) -> str | None:
     """The ``source`` line of a ``source_list`` entry (None for a blank entry).
 
@@ -114,7 +119,7 @@ def source_line(entry: str) -> str | None:
     >>> source_line("'/opt/a b/env.sh' --flag"), source_line("   ")
     ("source '/opt/a b/env.sh' --flag", None)
     >>> source_line("~/my env.sh")
-    'source ~/"my env.sh"'
+    "source ~/'my env.sh'"
     """
     if not entry.strip():
         return None

@@ -36,14 +36,11 @@ def _module_lines(verb: str, modules: Sequence[str]) -> list[str]:
     return out
 
 
-def render_env(job_hash: str, job_root: str, resources: Resources) -> str:
-    """The env section: job root, fail flag, modules, sources, exports, prepend_script.
-
-    The script fails closed: a job root that cannot be resolved stops it with exit 1
-    before any task runs (and before the job tag could be written).
-    """
+def root_lines(job_hash: str, job_root: str) -> list[str]:
+    """Resolve ``$REMOTE_ROOT`` and clear the fail flag; fail closed (exit 1 before any
+    task runs, and before the job tag could be written) when the job root is missing."""
     flag = names.fail_flag_file(job_hash)
-    lines = [
+    return [
         f"REMOTE_ROOT=$(readlink -f {sh(job_root)})",
         'if [ ! -d "$REMOTE_ROOT" ]; then',
         f"  echo 1 > {sh(job_root)}/{sh(flag)} 2>/dev/null",
@@ -52,22 +49,53 @@ def render_env(job_hash: str, job_root: str, resources: Resources) -> str:
         "fi",
         f"echo 0 > {root_file(flag)}",
     ]
-    if resources.module_purge:
-        lines.append("module purge")
-    lines += _module_lines("unload", resources.module_unload_list)
-    lines += _module_lines("load", resources.module_list)
-    lines += [line for line in map(source_line, resources.source_list) if line]
-    lines += [
+
+
+def module_lines(resources: Resources) -> list[str]:
+    """``module purge``, then the unloads and loads."""
+    lines = ["module purge"] if resources.module_purge else []
+    return (
+        lines
+        + _module_lines("unload", resources.module_unload_list)
+        + _module_lines("load", resources.module_list)
+    )
+
+
+def source_lines(resources: Resources) -> list[str]:
+    """One ``source`` line per non-blank ``source_list`` entry."""
+    return [line for line in map(source_line, resources.source_list) if line]
+
+
+def resource_exports(resources: Resources) -> list[str]:
+    """``DPDISPATCHER_NUMBER_NODE`` and the other job sizes, for the tasks to read."""
+    return [
         f"export DPDISPATCHER_NUMBER_NODE={resources.number_node}",
         f"export DPDISPATCHER_CPU_PER_NODE={resources.cpu_per_node}",
         f"export DPDISPATCHER_GPU_PER_NODE={resources.gpu_per_node}",
         f"export DPDISPATCHER_QUEUE_NAME={sh(resources.queue_name)}",
         f"export DPDISPATCHER_GROUP_SIZE={resources.group_size}",
     ]
+
+
+def env_exports(resources: Resources) -> list[str]:
+    """One ``export`` per ``envs`` value (a list value exports each item in turn)."""
+    lines = []
     for key, value in resources.envs.items():
         values = value if isinstance(value, list) else [value]
         lines += [f"export {env_name(key)}={env_value(v)}" for v in values]
-    lines += list(resources.prepend_script)
+    return lines
+
+
+def render_env(job_hash: str, job_root: str, resources: Resources) -> str:
+    """The env section: job root, fail flag, modules, sources, exports, prepend_script."""
+    lines = [
+        *root_lines(job_hash, job_root),
+        *module_lines(resources),
+        *source_lines(resources),
+        *resource_exports(resources),
+        *env_exports(resources),
+        *resources.prepend_script,
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -4,10 +4,11 @@ Used with :class:`~dpdispatcher.contexts.hdfs_context.HDFSContext`. The job scri
 written to the work base and given to the YARN distributed-shell client
 (``hadoop jar …distributedshell-*.jar …Client -shell_script <script>``), started on this
 machine in the background; the job id is the client's process id, as in the original.
-In its container the script fetches the submission's ``<hash>_upload.tgz`` and the
-job's ``.run`` body from the HDFS job root, runs the tasks, and on success packs the
-task directories into ``<submission>_<job>_download.tar.gz``, puts it back and touches
-the job tag on HDFS (on failure it puts its last-error file back instead).
+In its container the script fetches the submission's ``<hash>_upload.tgz`` (every
+``*.tgz`` of the HDFS job root, as 1.1.0) and the job's ``.run`` body, runs the tasks,
+and on success packs the task directories into ``<submission>_<job>_download.tar.gz``,
+puts it back and touches the job tag on HDFS (on failure it puts its last-error file
+back instead).
 
 A poll is one local ``ps`` for every client and one listing of the HDFS job root: a
 job whose tag is there is *finished* (as in 1.1.0, even while its client is still
@@ -194,16 +195,26 @@ class DistributedShell(Machine):
         return sh(self.context.remote_root.rstrip("/"))
 
     def gen_script_env(self, job: Job) -> str:
-        """Env section in the container's directory, then the inputs fetched from HDFS."""
-        submission_hash = self.submission_hash()
-        upload = upload_archive(submission_hash)
+        """Env section in the container's directory, then the inputs fetched from HDFS.
+
+        As in 1.1.0: each ``source`` line is wrapped as ``{ source …; }``, no
+        ``DPDISPATCHER_*`` sizes are exported, and the inputs are every ``*.tgz`` of
+        the job root (globbed by HDFS, not by the container's shell).
+        """
+        res = job.resources
+        upload = sh(upload_archive(self.submission_hash()))
         root = self._root()
-        staging = [
-            f"if [ ! -f {sh(upload)} ]; then hadoop fs -get {root}/{sh(upload)} . || exit 1; fi",
+        lines = [
+            *render.root_lines(job.job_hash, "."),
+            *render.module_lines(res),
+            *(f"{{ {line}; }} " for line in render.source_lines(res)),
+            *render.env_exports(res),
+            *res.prepend_script,
+            f"if [ ! -f {upload} ]; then (set -f; hadoop fs -get {root}/*.tgz .) || exit 1; fi",
             f"hadoop fs -get -f {root}/{sh(names.run_file(job.job_hash))} . || exit 1",
-            f"tar -xzf {sh(upload)} || exit 1",
+            f"tar -xzf {upload} || exit 1",
         ]
-        return render.render_env(job.job_hash, ".", job.resources) + "\n".join(staging) + "\n"
+        return "\n".join(lines) + "\n"
 
     def gen_script_end(self, job: Job) -> str:
         """Pack the task directories and put them back with the job tag, or the error."""

@@ -108,9 +108,12 @@ def test_script_fetches_inputs_and_puts_results_back(tmp_path: Path) -> None:
     script = ds_machine(tmp_path).gen_script(job)
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
     assert script.startswith("#!/bin/bash -l\nset -x\n")
-    assert "hadoop fs -get hdfs://nn/root/SUBMISSION/SUBMISSION_upload.tgz ." in script
+    # 1.1.0's staging and quoting (its gen_script_env on the same job)
+    assert "(set -f; hadoop fs -get hdfs://nn/root/SUBMISSION/*.tgz .)" in script
+    assert "tar -xzf SUBMISSION_upload.tgz" in script
     assert f"hadoop fs -get -f hdfs://nn/root/SUBMISSION/.{job.job_hash}.sub.run ." in script
-    assert 'export TEST_ENV="value with space"' in script
+    assert "export TEST_ENV='value with space'" in script
+    assert "DPDISPATCHER_NUMBER_NODE" not in script
     assert f"-czf SUBMISSION_{job.job_hash}_download.tar.gz task1/ 'task two/'" in script
     assert f"hadoop fs -touchz hdfs://nn/root/SUBMISSION/{job.job_hash}_job_tag_finished" in script
     assert script.rstrip().endswith("echo after")
