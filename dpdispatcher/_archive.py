@@ -42,6 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any, Literal, Protocol
 
+from dpdispatcher._relpath import Breach, relative_parts
 from dpdispatcher._replace import bring_back
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import UnsafeArchiveError
@@ -96,6 +97,19 @@ def _bad(name: str, why: str) -> UnsafeArchiveError:
     return UnsafeArchiveError(f"archive member {name!r}: {why}")
 
 
+_WHY = {
+    Breach.NUL: "contains a NUL character",
+    Breach.ABSOLUTE: "is an absolute path",
+    Breach.BACKSLASH: "contains a backslash",
+    Breach.PARENT: "climbs out of the target with '..'",
+}
+
+
+def _refuse(breach: Breach, name: str) -> UnsafeArchiveError:
+    """The error for a member name breaking the rule of :mod:`dpdispatcher._relpath`."""
+    return _bad(name, _WHY[breach])
+
+
 def member_parts(name: str) -> Parts:
     """The components of a member name, normalised; raise if it could escape.
 
@@ -108,16 +122,9 @@ def member_parts(name: str) -> Parts:
     >>> member_parts("./a//b/")
     ('a', 'b')
     """
-    if not isinstance(name, str) or "\0" in name:
-        raise _bad(str(name), "contains a NUL character")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise _bad(name, "is an absolute path")
-    if "\\" in name:
-        raise _bad(name, "contains a backslash")
-    parts = tuple(p for p in name.split("/") if p not in ("", "."))
-    if ".." in parts:
-        raise _bad(name, "climbs out of the target with '..'")
-    return parts
+    if not isinstance(name, str):
+        raise _bad(str(name), _WHY[Breach.NUL])
+    return relative_parts(name, _refuse, backslash_separates=False)
 
 
 def _resolve(start: Parts, target: str, links: dict[Parts, str], name: str) -> Parts:

@@ -3,7 +3,8 @@
 A staging path (a forward or backward file, a destination in a manifest) is a path
 *relative to a root*. It may not be absolute (``/x``, ``C:x``, ``\\\\server\\x``), climb out
 with ``..``, or hold a NUL; a backslash counts as a separator, so the rules are the same
-on every platform. Glob characters are refused unless the caller expects a pattern.
+on every platform (the rule of :mod:`dpdispatcher._relpath`, shared with archive
+members). Glob characters are refused unless the caller expects a pattern.
 
 Examples
 --------
@@ -24,6 +25,7 @@ import os
 from pathlib import Path
 
 from dpdispatcher._files import has_magic
+from dpdispatcher._relpath import Breach, relative_parts
 from dpdispatcher.errors import ConfigurationTypeError, StagingPathError
 
 __all__ = ["PathPolicy", "PathResolver", "StrPath"]
@@ -43,9 +45,16 @@ def _text(value: object) -> str:
     return value
 
 
-def _is_absolute(text: str) -> bool:
-    """Absolute on POSIX or Windows: a leading separator or a drive letter (``C:``)."""
-    return text.startswith("/") or (len(text) >= 2 and text[1] == ":" and text[0].isalpha())
+_WHY = {
+    Breach.NUL: "NUL characters are not allowed in staging paths",
+    Breach.ABSOLUTE: "absolute paths are not allowed in staging entries",
+    Breach.PARENT: "parent-directory traversal is not allowed",
+}
+
+
+def _refuse(breach: Breach, text: str) -> StagingPathError:
+    """The error for a staging path breaking the rule of :mod:`dpdispatcher._relpath`."""
+    return StagingPathError(f"{_WHY[breach]}: {text!r}")
 
 
 class PathPolicy:
@@ -80,17 +89,11 @@ class PathPolicy:
             glob character (a :class:`~dpdispatcher.errors.StagingPathError`).
         """
         text = _text(value)
-        if "\0" in text:
-            raise StagingPathError(f"NUL characters are not allowed in staging paths: {text!r}")
-        text = text.replace("\\", "/")
-        if _is_absolute(text):
-            raise StagingPathError(f"absolute paths are not allowed in staging entries: {text!r}")
-        parts = [part for part in text.split("/") if part not in ("", ".")]
-        if ".." in parts:
-            raise StagingPathError(f"parent-directory traversal is not allowed: {text!r}")
+        parts = relative_parts(text, _refuse, backslash_separates=True)
         normalized = "/".join(parts) or "."
         if not allow_glob and has_magic(normalized):
-            raise StagingPathError(f"glob patterns are not allowed here: {text!r}")
+            shown = text.replace("\\", "/")
+            raise StagingPathError(f"glob patterns are not allowed here: {shown!r}")
         return normalized
 
     @classmethod
@@ -155,7 +158,7 @@ class PathResolver:
         text = _text(value)
         if allow_absolute and os.path.isabs(text):
             if "\0" in text:
-                raise StagingPathError(f"NUL characters are not allowed in staging paths: {text!r}")
+                raise _refuse(Breach.NUL, text)
             text = self._inside(text)
         return self._join(PathPolicy.normalize_relative(text, allow_glob=allow_glob))
 
