@@ -132,8 +132,27 @@ class BaseContext(Registered):
 
     def binds_offline(self) -> bool:
         """Whether :meth:`bind_submission` works without a connection (so a submission
-        binds this context as soon as its jobs are generated, as 1.1.0 does)."""
-        return True
+        binds this context as soon as it has a hash, as 1.1.0 does): when the job root
+        is known, i.e. ``remote_root`` was given."""
+        return bool(self.init_remote_root)
+
+    @property
+    def temp_remote_root(self) -> str | None:
+        """The ``remote_root`` job roots are made in (1.1.0's name for it)."""
+        return self.init_remote_root
+
+    @temp_remote_root.setter
+    def temp_remote_root(self, value: str | None) -> None:
+        self.init_remote_root = value
+
+    @property
+    def temp_local_root(self) -> str:
+        """The absolute ``local_root`` work bases are in (1.1.0's name for it)."""
+        return self.init_local_root
+
+    @temp_local_root.setter
+    def temp_local_root(self, value: str) -> None:
+        self.init_local_root = value
 
     def job_root_for(self, submission: Submission) -> str:
         """Where the jobs of ``submission`` run: ``remote_root/<submission_hash>``."""

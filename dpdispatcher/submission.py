@@ -194,15 +194,16 @@ class Submission(FailureHandling):
         self.machine = machine
         for job in self.belonging_jobs:
             job.machine = machine
-        if self.belonging_jobs:
-            self._bind_context()
+        if not self.belonging_jobs:  # as in 1.1.0: the hash of the tasks, until grouped
+            self.submission_hash = self.get_hash()
+        self._bind_context()
         return self
 
     def _bind_context(self) -> None:
-        """Point the machine's context at this submission once its hash is known, as
-        1.1.0 does; a context that would need a connection binds when the run starts."""
+        """Point the machine's context at this submission's job root, as 1.1.0 does; a
+        context that would need a connection to know it binds when the run starts."""
         ctx = self.machine.context if self.machine is not None else None
-        if ctx is not None and ctx.init_remote_root and ctx.binds_offline():
+        if ctx is not None and ctx.binds_offline():
             ctx.bind_submission(self)
 
     def generate_jobs(self) -> None:
@@ -268,6 +269,8 @@ class Submission(FailureHandling):
             "forward_common_files": list(self.forward_common_files),
             "backward_common_files": list(self.backward_common_files),
         }
+        if not self._persisted_jobs():  # as in 1.1.0: the tasks, until they are grouped
+            out["belonging_tasks"] = [task.serialize() for task in self.belonging_tasks]
         if not if_static:  # a policy of the run, not part of the hash (as in 1.1.0)
             out["continue_on_failure"] = self.continue_on_failure
         out["belonging_jobs"] = [job.serialize(if_static=if_static) for job in self.belonging_jobs]
@@ -286,6 +289,7 @@ class Submission(FailureHandling):
             f'"resources": {resources}, '
             f'"forward_common_files": {json.dumps(list(self.forward_common_files))}, '
             f'"backward_common_files": {json.dumps(list(self.backward_common_files))}, '
+            + ("" if self._persisted_jobs() else self._tasks_piece())
             + (
                 ""
                 if if_static
@@ -299,6 +303,12 @@ class Submission(FailureHandling):
             yield from job.json_pieces(if_static)
             sep = ", "
         yield "]}"
+
+    def _tasks_piece(self) -> str:
+        """The ``belonging_tasks`` member (with its separator) of a submission whose
+        tasks are not grouped into jobs yet, from the cached JSON of each task."""
+        pieces = [task.to_json() for task in self.belonging_tasks]
+        return f'"belonging_tasks": [{", ".join(pieces)}], '
 
     def _persisted_jobs(self) -> list[Job]:
         """Every job, including those dropped by ``ratio_unfinished``, in their order.
@@ -332,7 +342,6 @@ class Submission(FailureHandling):
             machine = Machine.deserialize(submission_dict["machine"])
         sub = cls(
             submission_dict["work_base"],
-            machine=machine,
             resources=Resources.deserialize(submission_dict["resources"]),
             forward_common_files=submission_dict.get("forward_common_files", []),
             backward_common_files=submission_dict.get("backward_common_files", []),
@@ -342,7 +351,18 @@ class Submission(FailureHandling):
         sub.belonging_jobs = [
             Job.deserialize(j, machine) for j in submission_dict["belonging_jobs"]
         ]
-        sub.belonging_tasks = [t for job in sub.belonging_jobs for t in job.job_task_list]
+        if sub.belonging_jobs:
+            sub.belonging_tasks = [t for job in sub.belonging_jobs for t in job.job_task_list]
+        else:  # not grouped yet (1.1.0 kept the tasks then)
+            sub.register_task_list(
+                [Task.deserialize(t) for t in submission_dict.get("belonging_tasks", [])]
+            )
+        if machine is not None:
+            if not isinstance(machine, Machine):
+                raise ConfigurationError(
+                    f"machine: expected a Machine, got {type(machine).__name__}"
+                )
+            sub.machine = machine
         sub.submission_hash = sub.get_hash()
         if bind_context and machine is not None:
             machine.context.bind_submission(sub)

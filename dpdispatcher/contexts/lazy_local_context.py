@@ -21,6 +21,10 @@ class LazyLocalContext(LocalShellContext):
         """The local work base: tasks run where their files already are."""
         return os.path.join(self.init_local_root, submission.work_base)
 
+    def binds_offline(self) -> bool:
+        """The job root (the work base) is always known."""
+        return True
+
     def upload(self, submission: Submission) -> None:
         """Nothing to send: the files are already in place."""
 
