@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._script import names
-from dpdispatcher._script.quoting import sh
 from dpdispatcher._state import JobRuntime, checked_job_id
 from dpdispatcher.dlog import dlog
-from dpdispatcher.errors import DPDispatcherError, MissingStateError, RecoveryError
+from dpdispatcher.errors import DPDispatcherError, RecoveryError
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
@@ -258,51 +257,3 @@ def locate(submission: Submission) -> tuple[str, str] | None:
                 return kind, fname
     ctx.remote_root = bound
     return None
-
-
-def adopt_previous(submission: Submission, previous_hash: str) -> bool:
-    """``previous_submission_hash``: move that submission's job root to this one's.
-
-    Its tasks that finished keep their finish tags, so the jobs of this submission (with,
-    say, other resources) skip them. Returns False when both roots are the same place
-    (LazyLocalContext) or the previous root is already gone because it was adopted.
-    """
-    ctx = submission._bound_machine().context
-    shadow = copy.copy(submission)
-    shadow.submission_hash = previous_hash
-    old, new = ctx.job_root_for(shadow), ctx.remote_root
-    if os.path.normpath(old) == os.path.normpath(new):
-        return False
-    ctx.remote_root = old
-    try:
-        state = ctx.read_files([names.state_file(previous_hash)])
-        if not state:
-            raise MissingStateError(
-                f"Previous submission state not found: previous_submission_hash "
-                f"{previous_hash} has no state file {names.state_file(previous_hash)} in {old}"
-            )
-        where = os.path.join(old, names.state_file(previous_hash))
-        if recorded_tasks(next(iter(state.values())), where) != {
-            t.task_hash for t in submission.belonging_tasks
-        }:
-            raise RecoveryError(
-                f"previous_submission_hash {previous_hash}: {where} describes other tasks "
-                "than this submission's; only the resources may change, not the tasks or "
-                "their task grouping"
-            )
-        res = ctx.run(f"mv -T -- {sh(old)} {sh(new)}")
-    finally:
-        ctx.remote_root = new
-    if not res.ok:
-        raise RecoveryError(f"cannot move {old} to {new}: {res.stderr.strip()}")
-    dlog.info("adopted the job root of submission %s: %s -> %s", previous_hash, old, new)
-    return True
-
-
-def recorded_tasks(text: str, where: str) -> set[str]:
-    """The task hashes of the jobs in a state file (ours or the original's)."""
-    try:
-        jobs = [body for job in json.loads(text)["belonging_jobs"] for body in job.values()]
-        return {sha1_json(task) for body in jobs for task in body["job_task_list"]}
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
-        raise RecoveryError(f"{where}: not a submission state file ({err!r})") from err

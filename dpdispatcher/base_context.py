@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dpdispatcher._registry import Registered
-from dpdispatcher.errors import CommandError, ConfigurationError
+from dpdispatcher._script.quoting import sh
+from dpdispatcher.errors import (
+    CommandError,
+    ConfigurationError,
+    JobRootConflictError,
+    MissingStateError,
+    RecoveryError,
+)
 
 if TYPE_CHECKING:
     from dpdispatcher.submission import Submission
@@ -164,6 +171,27 @@ class BaseContext(Registered):
         """The bound job root."""
         return self.remote_root
 
+    def migrate_recovery_root(self, old_root: str, new_root: str) -> bool:
+        """Rename the job root ``old_root`` to ``new_root`` (``previous_submission_hash``).
+
+        Returns True when it was moved, False when ``new_root`` exists and ``old_root``
+        does not (an earlier attempt moved it). Raises :class:`JobRootConflictError` (a
+        FileExistsError) when both exist, and :class:`MissingStateError` when neither
+        does. The default runs one shell command through :meth:`run` (``mv -T``, a
+        rename: atomic on one file system).
+        """
+        old, new = sh(old_root), sh(new_root)
+        bound, self.remote_root = self.remote_root, "/"
+        try:
+            res = self.run(
+                f"if [ -e {new} ] || [ -L {new} ]; then "
+                f"if [ -e {old} ] || [ -L {old} ]; then exit 11; fi; exit 10; fi; "
+                f"[ -e {old} ] || exit 12; mv -T -- {old} {new}"
+            )
+        finally:
+            self.remote_root = bound
+        return migration_outcome(res.exit_code, old_root, new_root, res.stderr)
+
     # -- primitives every context implements --------------------------------------
     def run(
         self, cmd: str, timeout: float | None = None, *, idempotent: bool = False
@@ -249,3 +277,20 @@ class BaseContext(Registered):
     def local_path(self, *parts: str) -> Path:
         """A path under the bound local work base."""
         return Path(self.local_root, *parts)
+
+
+def migration_outcome(code: int, old_root: str, new_root: str, detail: str = "") -> bool:
+    """What :meth:`BaseContext.migrate_recovery_root` reports for a probe's outcome:
+    0 moved, 10 already moved, 11 both roots exist, 12 neither exists, else failed."""
+    if code == 0:
+        return True
+    if code == 10:
+        return False
+    if code == 11:
+        raise JobRootConflictError(
+            f"cannot move the job root {old_root} to {new_root}: both old and new job roots "
+            "exist; move the stale one away"
+        )
+    if code == 12:
+        raise MissingStateError(f"Previous submission state not found: no job root {old_root}")
+    raise RecoveryError(f"cannot move {old_root} to {new_root}: {detail.strip()}")

@@ -121,6 +121,10 @@ class MissingStateError(RecoveryError, FileNotFoundError):
     """State a caller pointed at (``previous_submission_hash``) does not exist."""
 
 
+class JobRootConflictError(RecoveryError, FileExistsError):
+    """A job root cannot be moved to its new name: both the old and the new one exist."""
+
+
 class StagingPathError(ConfigurationError):
     """A staging path is absolute, climbs out of its root with ``..``, holds a NUL or a glob
     where none is allowed, or two sources map to the same destination

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpdispatcher import _files, _legacy, _outcome
+from dpdispatcher import _files, _legacy, _outcome, _previous
 from dpdispatcher._failures import FailureHandling
 from dpdispatcher._loaders import check_path_list, load_json
 from dpdispatcher._reconcile import reconcile
@@ -499,11 +499,17 @@ class Submission(FailureHandling):
         The state file in the job root comes first (or one the original left); without
         one, the local copy is read (a run killed while cleaning has renamed the job root
         away, but its local copy, removed last, still says which jobs finished).
+
+        Without any, and with ``previous_submission_hash``, the job root of that
+        submission is renamed to this one's and its finished tasks are marked finished
+        (a job whose tasks all finished is finished; the others start afresh), as in
+        1.1.0. Returns whether anything was recovered.
         """
         found = self._persisted_state()
         if found is None:
             if self.previous_submission_hash:
-                _legacy.adopt_previous(self, self.previous_submission_hash)
+                _previous.adopt_previous(self, self.previous_submission_hash)
+                return True
             return False
         kind, text, where = found
         if kind in ("ours", "local copy"):
@@ -590,12 +596,13 @@ class Submission(FailureHandling):
         ctx.write_files(files)
 
     def _tasks_already_run(self) -> frozenset[str]:
-        """Tasks of finished jobs, and tasks with their tag in jobs that were submitted."""
+        """Tasks of finished jobs, tasks found finished (``previous_submission_hash``), and
+        tasks with their tag in jobs that were submitted."""
         settled = {
             task.task_hash
             for job in self.belonging_jobs
-            if job.job_state == JobStatus.finished
             for task in job.job_task_list
+            if job.job_state == JobStatus.finished or task.task_state == JobStatus.finished
         }
         tags = {
             task_tag_path(task): task.task_hash

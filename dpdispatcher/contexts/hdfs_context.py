@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from dpdispatcher import _files
 from dpdispatcher._archive import safe_extract_tar
-from dpdispatcher.base_context import BaseContext, CommandResult
+from dpdispatcher.base_context import BaseContext, CommandResult, migration_outcome
 from dpdispatcher.errors import ContextError, HDFSMissingPathError, RemoteFileNotFoundError
 from dpdispatcher.utils.hdfs_cli import HDFS
 
@@ -71,6 +71,16 @@ class HDFSContext(BaseContext):
         if not self.init_remote_root:
             raise ContextError("machine/remote_root is required for HDFSContext (an HDFS path)")
         return f"{self.init_remote_root.rstrip('/')}/{submission.submission_hash}"
+
+    def migrate_recovery_root(self, old_root: str, new_root: str) -> bool:
+        """Rename a job root with ``hadoop fs -mv`` (see
+        :meth:`BaseContext.migrate_recovery_root`)."""
+        if HDFS.exists(new_root):
+            return migration_outcome(11 if HDFS.exists(old_root) else 10, old_root, new_root)
+        if not HDFS.exists(old_root):
+            return migration_outcome(12, old_root, new_root)
+        HDFS.move(old_root, new_root)
+        return True
 
     def _remote_file(self, fname: str) -> str:
         return f"{self.remote_root.rstrip('/')}/{fname}"

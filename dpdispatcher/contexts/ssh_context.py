@@ -175,6 +175,11 @@ class SSHContext(Reconnecting, BaseContext):
         """Only an absolute remote root (or a known home) binds without connecting."""
         return posixpath.isabs(self.init_remote_root or "") or self._home is not None
 
+    def migrate_recovery_root(self, old_root: str, new_root: str) -> bool:
+        """Rename a job root on the host (see :meth:`BaseContext.migrate_recovery_root`);
+        ``~`` and relative roots are taken from the remote home."""
+        return super().migrate_recovery_root(self._absolute(old_root), self._absolute(new_root))
+
     def _absolute(self, path: str) -> str:
         if posixpath.isabs(path):
             return posixpath.normpath(path)
