@@ -6,7 +6,9 @@ Pro is asked with ``qstat -f -F json -x`` (its job history shows finished jobs a
 history (its ``-x`` means XML: ``qstat -x`` is what Torque is asked) and keeps
 completed jobs as ``C`` for a while. A job neither tool knows any more ("Unknown Job
 Id", "Job has finished") has ended and is judged by its finish tag; a job the answer
-does not mention at all is *unknown* and polled again.
+does not mention at all is *unknown* and polled again. A JSON answer that leaves out a
+job without saying why (OpenPBS builds that answer only the first of several jobs,
+openpbs/openpbs#2672) switches the run to the plain table at once.
 
 State decisions (the tools' manuals list the codes; what they mean for us):
 
@@ -352,6 +354,13 @@ class PBS(Machine):
                 out[job.job_id] = table[seq]
             elif seq not in gone:
                 out[job.job_id] = NOT_REPORTED
+        unanswered = sum(state == NOT_REPORTED for state in out.values())
+        if unanswered and result.ok and self.status_format == "json":
+            # OpenPBS builds answer only the first of several jobs in JSON (openpbs#2672)
+            raise StatusFormatError(
+                f"{type(self).__name__}: qstat -F json left out {unanswered} of the "
+                f"{len(jobs)} jobs asked for without an error (OpenPBS issue 2672)"
+            )
         return out
 
     def kill_command(self, job_id: str) -> str:
