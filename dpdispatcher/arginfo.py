@@ -45,6 +45,14 @@ def _strategy_args() -> list[Argument]:
     ]
 
 
+def custom_gpu_line_argument(doc: str) -> Argument:
+    """The ``custom_gpu_line`` kwarg of a batch type: a GPU request line used verbatim.
+
+    Each batch type words ``doc`` for its own directive (which generated line it replaces).
+    """
+    return Argument("custom_gpu_line", str, optional=True, default=None, doc=doc)
+
+
 def _resources_base_args() -> list[Argument]:
     s, li = str, list
     return [

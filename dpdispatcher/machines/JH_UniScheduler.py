@@ -81,27 +81,18 @@ class JH_UniScheduler(LSF):
     directive = "#JSUB"
     #: the original writes no job name for UniScheduler
     names_jobs = False
-    #: UniScheduler's client repeats LSF's wording while its master is unreachable
-    transient_patterns: ClassVar[tuple[str, ...]] = (
-        "is processing your request",
-        "not responding ... still trying",
-        "try again later",
-        "try later",
-    )
+    # transient_patterns: LSF's (UniScheduler's client repeats LSF's wording while its
+    # master is unreachable)
 
     @classmethod
     def kwargs_subfields(cls) -> list[Any]:
         """``custom_gpu_line``."""
-        from dargs import Argument
+        from dpdispatcher.arginfo import custom_gpu_line_argument
 
         return [
-            Argument(
-                "custom_gpu_line",
-                str,
-                optional=True,
-                default=None,
-                doc="A GPU request line used verbatim instead of `#JSUB -gpgpu <gpu_per_node>`, "
-                'e.g. `#JSUB -gpgpu "1 type=NVIDIAA100-PCIE-80GB"`.',
+            custom_gpu_line_argument(
+                "A GPU request line used verbatim instead of `#JSUB -gpgpu <gpu_per_node>`, "
+                'e.g. `#JSUB -gpgpu "1 type=NVIDIAA100-PCIE-80GB"`.'
             ),
         ]
 

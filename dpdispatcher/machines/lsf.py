@@ -238,7 +238,7 @@ class LSF(Machine):
     #: whether a single task's name becomes the job name (``-J``)
     names_jobs: ClassVar[bool] = True
     transient_patterns: ClassVar[tuple[str, ...]] = (
-        "LSF is processing your request",
+        "is processing your request",  # after the product's name: "LSF is processing ..."
         "not responding ... still trying",
         "LIM is down",
         "LSF is down",
@@ -253,6 +253,8 @@ class LSF(Machine):
     def kwargs_subfields(cls) -> list[Any]:
         """``gpu_usage``, ``gpu_new_syntax``, ``gpu_exclusive``, ``custom_gpu_line``."""
         from dargs import Argument
+
+        from dpdispatcher.arginfo import custom_gpu_line_argument
 
         return [
             Argument(
@@ -277,13 +279,9 @@ class LSF(Machine):
                 default=True,
                 doc="With `gpu_new_syntax`: `j_exclusive=yes` (true) or `no` (false).",
             ),
-            Argument(
-                "custom_gpu_line",
-                str,
-                optional=True,
-                default=None,
-                doc="A GPU request line used verbatim instead of the generated one, e.g. "
-                "`#BSUB -gpu 'num=2:gmodel=A100'`.",
+            custom_gpu_line_argument(
+                "A GPU request line used verbatim instead of the generated one, e.g. "
+                "`#BSUB -gpu 'num=2:gmodel=A100'`."
             ),
         ]
 

@@ -244,16 +244,12 @@ class Slurm(Machine):
     @classmethod
     def kwargs_subfields(cls) -> list[Any]:
         """``custom_gpu_line``."""
-        from dargs import Argument
+        from dpdispatcher.arginfo import custom_gpu_line_argument
 
         return [
-            Argument(
-                "custom_gpu_line",
-                str,
-                optional=True,
-                default=None,
-                doc="A GPU request line replacing `#SBATCH --gres=gpu:<gpu_per_node>`, e.g. "
-                "`#SBATCH --gpus-per-node=a100:2` (inserted verbatim).",
+            custom_gpu_line_argument(
+                "A GPU request line replacing `#SBATCH --gres=gpu:<gpu_per_node>`, e.g. "
+                "`#SBATCH --gpus-per-node=a100:2` (inserted verbatim)."
             ),
         ]
 
