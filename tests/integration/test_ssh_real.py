@@ -242,6 +242,48 @@ def test_home_relative_root_and_asynchronous_clean(tmp_path: Path, counters: Pat
         shutil.rmtree(home / name, ignore_errors=True)
 
 
+def test_previous_submission_hash_over_ssh_with_a_home_relative_root(
+    tmp_path: Path, counters: Path
+) -> None:
+    """The previous job root is renamed on the host (``~`` taken from the remote home) and
+    its finished tasks are not run again; a stale new root is refused, as in 1.1.0."""
+    name = f"dpd-ssh-test-{uuid.uuid4().hex[:10]}"
+    home = Path(os.path.expanduser(f"~{env('DPDISP_SSH_USER')}"))
+    data = {
+        "batch_type": "Shell",
+        "context_type": "SSHContext",
+        "local_root": str(tmp_path / "local"),
+        "remote_root": f"~/{name}",
+        "create_remote_root": True,
+        "remote_profile": profile(),
+    }
+    try:
+        first = make_submission(tmp_path, Machine.load_from_dict(data), counters, n=2)
+        first.run_submission(check_interval=1, clean=False)
+
+        def second() -> Submission:
+            sub = make_submission(tmp_path, Machine.load_from_dict(data), counters, n=2)
+            sub.resources = Resources(1, 2, 0, "", 2)  # other resources: another hash
+            sub.previous_submission_hash = first.submission_hash
+            return sub
+
+        stale = second()
+        stale.generate_jobs()
+        (home / name / stale.submission_hash).mkdir()
+        with pytest.raises(FileExistsError, match="both old and new"):
+            stale.run_submission(check_interval=1)
+        (home / name / stale.submission_hash).rmdir()
+
+        sub = second()
+        sub.run_submission(check_interval=1, clean=False)
+        assert sub.submission_hash != first.submission_hash
+        assert not (home / name / first.submission_hash).exists()
+        assert (home / name / sub.submission_hash / f"{sub.submission_hash}.json").is_file()
+        check_results(tmp_path, 2, counters)  # each task ran once
+    finally:
+        shutil.rmtree(home / name, ignore_errors=True)
+
+
 def test_slurm_over_ssh(tmp_path: Path, remote: Path, counters: Path) -> None:
     require("DPDISP_SLURM", what="real Slurm")
     machine = make_machine(tmp_path, remote, batch_type="Slurm")

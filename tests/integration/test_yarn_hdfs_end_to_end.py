@@ -158,3 +158,20 @@ def test_ratio_unfinished_kills_the_straggler_application(hdfs: Path, tmp_path: 
         time.sleep(0.2)
     killed = [json.loads(p.read_text()) for p in _apps(hdfs)]
     assert [a["state"] for a in killed].count("FINISHED") == 3
+
+
+def test_previous_submission_hash_moves_the_hdfs_job_root(hdfs: Path, tmp_path: Path) -> None:
+    """``hadoop fs -mv`` of the job root to the new hash, as in 1.1.0."""
+    work = make_work(tmp_path, 2)
+    first = fast(Submission("work", machine(tmp_path), resources(1), task_list=tasks(2)))
+    first.run_submission(check_interval=0.2, clean=False)
+    second = fast(Submission("work", machine(tmp_path), resources(2), task_list=tasks(2),
+                             previous_submission_hash=first.submission_hash))  # fmt: skip
+    second.run_submission(check_interval=0.2, clean=False)
+    runs = hdfs / "user" / "tester" / "runs"
+    assert not (runs / first.submission_hash).exists()
+    assert (runs / second.submission_hash / f"{second.submission_hash}.json").is_file()
+    # the finish tags of DistributedShell tasks stay in their job's result archive, named
+    # after the old hashes: the job runs again (its results are not lost)
+    for i in range(2):
+        assert (work / f"task{i}" / "out.txt").read_text() == f"input {i}\n"
