@@ -21,6 +21,8 @@ from dpdispatcher._legacy import sha1_json
 from dpdispatcher._script import names
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import MissingStateError, RecoveryError
+from dpdispatcher.job import Job
+from dpdispatcher.machine import ENDED, submit_lock_command
 from dpdispatcher.machines.slurm import task_tag_path
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -43,9 +45,10 @@ def adopt_previous(submission: Submission, previous_hash: str) -> bool:
     shadow.submission_hash = previous_hash
     old, new = ctx.job_root_for(shadow), ctx.job_root_for(submission)
     same = os.path.normpath(old) == os.path.normpath(new)
-    check_previous_tasks(
-        submission, previous_hash, *read_previous_state(ctx, previous_hash, old, new)
-    )
+    text, root = read_previous_state(ctx, previous_hash, old, new)
+    where = os.path.join(root, names.state_file(previous_hash))
+    check_previous_tasks(submission, previous_hash, text, where)
+    refuse_running_jobs(submission, previous_hash, text, root)
     moved = False if same else ctx.migrate_recovery_root(old, new)
     try:
         ctx.bind_submission(submission)
@@ -64,8 +67,8 @@ def adopt_previous(submission: Submission, previous_hash: str) -> bool:
 def read_previous_state(
     ctx: BaseContext, previous_hash: str, old: str, new: str
 ) -> tuple[str, str]:
-    """``(text, path)`` of the previous state file: in the old job root, or in the new
-    one if an interrupted earlier attempt already renamed it."""
+    """``(text, job root)`` of the previous state file: in the old job root, or in the
+    new one if an interrupted earlier attempt already renamed it."""
     fname = names.state_file(previous_hash)
     bound = ctx.remote_root
     try:
@@ -73,7 +76,7 @@ def read_previous_state(
             ctx.remote_root = root
             state = ctx.read_files([fname])
             if state:
-                return state[fname], os.path.join(root, fname)
+                return state[fname], root
     finally:
         ctx.remote_root = bound
     raise MissingStateError(
@@ -89,6 +92,42 @@ def check_previous_tasks(submission: Submission, previous_hash: str, text: str, 
             f"previous_submission_hash {previous_hash}: {where} describes other tasks than "
             "this submission's; only the resources may change, not the tasks or their task "
             "grouping"
+        )
+
+
+def refuse_running_jobs(submission: Submission, previous_hash: str, text: str, root: str) -> None:
+    """Refuse while a job of the previous submission may still be queued or running:
+    this submission's jobs would run its tasks a second time, alongside.
+
+    The jobs its state file does not record as ended are asked for (with the ids their
+    submit commands recorded, newer than the state file), as a rerun of that
+    submission would; 1.1.0 submitted afresh without asking.
+    """
+    machine = submission._bound_machine()
+    jobs = [Job.deserialize(job, machine) for job in json.loads(text)["belonging_jobs"]]
+    pending = [j for j in jobs if j.job_state not in (JobStatus.finished, JobStatus.failed)]
+    if not pending:
+        return
+    ctx = machine.context
+    bound, ctx.remote_root = ctx.remote_root, root
+    try:
+        # a shell left submitting by a killed predecessor may still be recording ids
+        ctx.run(submit_lock_command() + "; true", idempotent=True)
+        records = ctx.read_files([names.job_id_file(j.job_hash) for j in pending])
+        for job in pending:
+            record = records.get(names.job_id_file(job.job_hash), "")
+            job.job_id = (machine.recorded_job_id(record) if record else None) or job.job_id
+        submitted = [j for j in pending if j.job_id]
+        states = machine.check_status_many(submitted)
+    finally:
+        ctx.remote_root = bound
+    alive = [j for j in submitted if states.get(j.job_hash, JobStatus.finished) not in ENDED]
+    if alive:
+        ids = ", ".join(f"{j.job_id} ({states[j.job_hash].name})" for j in alive)
+        raise RecoveryError(
+            f"previous_submission_hash {previous_hash}: its jobs {ids} may still be queued "
+            "or running; their tasks would run twice. Wait for them to end (or cancel them), "
+            "then run this submission again"
         )
 
 

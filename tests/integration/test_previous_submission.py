@@ -10,16 +10,25 @@ finished task again nor loses a result that was still in the job root.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from dpdispatcher import Machine, Resources, Submission, Task
-from dpdispatcher.errors import JobFailedError, JobRootConflictError, MissingStateError
+from dpdispatcher._script import names
+from dpdispatcher.errors import (
+    JobFailedError,
+    JobRootConflictError,
+    MissingStateError,
+    RecoveryError,
+)
 from dpdispatcher.utils.job_status import JobStatus
 
 
-def submission(tmp_path: Path, cpus: int, group_size: int, **kw: object) -> Submission:
+def submission(
+    tmp_path: Path, cpus: int, group_size: int, sleep: int = 0, **kw: object
+) -> Submission:
     """Three tasks counting their runs; t2 fails until the file ``fixed`` exists."""
     machine = Machine.load_from_dict(
         {
@@ -35,7 +44,7 @@ def submission(tmp_path: Path, cpus: int, group_size: int, **kw: object) -> Subm
     for i in (1, 2, 3):
         (tmp_path / "local" / "work" / f"t{i}").mkdir(parents=True, exist_ok=True)
         gate = f"[ -e {tmp_path}/fixed ] || exit 3; " if i == 2 else ""
-        count = f"echo run >> {tmp_path}/runs/t{i}; "
+        count = f"sleep {sleep}; echo run >> {tmp_path}/runs/t{i}; "
         tasks.append(Task(count + gate + f"echo ok{i} > res", f"t{i}/", backward_files=["res"]))
     sub = Submission(
         "work",
@@ -136,3 +145,28 @@ def test_a_missing_previous_state_names_the_hash(tmp_path):
     with pytest.raises(MissingStateError, match="0" * 40) as err:
         sub.try_recover_from_json()
     assert isinstance(err.value, FileNotFoundError)
+
+
+def test_jobs_of_the_previous_submission_still_running_are_waited_for(tmp_path):
+    """Submitting the same tasks while the previous jobs run would run them twice."""
+    first = submission(tmp_path, 1, 1, sleep=2)
+    (tmp_path / "fixed").touch()
+    first.run_submission(check_interval=0.05, exit_on_submit=True)
+    assert all(job.job_id for job in first.belonging_jobs)
+
+    def second() -> Submission:
+        return submission(tmp_path, 2, 1, sleep=2, previous_submission_hash=first.submission_hash)
+
+    with pytest.raises(RecoveryError, match="may still be queued or running"):
+        second().run_submission(check_interval=0.05)
+    assert (tmp_path / "remote" / first.submission_hash).is_dir()  # nothing moved
+    old_root = tmp_path / "remote" / first.submission_hash
+    tags = [old_root / names.job_tag_file(job.job_hash) for job in first.belonging_jobs]
+    deadline = time.monotonic() + 60
+    while not all(tag.exists() for tag in tags):  # the previous jobs end
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(0.5)  # and their shells exit
+    second().run_submission(check_interval=0.05)
+    assert runs(tmp_path) == [1, 1, 1]
+    assert results(tmp_path) == ["ok1\n", "ok2\n", "ok3\n"]
