@@ -31,6 +31,16 @@ def changed() -> None:
     EPOCH[0] += 1
 
 
+#: bumped whenever a task's state is assigned (see :func:`state_changed`): a job's cached
+#: state-file JSON, which lists its tasks' states, stays valid while it has not moved
+STATES = [0]
+
+
+def state_changed() -> None:
+    """Record that some task's state was assigned."""
+    STATES[0] += 1
+
+
 class Owner(Protocol):
     """Anything holding a cache that a change of its containers makes stale."""
 

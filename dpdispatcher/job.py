@@ -34,9 +34,9 @@ class Job:
         machine: Machine | None = None,
         copy_resources: bool = False,
     ) -> None:
-        # (tracked epoch, JSON of tasks and resources) and (runtime fields, JSON of them)
+        # (tracked epoch, JSON of tasks and resources) and (runtime key, whole JSON)
         self._body_cache: tuple[int, str] | None = None
-        self._tail_cache: tuple[Any, str] | None = None
+        self._state_cache: tuple[Any, str] | None = None
         self._set_tasks(job_task_list)  # a new job: nothing cached anywhere is stale
         self._resources: Resources | None = None if copy_resources else resources
         # (resources, their JSON) to copy from when first asked for: see with_copy_of()
@@ -126,7 +126,7 @@ class Job:
         # copies and unpickled jobs track their task list again
         self.__dict__.update(state)
         self._set_tasks(state["_tasks"])
-        self._body_cache = None
+        self._body_cache = self._state_cache = None
 
     def __repr__(self) -> str:
         return (
@@ -211,24 +211,55 @@ class Job:
 
     def json_pieces(self, if_static: bool = False) -> tuple[str, str, str]:
         """:meth:`to_json` in three pieces: the key, the tasks and resources (cached until
-        any tracked object changes) and the runtime fields (cached until they change)."""
+        any tracked object changes) and the runtime fields."""
         key = f"{{{_json_str(self.job_hash)}: "
         if if_static:
             return key, self._static_body(), "}}"
-        task_states = tuple(int(t.task_state) for t in self.job_task_list)
-        runtime = (self.job_state, self.job_id, self.fail_count, self.failure_reason, task_states)
-        cache = self._tail_cache
-        if cache is None or cache[0] != runtime:
-            job_id = self.job_id
-            job_id_json = _json_str(job_id) if isinstance(job_id, str) else json.dumps(job_id)
-            tail = (
-                f', "job_state": {int(self.job_state)}, "job_id": {job_id_json}, '
-                f'"fail_count": {int(self.fail_count)}, '
-                f'"failure_reason": {json.dumps(self.failure_reason)}, '
-                f'"task_states": {json.dumps(list(task_states))}}}}}'
-            )
-            cache = self._tail_cache = (runtime, tail)
-        return key, self._static_body(), cache[1]
+        return key, self._static_body(), self._runtime_json()
+
+    def state_json(self) -> str:
+        """:meth:`to_json` as the state file holds it, kept until this job's runtime fields
+        (state, id, fail count, failure reason), a task's state or a tracked object change.
+
+        Checking it costs a few attribute reads, so a state write after a poll serialises
+        only the jobs that changed.
+        """
+        job_hash = self.job_hash
+        key = (
+            self.job_state,
+            self.job_id,
+            self.fail_count,
+            self.failure_reason,
+            job_hash,
+            _tracked.EPOCH[0],
+            _tracked.STATES[0],
+        )
+        cache = self._state_cache
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        text = f"{{{_json_str(job_hash)}: {self._static_body()}{self._runtime_json()}"
+        self._state_cache = (key, text)
+        return text
+
+    def _runtime_json(self) -> str:
+        """The runtime fields closing the job's JSON (``, "job_state": ...}}``)."""
+        job_id = self.job_id
+        job_id_json = _json_str(job_id) if type(job_id) is str else json.dumps(job_id)
+        reason = self.failure_reason
+        reason_json = "null" if reason is None else json.dumps(reason)
+        tasks = self._tasks
+        text = _STATE_TEXT.get
+        if len(tasks) == 1:
+            states = text(tasks[0]._task_state) or _state_text(tasks[0]._task_state)
+        else:
+            states = ", ".join([_state_text(t._task_state) for t in tasks])
+        fail_count = self.fail_count
+        return (
+            f', "job_state": {text(self.job_state) or _state_text(self.job_state)}, '
+            f'"job_id": {job_id_json}, '
+            f'"fail_count": {fail_count if type(fail_count) is int else int(fail_count)}, '
+            f'"failure_reason": {reason_json}, "task_states": [{states}]}}}}'
+        )
 
     @classmethod
     def deserialize(cls, job_dict: dict[str, Any], machine: Machine | None = None) -> Job:
@@ -342,6 +373,16 @@ class Job:
     def get_last_error_message(self) -> str | None:
         """The tail of the failing task's error log the job left, if any."""
         return self._machine().get_job_error(self)
+
+
+#: the JSON of each state (a state file lists one per job and task)
+_STATE_TEXT = {state: str(int(state)) for state in JobStatus}
+
+
+def _state_text(state: Any) -> str:
+    """``json.dumps(int(state))``, looked up for the usual values."""
+    text = _STATE_TEXT.get(state)
+    return str(int(state)) if text is None else text
 
 
 def single_task_name(job: Any) -> str:

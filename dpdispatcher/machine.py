@@ -573,21 +573,24 @@ class Machine(Registered):
         except SchedulerError as err:
             dlog.warning("%s; job states unknown, will poll again", err)
             return {job.job_hash: JobStatus.unknown for job in submitted}
+        # a job not reported has ended, like one in a state that means so
         mapped = {code: self.map_state(code) for code in set(raw.values())}
+        ended_codes = {code for code, status in mapped.items() if status in ENDED}
         states: dict[str, JobStatus] = {}
         ended = []
         for job in submitted:
             code = raw.get(job.job_id)
-            status = JobStatus.finished if code is None else mapped[code]
-            if status in ENDED:
+            if code is None or code in ended_codes:
                 ended.append(job)
             else:
-                states[job.job_hash] = status
-        wanted = {job.job_hash: self.finish_tag_files(job) for job in ended}
-        tags = self.context.files_exist(sorted({f for files in wanted.values() for f in files}))
-        for job in ended:
-            tagged = all(f in tags for f in wanted[job.job_hash])
-            states[job.job_hash] = JobStatus.finished if tagged else JobStatus.terminated
+                states[job.job_hash] = mapped[code]
+        if not ended:
+            return states
+        wanted = [self.finish_tag_files(job) for job in ended]
+        tags = self.context.files_exist(sorted({f for files in wanted for f in files}))
+        finished, terminated = JobStatus.finished, JobStatus.terminated
+        for job, files in zip(ended, wanted):
+            states[job.job_hash] = finished if tags.issuperset(files) else terminated
         return states
 
     def check_status(self, job: Job) -> JobStatus:

@@ -69,6 +69,9 @@ class Timing:
         )
 
 
+#: jobs joined into one piece of :meth:`Submission.json_chunks` (a few hundred kB)
+JOBS_PER_CHUNK = 1000
+
 #: more jobs than this finishing in one poll are logged in one line, not one line each
 FINISHED_LINES = 10
 
@@ -148,6 +151,8 @@ class Submission(FailureHandling):
         self.belonging_jobs: list[Job] = []
         self.dropped_jobs: list[Job] = []
         self._generated_jobs: list[Job] = []  # every job, kept once some are dropped
+        #: the state JSON of the jobs in blocks, with the job texts each was joined from
+        self._block_cache: list[tuple[list[str], str]] = []
         #: hashes of tasks whose results are already in the job root (a resumed run):
         #: their forward files are not sent again
         self.settled_tasks: frozenset[str] = frozenset()
@@ -277,10 +282,11 @@ class Submission(FailureHandling):
         return out
 
     def json_chunks(self, if_static: bool = False) -> Iterator[str]:
-        """``json.dumps(self.serialize(if_static))`` in pieces, one per job.
+        """``json.dumps(self.serialize(if_static))`` in pieces.
 
-        Each job's piece is assembled from the cached JSON of its tasks and resources, so
-        hashing and state writes serialise nothing twice and never hold the whole text.
+        Each job's JSON is assembled from the cached JSON of its tasks and resources, and
+        kept (:meth:`Job.state_json`) until the job changes, so hashing and state writes
+        serialise nothing twice and never hold the whole text.
         """
         machine = self.machine.state_dict() if self.machine is not None else {}
         resources = self.resources.to_json() if self.resources is not None else "{}"
@@ -297,11 +303,15 @@ class Submission(FailureHandling):
             )
             + '"belonging_jobs": ['
         )
-        sep = ""
-        for job in self._persisted_jobs():
-            yield sep
-            yield from job.json_pieces(if_static)
-            sep = ", "
+        jobs = self._persisted_jobs()
+        if if_static:
+            sep = ""
+            for job in jobs:
+                yield sep
+                yield from job.json_pieces(if_static=True)
+                sep = ", "
+        else:
+            yield from self._state_blocks(jobs)
         yield "]}"
 
     def _tasks_piece(self) -> str:
@@ -309,6 +319,26 @@ class Submission(FailureHandling):
         tasks are not grouped into jobs yet, from the cached JSON of each task."""
         pieces = [task.to_json() for task in self.belonging_tasks]
         return f'"belonging_tasks": [{", ".join(pieces)}], '
+
+    def _state_blocks(self, jobs: list[Job]) -> Iterator[str]:
+        """The jobs' state JSON joined in blocks of :data:`JOBS_PER_CHUNK` jobs.
+
+        A job's JSON is re-rendered only when it changed (:meth:`Job.state_json`), and a
+        block is joined again only when one of its jobs' texts did: a state write after a
+        poll where few jobs changed copies the unchanged blocks as they are.
+        """
+        cache = getattr(self, "_block_cache", [])  # absent on objects built by __new__
+        fresh: list[tuple[list[str], str]] = []
+        for index, start in enumerate(range(0, len(jobs), JOBS_PER_CHUNK)):
+            texts = [job.state_json() for job in jobs[start : start + JOBS_PER_CHUNK]]
+            old = cache[index] if index < len(cache) else None
+            if old is not None and old[0] == texts:  # the same strings: identity compares
+                block = old[1]
+            else:
+                block = ", ".join(texts) if start == 0 else ", " + ", ".join(texts)
+            fresh.append((texts, block))
+            yield block
+        self._block_cache = fresh
 
     def _persisted_jobs(self) -> list[Job]:
         """Every job, including those dropped by ``ratio_unfinished``, in their order.
@@ -670,11 +700,8 @@ class Submission(FailureHandling):
     def update_submission_state(self) -> bool:
         """Query the state of every submitted, unfinished job; return True on a change."""
         machine = self._bound_machine()
-        active = [
-            j
-            for j in self.belonging_jobs
-            if j.job_id and j.job_state not in (JobStatus.finished, JobStatus.failed)
-        ]
+        settled = (JobStatus.finished, JobStatus.failed)
+        active = [j for j in self.belonging_jobs if j.job_id and j.job_state not in settled]
         try:
             states = machine.check_status_many(active)
         except TransientSchedulerError as err:
@@ -684,10 +711,18 @@ class Submission(FailureHandling):
         changed = False
         newly_terminated = []
         newly_finished: list[Job] = []
+        terminated, finished, unknown = JobStatus.terminated, JobStatus.finished, JobStatus.unknown
         for job in active:
-            new = states.get(job.job_hash, job.job_state)
-            changed |= new != job.job_state
-            if new == JobStatus.terminated and job.job_state != JobStatus.terminated:
+            old = job.job_state
+            new = states.get(job.job_hash, old)
+            if new is old and job.unknown_since is None:
+                continue  # the usual case in a poll: nothing to do
+            if new == unknown or job.unknown_since is not None:
+                self._track_unknown(job, new, now)
+            if new == old:
+                continue
+            changed = True
+            if new == terminated:
                 newly_terminated.append(job)
                 job.fail_count += 1
                 job.not_before = now + self.timing.resubmit_after(job.fail_count)
@@ -697,12 +732,9 @@ class Submission(FailureHandling):
                     job.job_id,
                     job.fail_count,
                 )
-            if new == JobStatus.finished and job.job_state != JobStatus.finished:
+            elif new == finished:
                 newly_finished.append(job)
-            if new == JobStatus.unknown or job.unknown_since is not None:
-                self._track_unknown(job, new, now)
-            if new != job.job_state:
-                job.job_state = new
+            job.job_state = new
         _log_finished(newly_finished)
         if newly_terminated:
             machine.settle_terminated(newly_terminated)
@@ -744,7 +776,10 @@ class Submission(FailureHandling):
         changed = self._reconcile_ambiguous(now)
         due = []
         marked = False
+        to_go = (JobStatus.unsubmitted, JobStatus.terminated)
         for job in self.belonging_jobs:
+            if job.job_state not in to_go:
+                continue  # running, finished, ...: nothing to (re)submit
             if job.exhausted(machine.retry_count):
                 if self.continue_on_failure:
                     self._mark_failed(job)
@@ -752,8 +787,7 @@ class Submission(FailureHandling):
                     continue
                 self._save_state_quietly()
                 raise self._give_up_error(job)
-            waiting_to_go = job.job_state in (JobStatus.unsubmitted, JobStatus.terminated)
-            if waiting_to_go and job.not_before <= now:
+            if job.not_before <= now:
                 due.append(job)
         if not due:
             return changed or marked
@@ -764,10 +798,11 @@ class Submission(FailureHandling):
 
     def _reconcile_ambiguous(self, now: float) -> bool:
         """Search the queue for jobs whose submission was ambiguous (see _reconcile)."""
+        unknown = JobStatus.unknown
         pending = [
             job
             for job in self.belonging_jobs
-            if job.job_state == JobStatus.unknown and not job.job_id and job.not_before <= now
+            if job.job_state == unknown and not job.job_id and job.not_before <= now
         ]
         if not pending:
             return False
@@ -839,7 +874,8 @@ class Submission(FailureHandling):
             interval = min(interval * self.timing.growth, check_interval)
 
     def _report_progress(self, last: dict[str, int]) -> dict[str, int]:
-        counts = dict(Counter(job.job_state.name for job in self.belonging_jobs))
+        by_state = Counter([job.job_state for job in self.belonging_jobs])
+        counts = {JobStatus(state).name: count for state, count in by_state.items()}
         if counts != last:
             if self.progress is not None:
                 self.progress(counts)

@@ -9,6 +9,7 @@ from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 from typing import Any
 
+from dpdispatcher import _tracked
 from dpdispatcher._loaders import (
     check_path_list,
     check_relative_path,
@@ -59,6 +60,7 @@ class Task(JsonCached):
     __slots__ = (
         "__dict__",  # other attributes may still be set, as on the original's tasks
         "_json",
+        "_task_state",
         "backward_files",
         "command",
         "errlog",
@@ -78,7 +80,7 @@ class Task(JsonCached):
     errlog: str | None
     task_name: str | None
     task_hash: str
-    task_state: JobStatus
+    _task_state: JobStatus
     _json: str | None
 
     def __init__(
@@ -105,8 +107,17 @@ class Task(JsonCached):
         init(self, "task_name", task_name)
         init(self, "_json", None)
         init(self, "task_hash", self.get_hash())
-        #: the state of the task as last seen (1.x attribute; the job's state governs)
-        init(self, "task_state", JobStatus.unsubmitted)
+        init(self, "_task_state", JobStatus.unsubmitted)  # new: in no job's cached JSON
+
+    @property
+    def task_state(self) -> JobStatus:
+        """The state of the task as last seen (1.x attribute; the job's state governs)."""
+        return self._task_state
+
+    @task_state.setter
+    def task_state(self, value: JobStatus) -> None:
+        object.__setattr__(self, "_task_state", value)
+        _tracked.state_changed()  # the state files' "task_states" of some job changed
 
     def __repr__(self) -> str:
         return repr(self.serialize())

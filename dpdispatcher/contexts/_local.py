@@ -57,6 +57,12 @@ def _blocks(pieces: Iterable[str], size: int = 1 << 20) -> Iterator[str]:
     buffer: list[str] = []
     held = 0
     for piece in pieces:
+        if len(piece) >= size // 4:  # large already: written as it is, not copied again
+            if buffer:
+                yield "".join(buffer)
+                buffer, held = [], 0
+            yield piece
+            continue
         buffer.append(piece)
         held += len(piece)
         if held >= size:
@@ -172,7 +178,10 @@ class LocalShellContext(BaseContext):
         asked about many times (the finish tags of thousands of jobs), else one ``lstat``
         each."""
         by_dir: dict[str, list[str]] = {}
-        for fname in fnames:
+        nested = [fname for fname in fnames if "/" in fname]
+        if len(nested) < len(fnames):  # names in the job root itself, most often all
+            by_dir[""] = [fname for fname in fnames if "/" not in fname] if nested else fnames
+        for fname in nested:
             by_dir.setdefault(fname.rpartition("/")[0], []).append(fname)
         found: set[str] = set()
         for directory, group in by_dir.items():
@@ -184,10 +193,16 @@ class LocalShellContext(BaseContext):
             except OSError:  # no such directory (or not one): fall back to asking each
                 found.update(f for f in group if self.check_file_exists(f))
                 continue
+            if not directory:  # the names are the entries: one set operation
+                found.update(present.intersection(group))
+                found.update(f for f in _SPECIAL.intersection(group) if self.check_file_exists(f))
+                continue
             for fname in group:
                 base = fname.rpartition("/")[2]
-                if base in present or (
-                    base in ("", ".", "..") and self.check_file_exists(fname)
-                ):
+                if base in present or (base in _SPECIAL and self.check_file_exists(fname)):
                     found.add(fname)
         return found
+
+
+#: names a directory listing does not show but that may exist
+_SPECIAL = frozenset(("", ".", ".."))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -16,14 +17,21 @@ if TYPE_CHECKING:
     from dpdispatcher.submission import Job
 
 
-def parse_ps_output(stdout: str) -> dict[str, tuple[str, str]]:
-    """``ps -o pid=,stat=,args=`` lines as ``{pid: (stat, args)}``."""
-    out: dict[str, tuple[str, str]] = {}
-    for line in stdout.splitlines():
-        fields = line.split(None, 2)
-        if len(fields) >= 2:
-            out[fields[0]] = (fields[1], fields[2] if len(fields) > 2 else "")
-    return out
+#: a ``ps -o pid=,stat=,args=`` line: the PID, then the state and command line
+_PS_LINE = re.compile(r"^[ \t]*(\d+)[ \t]+(.*)", re.MULTILINE)
+
+
+def parse_ps_output(stdout: str) -> dict[str, str]:
+    """``ps -o pid=,stat=,args=`` lines as ``{pid: "stat args"}``.
+
+    The values are plain strings (one regex over the whole output, no tuple or list
+    per line), so a table of thousands of processes leaves little for the garbage
+    collector to walk.
+
+    >>> parse_ps_output("  12 S    bash a.sub\\n 7 Z\\n")
+    {'12': 'S    bash a.sub', '7': 'Z'}
+    """
+    return dict(_PS_LINE.findall(stdout))
 
 
 class Shell(Machine):
@@ -95,11 +103,12 @@ class Shell(Machine):
                 f"{result.exit_code}: {result.stderr.strip()[-500:]}"
             )
         table = parse_ps_output(result.stdout)
+        marker = names.script_marker
         out: dict[str, str] = {}
         for job in jobs:
             entry = table.get(job.job_id)
-            if entry is not None and names.script_marker(job.job_hash) in entry[1]:
-                out[job.job_id] = entry[0][:1]
+            if entry is not None and marker(job.job_hash) in entry:
+                out[job.job_id] = entry[:1]
         return out
 
     def kill_command(self, job_id: str) -> str:

@@ -232,6 +232,40 @@ def test_a_state_write_serialises_nothing_already_serialised(tmp_path, monkeypat
     assert written == json.dumps(sub.serialize())
 
 
+def test_a_state_write_renders_only_the_jobs_that_changed(tmp_path, monkeypatch):
+    from dpdispatcher import submission as submission_module
+    from dpdispatcher.utils.job_status import JobStatus
+
+    monkeypatch.setattr(submission_module, "JOBS_PER_CHUNK", 7)  # several blocks
+    sub = _pipeline(tmp_path, 90, polls=1)
+    state = tmp_path / f"{sub.submission_hash}.json"
+    rendered: list[Job] = []
+    real = Job._runtime_json
+    monkeypatch.setattr(Job, "_runtime_json", lambda job: rendered.append(job) or real(job))
+    sub.submission_to_json()
+    assert rendered == []  # nothing changed: every job's text is reused
+    jobs = sub.belonging_jobs
+    jobs[9].job_state, jobs[20].fail_count = JobStatus.running, 2
+    sub.submission_to_json()
+    assert rendered == [jobs[9], jobs[20]]
+    assert state.read_text() == json.dumps(sub.serialize())
+    jobs[25].job_task_list[1].task_state = JobStatus.failed  # a task's state: in the file
+    jobs[3].failure_reason = 'gave up: "quoted"'
+    sub.submission_to_json()
+    assert state.read_text() == json.dumps(sub.serialize())
+    jobs[4].job_task_list[0].forward_files.append("late.txt")  # a tracked change
+    sub.submission_to_json()
+    assert state.read_text() == json.dumps(sub.serialize())
+
+
+def test_ps_lines_parse_to_pid_and_the_rest():
+    from dpdispatcher.machines.shell import parse_ps_output
+
+    out = "  812 Ss   bash /r/.abc.sub tag\n 9 Z\n\n   77 R+ bash -l x.sub  \n"
+    table = parse_ps_output(out)
+    assert table == {"812": "Ss   bash /r/.abc.sub tag", "9": "Z", "77": "R+ bash -l x.sub  "}
+
+
 # -- a poll's batched finish-tag check and the local state copy -----------------------------
 
 
