@@ -535,6 +535,9 @@ class Submission(FailureHandling):
         (a job whose tasks all finished is finished; the others start afresh), as in
         1.1.0. Returns whether anything was recovered.
         """
+        ctx = self._bound_machine().context
+        if ctx.submission is not self and self.belonging_jobs:
+            ctx.bind_submission(self)  # e.g. SSH with a home-relative root: not bound yet
         found = self._persisted_state()
         if found is None:
             if self.previous_submission_hash:

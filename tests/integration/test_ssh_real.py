@@ -45,6 +45,7 @@ from dpdispatcher.contexts.ssh_context import (
     UnknownHostKeyError,
 )
 from dpdispatcher.submission import Timing
+from dpdispatcher.utils.job_status import JobStatus
 from tests.conftest import require
 
 pytestmark = pytest.mark.ssh
@@ -275,11 +276,20 @@ def test_previous_submission_hash_over_ssh_with_a_home_relative_root(
         (home / name / stale.submission_hash).rmdir()
 
         sub = second()
+        sub.generate_jobs()  # "~/...": not bound before it connects
+        assert sub.try_recover_from_json()
+        assert [j.job_state for j in sub.belonging_jobs] == [JobStatus.finished]
         sub.run_submission(check_interval=1, clean=False)
         assert sub.submission_hash != first.submission_hash
         assert not (home / name / first.submission_hash).exists()
         assert (home / name / sub.submission_hash / f"{sub.submission_hash}.json").is_file()
         check_results(tmp_path, 2, counters)  # each task ran once
+
+        rerun = second()  # recovers its own state now, from the job root
+        rerun.previous_submission_hash = None
+        rerun.generate_jobs()
+        assert rerun.try_recover_from_json()
+        assert rerun.machine.context.remote_root == str(home / name / sub.submission_hash)
     finally:
         shutil.rmtree(home / name, ignore_errors=True)
 
@@ -712,6 +722,7 @@ CHILD = textwrap.dedent("""
     import json, sys
     from dpdispatcher import Machine, Resources, Submission, Task
     from dpdispatcher.submission import Timing
+from dpdispatcher.utils.job_status import JobStatus
     cfg = json.loads(sys.argv[1])
     machine = Machine.load_from_dict(cfg["machine"])
     tasks = [Task(command=f"echo run >> {cfg['counters']}/t{i}; sleep 1; echo {i} > out.txt",
