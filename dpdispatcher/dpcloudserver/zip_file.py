@@ -27,7 +27,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from dpdispatcher._archive import member_parts, safe_extract_zip
+from dpdispatcher._archive import safe_extract_zip
+from dpdispatcher._archive_check import member_parts
 from dpdispatcher._archive_write import write_zip
 from dpdispatcher.errors import UnsafeArchiveError
 

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from dpdispatcher._archive import member_parts
+from dpdispatcher._archive_check import member_parts
 from dpdispatcher._archive_write import write_zip
 from dpdispatcher._replace import bring_back, remove_path, replace_with, staged_name
 from dpdispatcher.contexts._local import atomic_write

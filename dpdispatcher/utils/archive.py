@@ -5,7 +5,7 @@ member with a warning and extracts the rest. This module is the stricter profile
 exposed publicly: the whole archive is validated first and *any* problem raises
 :class:`~dpdispatcher.errors.UnsafeArchiveError` before a single byte is written.
 Member names go through the same check as the transfers
-(:func:`dpdispatcher._archive.member_parts`), and additionally:
+(:func:`dpdispatcher._archive_check.member_parts`), and additionally:
 
 - links, devices and FIFOs are refused (``link or special file``);
 - names that are not portable to Windows are refused (``:`` in a component, reserved
@@ -47,7 +47,8 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO
 
-from dpdispatcher._archive import Kind, Member, Parts, _tar_member, _zip_member, member_parts
+from dpdispatcher._archive import _tar_member, _zip_member
+from dpdispatcher._archive_check import Kind, Member, Parts, member_parts, unsafe_member
 from dpdispatcher.errors import UnsafeArchiveError
 
 __all__ = ["UnsafeArchiveError", "safe_extract_tar", "safe_extract_zip"]
@@ -63,17 +64,15 @@ Candidate = tuple[int, str, bool, int]
 Entry = tuple[int, Parts, bool, int]
 
 
-def _bad(name: str, why: str) -> UnsafeArchiveError:
-    return UnsafeArchiveError(f"archive member {name!r}: {why}")
-
-
 def _portable_parts(name: str) -> Parts:
     parts = member_parts(name)
     for part in parts:
         if ":" in part:
-            raise _bad(name, "contains ':' (a drive or an alternate data stream on Windows)")
+            raise unsafe_member(
+                name, "contains ':' (a drive or an alternate data stream on Windows)"
+            )
         if part.split(".")[0].strip().upper() in _RESERVED:
-            raise _bad(name, f"uses the reserved device name {part!r}")
+            raise unsafe_member(name, f"uses the reserved device name {part!r}")
     return parts
 
 
@@ -86,17 +85,17 @@ def _validate_manifest(candidates: Iterable[Candidate]) -> list[Entry]:
         if not parts:
             if is_dir:
                 continue
-            raise _bad(name, "has an empty name")
+            raise unsafe_member(name, "has an empty name")
         key = tuple(unicodedata.normalize("NFC", p) for p in parts)
         if key in seen and not (is_dir and seen[key]):
-            raise _bad(name, "names the same path as an earlier member")
+            raise unsafe_member(name, "names the same path as an earlier member")
         seen[key] = is_dir
         entries.append((index, parts, is_dir, mode))
     for _index, parts, _is_dir, _mode in entries:
         key = tuple(unicodedata.normalize("NFC", p) for p in parts)
         for depth in range(1, len(key)):
             if seen.get(key[:depth]) is False:
-                raise _bad("/".join(parts), "is below a member that is a file")
+                raise unsafe_member("/".join(parts), "is below a member that is a file")
     return entries
 
 
@@ -125,7 +124,7 @@ def _check_existing(root: str, entries: Sequence[Entry]) -> list[str]:
             checked.add(prefix)
             path = os.path.join(root, *prefix)
             if os.path.islink(path) or _is_junction(path):
-                raise _bad("/".join(parts), f"{path!r} is an existing symlink or junction")
+                raise unsafe_member("/".join(parts), f"{path!r} is an existing symlink or junction")
             if os.path.isdir(path):
                 existing_dirs.append(path)
     return existing_dirs
@@ -190,7 +189,7 @@ def _extract(
 def _refuse_links(members: Iterable[Member]) -> None:
     for member in members:
         if member.kind not in (Kind.FILE, Kind.DIR):
-            raise _bad(member.name, "is a link or special file")
+            raise unsafe_member(member.name, "is a link or special file")
 
 
 def safe_extract_tar(archive: tarfile.TarFile, output_dir: str) -> None:
@@ -218,7 +217,7 @@ def safe_extract_tar(archive: tarfile.TarFile, output_dir: str) -> None:
     def open_member(index: int) -> IO[bytes]:
         data = archive.extractfile(infos[index])
         if data is None:  # pragma: no cover - regular files always have data
-            raise _bad(infos[index].name, "has no data")
+            raise unsafe_member(infos[index].name, "has no data")
         return data
 
     _extract(output_dir, entries, open_member)

@@ -12,14 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dpdispatcher._archive import (
-    Kind,
-    Member,
-    check_members,
-    member_parts,
-    safe_extract_tar,
-    safe_extract_zip,
-)
+from dpdispatcher._archive import safe_extract_tar, safe_extract_zip
+from dpdispatcher._archive_check import Kind, Member, check_members, member_parts
 from dpdispatcher.errors import ContextError, UnsafeArchiveError
 
 
