@@ -67,12 +67,9 @@ def forward_files(submission: Submission, local_work_base: str) -> list[str]:
 
 def task_dirs(submission: Submission) -> list[str]:
     """Every task directory, normalised, relative to the work base."""
-    seen: list[str] = []
-    for task in submission.belonging_tasks:
-        path = os.path.normpath(task.task_work_path)
-        if path not in seen:
-            seen.append(path)
-    return seen
+    normpath = os.path.normpath
+    # a dict keeps the first-seen order and finds repeats in constant time
+    return list(dict.fromkeys(normpath(task.task_work_path) for task in submission.belonging_tasks))
 
 
 @dataclass(frozen=True)

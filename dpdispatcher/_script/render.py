@@ -133,8 +133,9 @@ def render_end(job_hash: str, resources: Resources) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _redirects(task: Task) -> str:
-    parts = []
+def _redirects(task: Task, background: bool = True) -> str:
+    # a background job reads /dev/null (bash does so); a task in the foreground is told
+    parts = [] if background else ["</dev/null"]
     if task.outlog is not None:
         parts.append(f"1>>{sh(task.outlog)}")
     if task.errlog is not None:
@@ -142,8 +143,15 @@ def _redirects(task: Task) -> str:
     return " ".join(parts)
 
 
-def render_task_block(task: Task, job_hash: str, cuda_device: int | None) -> str:
-    """One task: enter its directory, run it unless its tag exists, record the outcome."""
+def render_task_block(
+    task: Task, job_hash: str, cuda_device: int | None, background: bool = True
+) -> str:
+    """One task: enter its directory, run it unless its tag exists, record the outcome.
+
+    With ``background`` the block runs as a background job (tasks running in parallel,
+    ``para_deg`` > 1), else in the job's shell; either way the command runs in a subshell
+    with its standard input from ``/dev/null``.
+    """
     tag = sh(names.task_tag_file(task.task_hash))
     log = task.errlog if task.errlog is not None else task.outlog
     tail = f"tail -c 4000 {sh(log)} 2>/dev/null; " if log is not None else ""
@@ -155,14 +163,13 @@ def render_task_block(task: Task, job_hash: str, cuda_device: int | None) -> str
         f"{cuda}"
         "  (\n"
         f"{task.command}\n"
-        f"  ) {_redirects(task)}\n"
-        "  rc=$?\n"
-        f"  if test $rc -eq 0; then : > {tag}; else\n"
+        f"  ) {_redirects(task, background)}\n"
+        "  dpdispatcher_rc=$?\n"
+        f"  if test $dpdispatcher_rc -eq 0; then : > {tag}; else\n"
         f"    echo 1 > {root_file(names.fail_flag_file(job_hash))}\n"
-        f"    {{ printf 'task %s failed with exit code %s\\n' {sh(task.task_work_path)} \"$rc\"; "
-        f"{tail}}} > {root_file(names.last_err_file(job_hash))}\n"
-        "  fi\n"
-        "fi &\n"
+        f"    {{ printf 'task %s failed with exit code %s\\n' {sh(task.task_work_path)} "
+        f'"$dpdispatcher_rc"; {tail}}} > {root_file(names.last_err_file(job_hash))}\n'
+        "  fi\n" + ("fi &\n" if background else "fi\n")
     )
 
 
@@ -191,7 +198,11 @@ def render_run_body(job_hash: str, tasks: Sequence[Task], resources: Resources) 
     period = wait_period(resources)
     chunks = []
     for index, task in enumerate(tasks):
-        chunks.append(render_task_block(task, job_hash, cuda_device_for(index, resources)))
+        cuda = cuda_device_for(index, resources)
+        if period == 1 and cuda is None:  # one at a time: no background job to wait for
+            chunks.append(render_task_block(task, job_hash, None, background=False))
+            continue
+        chunks.append(render_task_block(task, job_hash, cuda))
         if (index + 1) % period == 0:
             chunks.append("wait\n")
     return "".join(chunks)

@@ -568,3 +568,34 @@ def test_resumed_run_does_not_resend_inputs_of_tasks_that_already_ran(tmp_path):
     build().run_submission(check_interval=0.1)  # resumes: one job finished, one running
     assert (work / "dir0/conf").read_text() == "step=1\n"
     assert (work / "dir1/conf").read_text() == "step=2\n"
+
+
+def test_tasks_run_one_after_another_read_no_stdin_and_share_no_shell_state(tmp_path):
+    """With para_deg 1 the tasks run in the job's shell, one at a time (no background job
+    per task): each still reads /dev/null like a background job, runs in a subshell of its
+    own (a variable, ``cd`` or ``exit`` stays there) and is recorded by its exit code."""
+    make_work(tmp_path, 3)
+    commands = [
+        'read -r line; echo "read=$? cwd=${PWD##*/}" > out.txt; rc=7; cd /; exit 0',
+        'echo "rc=${rc-unset} dpdispatcher_rc=${dpdispatcher_rc-unset}" > out.txt',
+        "echo third > out.txt",
+    ]
+    sub = fast(
+        Submission(
+            "work",
+            machine(tmp_path),
+            Resources(1, 1, 0, "", 3, envs={"rc": "from-envs"}),
+            task_list=[
+                Task(c, f"dir{i}/", backward_files=["out.txt"]) for i, c in enumerate(commands)
+            ],
+        )
+    )
+    sub.generate_jobs()
+    assert "fi &" not in sub.machine.gen_run_body(sub.belonging_jobs[0])
+    sub.run_submission(check_interval=0.1)
+    work = tmp_path / "local/work"
+    assert (work / "dir0/out.txt").read_text() == "read=1 cwd=dir0\n"  # EOF: no stdin
+    # the environment the job set is what each task sees; the dispatcher's own variable
+    # is set in the job's shell (a task may see it), never one of the user's
+    assert (work / "dir1/out.txt").read_text().startswith("rc=from-envs ")
+    assert (work / "dir2/out.txt").read_text() == "third\n"
