@@ -1,17 +1,18 @@
-"""Where to connect, whom to trust, how to log in: the decisions behind an SSH session.
+"""Whom to trust and how to log in: the decisions behind an SSH session.
 
-Pure where possible (endpoint resolution from ``~/.ssh/config`` values, prompt
-answering, host-key decisions); paramiko is imported inside functions only.
+Pure where possible (prompt answering, host-key decisions); paramiko is imported inside
+functions only. Where to connect is :mod:`dpdispatcher.contexts._ssh_endpoint`.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +27,9 @@ from dpdispatcher.dlog import dlog
 if TYPE_CHECKING:
     import paramiko
 
+    from dpdispatcher.contexts._ssh_endpoint import Endpoint
+
 HOST_KEY_POLICIES = ("reject", "accept-new", "auto-add")
-DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
-GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 DISCOVERED_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 _CODE_WORDS = ("verification", "code", "token", "otp", "one-time", "2fa", "authenticator")
 
@@ -54,142 +55,6 @@ class Secret:
 def reveal(secret: Secret | None) -> str | None:
     """The value of an optional secret."""
     return None if secret is None else secret.reveal()
-
-
-# -- endpoint --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Endpoint:
-    """The resolved connection target (profile values, completed by ``~/.ssh/config``)."""
-
-    hostname: str
-    port: int
-    username: str
-    key_files: tuple[str, ...]
-    proxy_command: str | None
-    known_hosts: tuple[str, ...]
-    read_only_known_hosts: tuple[str, ...] = ()
-
-    @property
-    def host_id(self) -> str:
-        """The name of this host in known_hosts (``[host]:port`` unless port 22)."""
-        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
-
-    def __str__(self) -> str:
-        return f"{self.username}@{self.hostname}:{self.port}"
-
-
-def lookup_ssh_config(alias: str, path: str = "~/.ssh/config") -> dict[str, Any]:
-    """The ``Host`` entry of ``alias`` in an OpenSSH client config (``{}`` if none)."""
-    import paramiko
-
-    full = os.path.expanduser(path)
-    if not os.path.isfile(full):
-        return {}
-    try:
-        return dict(paramiko.SSHConfig.from_path(full).lookup(alias))
-    except Exception as err:  # noqa: BLE001 - a broken user config must not block us
-        dlog.warning("ignoring %s: %s", full, err)
-        return {}
-
-
-def _expand_proxy(command: str, host: str, port: int, user: str) -> str:
-    out, i = [], 0
-    while i < len(command):
-        ch = command[i]
-        if ch == "%" and i + 1 < len(command):
-            nxt = command[i + 1]
-            repl = {"h": host, "p": str(port), "r": user, "%": "%"}.get(nxt)
-            if repl is not None:
-                out.append(repl)
-                i += 2
-                continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def proxy_jump_command(jump: str, host: str, port: int) -> str:
-    """An OpenSSH ProxyJump value as the equivalent ProxyCommand."""
-    hops = [h.strip() for h in jump.split(",") if h.strip()]
-    last = hops[-1]
-    user, _, hostport = last.rpartition("@")
-    jhost, jport = hostport, ""
-    if hostport.count(":") == 1:
-        jhost, jport = hostport.split(":")
-    argv = ["ssh"]
-    if len(hops) > 1:
-        argv += ["-J", ",".join(hops[:-1])]
-    if user:
-        argv += ["-l", user]
-    if jport:
-        argv += ["-p", jport]
-    argv += ["-W", f"{host}:{port}", jhost]
-    return shlex.join(argv)
-
-
-def resolve_endpoint(
-    alias: str,
-    *,
-    username: str | None,
-    port: int,
-    key_filename: str | Sequence[str] | None,
-    proxy_command: str | None,
-    known_hosts: str | None,
-    host_config: dict[str, Any],
-) -> Endpoint:
-    """Complete the profile with ``host_config`` (a ``~/.ssh/config`` lookup).
-
-    The config fills only what the profile leaves unset: ``HostName``, ``Port`` (when
-    the profile has the default 22), ``User``, ``IdentityFile`` (tried after
-    ``key_filename``), ``ProxyCommand``/``ProxyJump`` and ``UserKnownHostsFile``.
-
-    Examples
-    --------
-    >>> ep = resolve_endpoint("c", username=None, port=22, key_filename=None,
-    ...     proxy_command=None, known_hosts=None,
-    ...     host_config={"hostname": "10.0.0.5", "port": "2222", "user": "bob"})
-    >>> ep.host_id, ep.username
-    ('[10.0.0.5]:2222', 'bob')
-    """
-    hostname = str(host_config.get("hostname") or alias)
-    if port == 22 and str(host_config.get("port", "")).isdigit():
-        port = int(host_config["port"])
-    user = username or host_config.get("user") or _local_user()
-    keys: list[str] = []
-    if isinstance(key_filename, str):
-        keys.append(key_filename)
-    elif key_filename:
-        keys.extend(key_filename)
-    keys.extend(k for k in host_config.get("identityfile", []) if k not in keys)
-    proxy = proxy_command
-    if proxy:
-        proxy = _expand_proxy(proxy, hostname, port, user)
-    elif host_config.get("proxycommand", "none").lower() != "none":
-        proxy = str(host_config["proxycommand"])
-    elif host_config.get("proxyjump", "none").lower() != "none":
-        proxy = proxy_jump_command(str(host_config["proxyjump"]), hostname, port)
-    read_only: tuple[str, ...] = ()
-    if known_hosts:
-        files: tuple[str, ...] = (known_hosts,)
-    elif host_config.get("userknownhostsfile"):
-        files = tuple(shlex.split(str(host_config["userknownhostsfile"])))
-    else:
-        files, read_only = (DEFAULT_KNOWN_HOSTS,), (GLOBAL_KNOWN_HOSTS,)
-    return Endpoint(
-        hostname,
-        int(port),
-        str(user),
-        tuple(os.path.expanduser(k) for k in keys),
-        proxy or None,
-        tuple(os.path.expanduser(f) for f in files),
-        read_only,
-    )
-
-
-def _local_user() -> str:
-    import getpass
-
-    return getpass.getuser()
 
 
 # -- host keys -----------------------------------------------------------------------
@@ -266,6 +131,33 @@ def remember_host_key(path: str, host_id: str, key: paramiko.PKey) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a", encoding="ascii") as fh:
         fh.write(line)
+
+
+def verify_host_key(
+    transport: paramiko.Transport, endpoint: Endpoint, known: paramiko.HostKeys, policy: str
+) -> None:
+    """Apply :func:`check_host_key` to the server's key: record a first-seen key, and say
+    so at WARNING, as any key accepted without verification."""
+    key = transport.get_remote_server_key()
+    decision = check_host_key(endpoint, key, known, policy)
+    if decision == "remember":
+        remember_host_key(endpoint.known_hosts[0], endpoint.host_id, key)
+        dlog.warning(
+            "first connection to %s: trusting its %s key %s and recording it in %s "
+            "(host_key_policy accept-new; set it to reject to refuse unknown hosts)",
+            endpoint.host_id,
+            key.get_name(),
+            fingerprint(key),
+            endpoint.known_hosts[0],
+        )
+    elif decision == "accept":
+        dlog.warning(
+            "host %s is not in known_hosts; accepting its %s key %s without "
+            "verification (host_key_policy auto-add)",
+            endpoint.host_id,
+            key.get_name(),
+            fingerprint(key),
+        )
 
 
 # -- authentication -------------------------------------------------------------------
@@ -426,3 +318,78 @@ class AuthState:
         if remaining:
             self.allowed = list(remaining)
         return False
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a session may log in with (the secrets revealed only while logging in)."""
+
+    key_filename: str | None
+    passphrase: Secret | None
+    password: Secret | None
+    totp_secret: Secret | None
+    codes: FreshCodes | None
+    look_for_keys: bool
+
+
+def authenticate(transport: paramiko.Transport, endpoint: Endpoint, cred: Credentials) -> None:
+    """Log in: key files, then (``look_for_keys``) the agent's and the default keys, then
+    keyboard-interactive (password and one-time code), then the password.
+
+    Raises :class:`SSHAuthenticationError` naming the methods tried and those the server
+    accepts.
+    """
+    state = AuthState(transport, endpoint.username)
+    if state.done:
+        return
+    for label, key in _candidate_keys(endpoint, cred):
+        call = functools.partial(transport.auth_publickey, endpoint.username, key)
+        if state.attempt("publickey", label, call):
+            return
+    password = reveal(cred.password)
+    if (password is not None or reveal(cred.totp_secret)) and _interactive(
+        state, transport, endpoint.username, cred
+    ):
+        return
+    if password is not None and state.attempt(
+        "password", "password", lambda: transport.auth_password(endpoint.username, password)
+    ):
+        return
+    raise SSHAuthenticationError(
+        f"authentication to {endpoint} failed (tried: {', '.join(state.tried) or 'nothing'}; "
+        f"the server accepts: {', '.join(state.allowed) or 'nothing'}). Check username, "
+        "key_filename/passphrase, password or totp_secret in remote_profile."
+    )
+
+
+def _candidate_keys(endpoint: Endpoint, cred: Credentials) -> Iterator[tuple[str, paramiko.PKey]]:
+    """The keys to offer, each loaded only when the previous one was refused."""
+    for path in endpoint.key_files:
+        if os.path.isfile(path) or path == cred.key_filename:
+            yield f"key {path}", load_private_key(path, reveal(cred.passphrase))
+    if cred.look_for_keys:
+        for where, key in discovered_keys(reveal(cred.passphrase)):
+            yield f"key {where}", key
+
+
+def _interactive(
+    state: AuthState, transport: paramiko.Transport, username: str, cred: Credentials
+) -> bool:
+    """Keyboard-interactive with the password and one-time codes; once more after the
+    next code when the server refused a code already used."""
+
+    password, totp = reveal(cred.password), reveal(cred.totp_secret)
+
+    def handler(title: str, instructions: str, prompts: Sequence[tuple[str, bool]]) -> list[str]:
+        return answer_prompts(prompts, password, totp, cred.codes)
+
+    def interactive() -> Any:
+        return transport.auth_interactive(username, handler)
+
+    if state.attempt("keyboard-interactive", "keyboard-interactive", interactive):
+        return True
+    codes = cred.codes
+    if codes is not None and codes.reused:  # refused a code already used: wait
+        codes.wait_for_next()
+        return state.attempt("keyboard-interactive", "keyboard-interactive", interactive)
+    return False

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import socket
 import threading
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher.contexts import _ssh_auth as auth
@@ -20,9 +17,9 @@ from dpdispatcher.contexts._ssh_channel import (
     run_on_channel,
     transport_errors,
 )
+from dpdispatcher.contexts._ssh_endpoint import Endpoint, lookup_ssh_config, resolve_endpoint
 from dpdispatcher.contexts._ssh_errors import (
     ConnectionDropped,
-    SSHAuthenticationError,
     SSHConnectionError,
 )
 from dpdispatcher.dlog import dlog
@@ -102,20 +99,7 @@ class SSHSession:
         *,
         ssh_config: str = "~/.ssh/config",
     ) -> None:
-        if host_key_policy not in auth.HOST_KEY_POLICIES:
-            raise ConfigurationError(
-                f"remote_profile/host_key_policy: {host_key_policy!r} is not one of "
-                f"{', '.join(auth.HOST_KEY_POLICIES)}"
-            )
-        if not hostname:
-            raise ConfigurationError("remote_profile/hostname is required")
-        if archive_chunk_size is not None and (
-            not isinstance(archive_chunk_size, int) or archive_chunk_size < 0
-        ):
-            raise ConfigurationError(
-                "remote_profile/archive_chunk_size: expected bytes as an int >= 0, "
-                f"got {archive_chunk_size!r}"
-            )
+        _check_settings(hostname, host_key_policy, archive_chunk_size)
         self.archive_chunk_size = archive_chunk_size or 0
         self.hostname = hostname
         self.username = username
@@ -133,7 +117,7 @@ class SSHSession:
         self._passphrase = None if passphrase is None else auth.Secret(passphrase)
         self._totp_secret = None if totp_secret is None else auth.Secret(totp_secret)
         self._codes = None if totp_secret is None else auth.FreshCodes(totp_secret)
-        self._endpoint: auth.Endpoint | None = None
+        self._endpoint: Endpoint | None = None
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.RLock()
@@ -162,17 +146,17 @@ class SSHSession:
 
     # -- connection ---------------------------------------------------------------------
     @property
-    def endpoint(self) -> auth.Endpoint:
+    def endpoint(self) -> Endpoint:
         """Where the session connects (profile completed by ``~/.ssh/config``)."""
         if self._endpoint is None:
-            self._endpoint = auth.resolve_endpoint(
+            self._endpoint = resolve_endpoint(
                 self.hostname,
                 username=self.username,
                 port=self.port,
                 key_filename=self.key_filename,
                 proxy_command=self.proxy_command,
                 known_hosts=self.known_hosts,
-                host_config=auth.lookup_ssh_config(self.hostname, self.ssh_config),
+                host_config=lookup_ssh_config(self.hostname, self.ssh_config),
             )
         return self._endpoint
 
@@ -234,7 +218,7 @@ class SSHSession:
             self._sftp = None
             self._transport = None
 
-    def _open_socket(self, ep: auth.Endpoint) -> Any:
+    def _open_socket(self, ep: Endpoint) -> Any:
         import paramiko
 
         if ep.proxy_command:
@@ -249,6 +233,16 @@ class SSHSession:
             raise SSHConnectionError(f"cannot connect to {ep}: {err}") from err
         enable_keepalive(sock)
         return sock
+
+    def _credentials(self) -> auth.Credentials:
+        return auth.Credentials(
+            key_filename=self.key_filename,
+            passphrase=self._passphrase,
+            password=self._password,
+            totp_secret=self._totp_secret,
+            codes=self._codes,
+            look_for_keys=self.look_for_keys,
+        )
 
     def _connect(self) -> None:
         import paramiko
@@ -265,8 +259,8 @@ class SSHSession:
                 transport.start_client(timeout=self.timeout)
             except transport_errors() as err:
                 raise SSHConnectionError(f"SSH handshake with {ep} failed: {err}") from err
-            self._verify_host_key(transport, known)
-            self._authenticate(transport)
+            auth.verify_host_key(transport, ep, known, self.host_key_policy)
+            auth.authenticate(transport, ep, self._credentials())
         except BaseException:
             transport.close()
             raise
@@ -283,79 +277,6 @@ class SSHSession:
                     ep,
                     res.stderr.decode("utf-8", "replace").strip()[-500:],
                 )
-
-    def _verify_host_key(self, transport: paramiko.Transport, known: paramiko.HostKeys) -> None:
-        ep = self.endpoint
-        key = transport.get_remote_server_key()
-        decision = auth.check_host_key(ep, key, known, self.host_key_policy)
-        if decision == "remember":
-            auth.remember_host_key(ep.known_hosts[0], ep.host_id, key)
-            dlog.warning(
-                "first connection to %s: trusting its %s key %s and recording it in %s "
-                "(host_key_policy accept-new; set it to reject to refuse unknown hosts)",
-                ep.host_id,
-                key.get_name(),
-                auth.fingerprint(key),
-                ep.known_hosts[0],
-            )
-        elif decision == "accept":
-            dlog.warning(
-                "host %s is not in known_hosts; accepting its %s key %s without "
-                "verification (host_key_policy auto-add)",
-                ep.host_id,
-                key.get_name(),
-                auth.fingerprint(key),
-            )
-
-    def _authenticate(self, transport: paramiko.Transport) -> None:
-        ep = self.endpoint
-        state = auth.AuthState(transport, ep.username)
-        if state.done:
-            return
-        for path in ep.key_files:
-            if os.path.isfile(path) or path == self.key_filename:
-                key = auth.load_private_key(path, auth.reveal(self._passphrase))
-                if state.attempt(
-                    "publickey",
-                    f"key {path}",
-                    functools.partial(transport.auth_publickey, ep.username, key),
-                ):
-                    return
-        if self.look_for_keys:
-            for where, key in auth.discovered_keys(auth.reveal(self._passphrase)):
-                if state.attempt(
-                    "publickey",
-                    f"key {where}",
-                    functools.partial(transport.auth_publickey, ep.username, key),
-                ):
-                    return
-        password, totp = auth.reveal(self._password), auth.reveal(self._totp_secret)
-        if password is not None or totp:
-
-            def handler(
-                title: str, instructions: str, prompts: Sequence[tuple[str, bool]]
-            ) -> list[str]:
-                return auth.answer_prompts(prompts, password, totp, self._codes)
-
-            def interactive() -> Any:
-                return transport.auth_interactive(ep.username, handler)
-
-            if state.attempt("keyboard-interactive", "keyboard-interactive", interactive):
-                return
-            codes = self._codes
-            if codes is not None and codes.reused:  # refused a code already used: wait
-                codes.wait_for_next()
-                if state.attempt("keyboard-interactive", "keyboard-interactive", interactive):
-                    return
-        if password is not None and state.attempt(
-            "password", "password", lambda: transport.auth_password(ep.username, password)
-        ):
-            return
-        raise SSHAuthenticationError(
-            f"authentication to {ep} failed (tried: {', '.join(state.tried) or 'nothing'}; "
-            f"the server accepts: {', '.join(state.allowed) or 'nothing'}). Check username, "
-            "key_filename/passphrase, password or totp_secret in remote_profile."
-        )
 
     # -- commands -----------------------------------------------------------------------
     def exec_command(
@@ -417,4 +338,22 @@ class SSHSession:
 
 
 # -- helpers ---------------------------------------------------------------------------
+def _check_settings(hostname: str, host_key_policy: str, archive_chunk_size: Any) -> None:
+    """Refuse a session without a host, with an unknown host key policy or a bad chunk size."""
+    if host_key_policy not in auth.HOST_KEY_POLICIES:
+        raise ConfigurationError(
+            f"remote_profile/host_key_policy: {host_key_policy!r} is not one of "
+            f"{', '.join(auth.HOST_KEY_POLICIES)}"
+        )
+    if not hostname:
+        raise ConfigurationError("remote_profile/hostname is required")
+    if archive_chunk_size is not None and (
+        not isinstance(archive_chunk_size, int) or archive_chunk_size < 0
+    ):
+        raise ConfigurationError(
+            "remote_profile/archive_chunk_size: expected bytes as an int >= 0, "
+            f"got {archive_chunk_size!r}"
+        )
+
+
 __all__ = ["RawResult", "SSHSession"]

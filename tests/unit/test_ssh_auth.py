@@ -13,6 +13,7 @@ import pyotp
 import pytest
 
 from dpdispatcher.contexts import _ssh_auth as auth
+from dpdispatcher.contexts import _ssh_endpoint as endpoint
 from dpdispatcher.contexts._ssh_errors import (
     HostKeyChangedError,
     SSHAuthenticationError,
@@ -20,7 +21,7 @@ from dpdispatcher.contexts._ssh_errors import (
 )
 
 
-def _endpoint(**kw: object) -> auth.Endpoint:
+def _endpoint(**kw: object) -> endpoint.Endpoint:
     args: dict[str, object] = {
         "username": "alice",
         "port": 22,
@@ -30,7 +31,7 @@ def _endpoint(**kw: object) -> auth.Endpoint:
         "host_config": {},
     }
     args.update(kw)
-    return auth.resolve_endpoint("cluster", **args)  # type: ignore[arg-type]
+    return endpoint.resolve_endpoint("cluster", **args)  # type: ignore[arg-type]
 
 
 # -- endpoint ------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ def test_ssh_config_fills_only_what_is_unset(tmp_path: Path) -> None:
         "  UserKnownHostsFile ~/kh_cluster\n"
         "Host *\n  User nobody\n"
     )
-    host = auth.lookup_ssh_config("cluster", str(config))
+    host = endpoint.lookup_ssh_config("cluster", str(config))
     ep = _endpoint(username=None, host_config=host)
     assert (ep.hostname, ep.port, ep.username) == ("10.1.2.3", 2200, "bob")
     assert ep.key_files == (os.path.expanduser("~/.ssh/cluster_key"),)
@@ -77,18 +78,18 @@ def test_ssh_config_fills_only_what_is_unset(tmp_path: Path) -> None:
 
 
 def test_missing_or_broken_config_is_ignored(tmp_path: Path) -> None:
-    assert auth.lookup_ssh_config("x", str(tmp_path / "none")) == {}
+    assert endpoint.lookup_ssh_config("x", str(tmp_path / "none")) == {}
     bad = tmp_path / "bad"
     bad.write_text("Host x\n  Match exec\n")
-    assert isinstance(auth.lookup_ssh_config("x", str(bad)), dict)
+    assert isinstance(endpoint.lookup_ssh_config("x", str(bad)), dict)
 
 
 def test_proxy_jump() -> None:
     assert (
-        auth.proxy_jump_command("bob@bastion:2022", "10.0.0.5", 22)
+        endpoint.proxy_jump_command("bob@bastion:2022", "10.0.0.5", 22)
         == "ssh -l bob -p 2022 -W 10.0.0.5:22 bastion"
     )
-    assert auth.proxy_jump_command("a,b", "h", 2) == "ssh -J a -W h:2 b"
+    assert endpoint.proxy_jump_command("a,b", "h", 2) == "ssh -J a -W h:2 b"
     ep = _endpoint(host_config={"proxyjump": "gw"})
     assert ep.proxy_command == "ssh -W cluster:22 gw"
 
@@ -144,7 +145,7 @@ def test_remember_host_key_round_trip(tmp_path: Path) -> None:
     auth.remember_host_key(str(path), "[h]:2299", key)
     assert oct(path.stat().st_mode & 0o777) == oct(0o600)
     known = auth.load_known_hosts([str(path), str(tmp_path / "absent")])
-    ep = auth.Endpoint("h", 2299, "u", (), None, (str(path),))
+    ep = endpoint.Endpoint("h", 2299, "u", (), None, (str(path),))
     assert auth.check_host_key(ep, key, known, "reject") == "known"
     assert auth.known_key_types(known, "[h]:2299") == [key.get_name()]
 
@@ -157,7 +158,7 @@ def test_hashed_known_hosts_entries_match(tmp_path: Path) -> None:
     auth.remember_host_key(str(path), "[h]:2299", key)
     subprocess.run(["ssh-keygen", "-H", "-f", str(path)], check=True, capture_output=True)
     assert "|1|" in path.read_text()
-    ep = auth.Endpoint("h", 2299, "u", (), None, (str(path),))
+    ep = endpoint.Endpoint("h", 2299, "u", (), None, (str(path),))
     assert auth.check_host_key(ep, key, auth.load_known_hosts([str(path)]), "reject") == "known"
 
 
