@@ -293,11 +293,16 @@ class SchedulerQueue:
                 states[job.job_hash] = mapped[code]
         if not ended:
             return states
-        wanted = [self.finish_tag_files(job) for job in ended]
-        tags = self.context.files_exist(sorted({f for files in wanted for f in files}))
+        # a job's one tag as a string, several as a tuple: thousands of lists alive during
+        # a poll would be walked by the garbage collector, and push it to a full collection
+        wanted = [_one_or_tuple(self.finish_tag_files(job)) for job in ended]
+        names_asked = {f for f in wanted if type(f) is str}
+        names_asked.update(f for files in wanted if type(files) is tuple for f in files)
+        tags = self.context.files_exist(sorted(names_asked))
         finished, terminated = JobStatus.finished, JobStatus.terminated
         for job, files in zip(ended, wanted):
-            states[job.job_hash] = finished if tags.issuperset(files) else terminated
+            done = files in tags if type(files) is str else tags.issuperset(files)
+            states[job.job_hash] = finished if done else terminated
         return states
 
     def check_status(self, job: Job) -> JobStatus:
@@ -334,3 +339,8 @@ class SchedulerQueue:
         result = self.context.run(self.kill_command(quoting.job_id(job.job_id)), idempotent=True)
         if not result.ok:
             dlog.info("kill of job %s: %s", job.job_id, (result.stderr + result.stdout).strip())
+
+
+def _one_or_tuple(files: list[str]) -> str | tuple[str, ...]:
+    """``files`` as its only item, or as a tuple."""
+    return files[0] if len(files) == 1 else tuple(files)

@@ -21,24 +21,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol, SupportsIndex
 
-#: bumped by every change of a tracked object (see :func:`changed`): caches built from
-#: several objects (a job's JSON) stay valid while it has not moved
+#: bumped by every change of a tracked object and every assignment of a task's state (see
+#: :func:`changed`): caches built from several objects (a job's JSON) stay valid while it
+#: has not moved
 EPOCH = [0]
 
 
 def changed() -> None:
     """Record that some tracked object changed (caches built on top of it are stale)."""
     EPOCH[0] += 1
-
-
-#: bumped whenever a task's state is assigned (see :func:`state_changed`): a job's cached
-#: state-file JSON, which lists its tasks' states, stays valid while it has not moved
-STATES = [0]
-
-
-def state_changed() -> None:
-    """Record that some task's state was assigned."""
-    STATES[0] += 1
 
 
 class Owner(Protocol):

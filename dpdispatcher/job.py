@@ -36,7 +36,7 @@ class Job:
     ) -> None:
         # (tracked epoch, JSON of tasks and resources) and (runtime key, whole JSON)
         self._body_cache: tuple[int, str] | None = None
-        self._state_cache: tuple[Any, str] | None = None
+        self._state_cache: tuple[tuple[Any, ...], str, str, str] | None = None
         self._set_tasks(job_task_list)  # a new job: nothing cached anywhere is stale
         self._resources: Resources | None = None if copy_resources else resources
         # (resources, their JSON) to copy from when first asked for: see with_copy_of()
@@ -222,41 +222,52 @@ class Job:
         (state, id, fail count, failure reason), a task's state or a tracked object change.
 
         Checking it costs a few attribute reads, so a state write after a poll serialises
-        only the jobs that changed.
+        only the jobs that changed; a job whose state alone changed (the usual change in a
+        poll) is re-assembled from the two cached pieces around its state.
         """
-        job_hash = self.job_hash
+        # int(state): a key of strings and numbers only, which the garbage collector stops
+        # tracking (a poll changing thousands of jobs would otherwise feed it thousands)
         key = (
-            self.job_state,
+            int(self.job_state),
             self.job_id,
             self.fail_count,
             self.failure_reason,
-            job_hash,
+            self.job_hash,
             _tracked.EPOCH[0],
-            _tracked.STATES[0],
         )
         cache = self._state_cache
-        if cache is not None and cache[0] == key:
-            return cache[1]
-        text = f"{{{_json_str(job_hash)}: {self._static_body()}{self._runtime_json()}"
-        self._state_cache = (key, text)
+        if cache is not None:
+            if cache[0] == key:
+                return cache[1]
+            if cache[0][1:] == key[1:]:  # only the state changed
+                head, rest = cache[2], cache[3]
+                text = f"{head}{_state_text(key[0])}{rest}"
+                self._state_cache = (key, text, head, rest)
+                return text
+        head = f'{{{_json_str(key[4])}: {self._static_body()}, "job_state": '
+        rest = self._rest_json()
+        text = f"{head}{_state_text(key[0])}{rest}"
+        self._state_cache = (key, text, head, rest)
         return text
 
     def _runtime_json(self) -> str:
         """The runtime fields closing the job's JSON (``, "job_state": ...}}``)."""
+        return f', "job_state": {_state_text(self.job_state)}{self._rest_json()}'
+
+    def _rest_json(self) -> str:
+        """The runtime fields after the state (``, "job_id": ...}}``)."""
         job_id = self.job_id
         job_id_json = _json_str(job_id) if type(job_id) is str else json.dumps(job_id)
         reason = self.failure_reason
         reason_json = "null" if reason is None else json.dumps(reason)
         tasks = self._tasks
-        text = _STATE_TEXT.get
         if len(tasks) == 1:
-            states = text(tasks[0]._task_state) or _state_text(tasks[0]._task_state)
+            states = _state_text(tasks[0]._task_state)
         else:
             states = ", ".join([_state_text(t._task_state) for t in tasks])
         fail_count = self.fail_count
         return (
-            f', "job_state": {text(self.job_state) or _state_text(self.job_state)}, '
-            f'"job_id": {job_id_json}, '
+            f', "job_id": {job_id_json}, '
             f'"fail_count": {fail_count if type(fail_count) is int else int(fail_count)}, '
             f'"failure_reason": {reason_json}, "task_states": [{states}]}}}}'
         )

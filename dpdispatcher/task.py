@@ -117,7 +117,7 @@ class Task(JsonCached):
     @task_state.setter
     def task_state(self, value: JobStatus) -> None:
         object.__setattr__(self, "_task_state", value)
-        _tracked.state_changed()  # the state files' "task_states" of some job changed
+        _tracked.changed()  # the "task_states" its job writes in the state file changed
 
     def __repr__(self) -> str:
         return repr(self.serialize())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -17,21 +16,22 @@ if TYPE_CHECKING:
     from dpdispatcher.submission import Job
 
 
-#: a ``ps -o pid=,stat=,args=`` line: the PID, then the state and command line
-_PS_LINE = re.compile(r"^[ \t]*(\d+)[ \t]+(.*)", re.MULTILINE)
-
-
 def parse_ps_output(stdout: str) -> dict[str, str]:
     """``ps -o pid=,stat=,args=`` lines as ``{pid: "stat args"}``.
 
-    The values are plain strings (one regex over the whole output, no tuple or list
-    per line), so a table of thousands of processes leaves little for the garbage
-    collector to walk.
+    The values are plain strings and no line leaves a list or tuple behind, so a table of
+    thousands of processes gives the garbage collector nothing to walk.
 
     >>> parse_ps_output("  12 S    bash a.sub\\n 7 Z\\n")
     {'12': 'S    bash a.sub', '7': 'Z'}
     """
-    return dict(_PS_LINE.findall(stdout))
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        pid, _, rest = line.lstrip().partition(" ")
+        rest = rest.lstrip()
+        if pid.isdigit() and rest:
+            out[pid] = rest
+    return out
 
 
 class Shell(Machine):

@@ -239,15 +239,20 @@ def test_a_state_write_renders_only_the_jobs_that_changed(tmp_path, monkeypatch)
     monkeypatch.setattr(submission_module, "JOBS_PER_CHUNK", 7)  # several blocks
     sub = _pipeline(tmp_path, 90, polls=1)
     state = tmp_path / f"{sub.submission_hash}.json"
-    rendered: list[Job] = []
-    real = Job._runtime_json
-    monkeypatch.setattr(Job, "_runtime_json", lambda job: rendered.append(job) or real(job))
-    sub.submission_to_json()
-    assert rendered == []  # nothing changed: every job's text is reused
     jobs = sub.belonging_jobs
-    jobs[9].job_state, jobs[20].fail_count = JobStatus.running, 2
-    sub.submission_to_json()
-    assert rendered == [jobs[9], jobs[20]]
+
+    def rendered_again(write) -> list[int]:
+        before = [job.state_json() for job in jobs]
+        write()
+        return [i for i, (old, job) in enumerate(zip(before, jobs)) if job.state_json() is not old]
+
+    assert rendered_again(sub.submission_to_json) == []  # nothing changed: texts reused
+
+    def change_two() -> None:
+        jobs[9].job_state, jobs[20].fail_count = JobStatus.running, 2
+        sub.submission_to_json()
+
+    assert rendered_again(change_two) == [9, 20]
     assert state.read_text() == json.dumps(sub.serialize())
     jobs[25].job_task_list[1].task_state = JobStatus.failed  # a task's state: in the file
     jobs[3].failure_reason = 'gave up: "quoted"'
@@ -256,6 +261,23 @@ def test_a_state_write_renders_only_the_jobs_that_changed(tmp_path, monkeypatch)
     jobs[4].job_task_list[0].forward_files.append("late.txt")  # a tracked change
     sub.submission_to_json()
     assert state.read_text() == json.dumps(sub.serialize())
+
+
+def test_poll_bookkeeping_leaves_the_garbage_collector_nothing_per_job(tmp_path):
+    """Caches kept per job and the finish tags asked per job hold strings and numbers only:
+    the collector stops tracking them, so a poll over thousands of jobs does not push it
+    into full collections of the whole heap."""
+    import gc
+
+    from dpdispatcher.machines.shell import parse_ps_output
+
+    sub = _pipeline(tmp_path, 30, polls=1)
+    gc.collect()
+    gc.collect()  # a tuple holding a tuple is untracked once the inner one is
+    caches = [job._state_cache for job in sub.belonging_jobs]
+    assert caches and not any(gc.is_tracked(cache) for cache in caches)
+    table = parse_ps_output("".join(f"{100 + i} S bash x{i}.sub\n" for i in range(50)))
+    assert all(type(v) is str for v in table.values())
 
 
 def test_ps_lines_parse_to_pid_and_the_rest():
