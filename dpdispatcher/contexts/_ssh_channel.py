@@ -37,6 +37,11 @@ def transport_errors() -> tuple[type[BaseException], ...]:
     return (paramiko.SSHException, OSError, EOFError)
 
 
+def decode(data: bytes) -> str:
+    """Remote output as text (undecodable bytes replaced)."""
+    return data.decode("utf-8", errors="replace")
+
+
 @dataclass(frozen=True)
 class RawResult:
     """Exit code and raw output of a remote command (start marker removed)."""

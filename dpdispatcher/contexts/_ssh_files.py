@@ -1,21 +1,28 @@
-"""Uploads and downloads over one SSH session, each as one tar stream.
+"""File operations over one SSH session: uploads and downloads (each one tar stream), an
+atomic write and a batched read.
 
-Both are safe to repeat after a dropped connection: an upload resends only files whose
-remote SHA-256 differs; a download extracts nothing until its whole archive arrived.
+Uploads and downloads are safe to repeat after a dropped connection: an upload resends
+only files whose remote SHA-256 differs; a download extracts nothing until its whole
+archive arrived.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
+import tarfile
+import uuid
 from collections.abc import Callable, Sequence
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from dpdispatcher import _files
 from dpdispatcher._archive import safe_extract_tar
+from dpdispatcher._script.quoting import sh
 from dpdispatcher.contexts import _ssh_chunks
 from dpdispatcher.contexts import _ssh_scripts as scripts
 from dpdispatcher.contexts import _ssh_transfer as transfer
+from dpdispatcher.contexts._ssh_channel import decode
 from dpdispatcher.contexts._ssh_errors import SSHError
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import RemoteFileNotFoundError
@@ -24,8 +31,47 @@ if TYPE_CHECKING:
     from dpdispatcher.contexts._ssh_session import SSHSession
 
 
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
+def write_file_once(session: SSHSession, path: str, data: bytes) -> None:
+    """Write ``path`` atomically over SFTP: a temporary name, then ``posix_rename``
+    (``mv -f``, which is rename(2), on a server without that extension)."""
+    sftp = session.sftp
+    directory = posixpath.dirname(path)
+    tmp = posixpath.join(directory, f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        fh = sftp.open(tmp, "wb")
+    except FileNotFoundError:
+        session.run_raw(scripts.mkdir_script(directory))
+        fh = sftp.open(tmp, "wb")
+    with fh:
+        fh.write(data)
+    try:
+        sftp.posix_rename(tmp, path)
+    except OSError:
+        res = session.run_raw(f"mv -f -- {sh(tmp)} {sh(path)}")
+        if res.exit_code != 0:
+            raise SSHError(f"cannot write {path}: {decode(res.stderr).strip()}") from None
+
+
+def read_files_once(session: SSHSession, root: str, fnames: Sequence[str]) -> dict[str, str]:
+    """The existing regular files among ``fnames`` (relative to ``root``): one round trip
+    bringing them back as a tar stream."""
+    found: dict[str, str] = {}
+
+    def consume(stream: Any) -> None:
+        found.clear()
+        data = stream.read()
+        if not data:
+            return
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for info in tar:
+                member = tar.extractfile(info)
+                if member is not None:
+                    found[posixpath.normpath(info.name)] = decode(member.read())
+
+    session.run_raw(
+        scripts.read_files_script(root), stdin=scripts.nul_list(fnames), consumer=consume
+    )
+    return {f: found[posixpath.normpath(f)] for f in fnames if posixpath.normpath(f) in found}
 
 
 def upload_once(
@@ -47,8 +93,8 @@ def upload_once(
         stdin=scripts.nul_list("./" + r for r in regular),
     )
     if probe.exit_code != 0:
-        raise SSHError(_decode(probe.stderr).strip() or f"cannot prepare {root}")
-    exists, remote = scripts.parse_sha256sum(_decode(probe.stdout))
+        raise SSHError(decode(probe.stderr).strip() or f"cannot prepare {root}")
+    exists, remote = scripts.parse_sha256sum(decode(probe.stdout))
     same = transfer.unchanged(entries, remote) if exists else set()
     todo = [e for e in entries if e.rel not in same]
     compress = tar_compress and scripts.should_compress(transfer.samples(todo))
@@ -61,7 +107,7 @@ def upload_once(
 
     res = session.run_raw(scripts.extract_script(root, compress), producer=produce)
     if res.exit_code != 0:
-        raise SSHError(f"upload to {session.endpoint}:{root} failed: {_decode(res.stderr).strip()}")
+        raise SSHError(f"upload to {session.endpoint}:{root} failed: {decode(res.stderr).strip()}")
     dlog.info(
         "uploaded %d entries (%.1f MB%s) to %s; %d unchanged files skipped",
         len(todo),
@@ -152,6 +198,6 @@ def _fetch(
     )
     if res.exit_code != 0:
         raise SSHError(
-            f"download from {session.endpoint}:{root} failed: {_decode(res.stderr).strip()}"
+            f"download from {session.endpoint}:{root} failed: {decode(res.stderr).strip()}"
         )
     dlog.info("downloaded %d paths from %s%s", len(names), root, " (gzip)" if compress else "")

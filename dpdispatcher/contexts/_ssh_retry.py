@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from dpdispatcher.contexts import _ssh_scripts as scripts
+from dpdispatcher.contexts._ssh_channel import decode
 from dpdispatcher.contexts._ssh_errors import (
     AmbiguousCommandError,
     ConnectionDropped,
@@ -24,10 +25,6 @@ from dpdispatcher.contexts._ssh_session import RawResult, SSHSession
 from dpdispatcher.dlog import dlog
 
 T = TypeVar("T")
-
-
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
 
 
 class Reconnecting:
@@ -129,7 +126,7 @@ class Reconnecting:
             if probe.exit_code != scripts.JOURNAL_RUNNING:
                 raise AmbiguousCommandError(
                     f"{what}: the connection broke while it ran, and its journal cannot be "
-                    f"read: {_decode(probe.stderr).strip()}"
+                    f"read: {decode(probe.stderr).strip()}"
                 )
             if time.monotonic() > deadline:
                 raise AmbiguousCommandError(

@@ -11,10 +11,7 @@ recorded outcome is fetched instead (see :meth:`SSHContext.run`).
 
 from __future__ import annotations
 
-import io
 import posixpath
-import tarfile
-import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dpdispatcher import _files
@@ -22,6 +19,7 @@ from dpdispatcher._script.quoting import sh
 from dpdispatcher.base_context import BaseContext, CommandResult, SPRetObj
 from dpdispatcher.contexts import _ssh_scripts as scripts
 from dpdispatcher.contexts import _ssh_transfer as transfer
+from dpdispatcher.contexts._ssh_channel import decode
 from dpdispatcher.contexts._ssh_errors import (
     AmbiguousCommandError,
     HostKeyChangedError,
@@ -32,7 +30,12 @@ from dpdispatcher.contexts._ssh_errors import (
     SSHTimeoutError,
     UnknownHostKeyError,
 )
-from dpdispatcher.contexts._ssh_files import download_once, upload_once
+from dpdispatcher.contexts._ssh_files import (
+    download_once,
+    read_files_once,
+    upload_once,
+    write_file_once,
+)
 from dpdispatcher.contexts._ssh_profile import make_session, remote_profile_fields
 from dpdispatcher.contexts._ssh_retry import Reconnecting
 from dpdispatcher.contexts._ssh_session import SSHSession
@@ -57,10 +60,6 @@ __all__ = [
     "UnknownHostKeyError",
     "remote_profile_fields",
 ]
-
-
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
 
 
 class SSHContext(Reconnecting, BaseContext):
@@ -185,7 +184,7 @@ class SSHContext(Reconnecting, BaseContext):
             return posixpath.normpath(path)
         if self._home is None:
             res = self._call("find the remote home", lambda s: s.run_raw(scripts.home_script()))
-            self._home = _decode(res.stdout).strip() or "/"
+            self._home = decode(res.stdout).strip() or "/"
         rel = path[1:].lstrip("/") if path == "~" or path.startswith("~/") else path
         return posixpath.normpath(posixpath.join(self._home, rel))
 
@@ -226,7 +225,7 @@ class SSHContext(Reconnecting, BaseContext):
             raw = self._call(what, lambda s: s.run_raw(script, timeout=timeout))
         else:
             raw = self._run_journaled(what, script, timeout)
-        return CommandResult(raw.exit_code, _decode(raw.stdout), _decode(raw.stderr), cmd)
+        return CommandResult(raw.exit_code, decode(raw.stdout), decode(raw.stderr), cmd)
 
     def block_checkcall(
         self, cmd: str, asynchronously: bool = False, stderr_whitelist: list[str] | None = None
@@ -247,26 +246,7 @@ class SSHContext(Reconnecting, BaseContext):
         """Write ``fname`` in the job root atomically (temporary name + posix_rename)."""
         path = self._abs(fname)
         data = write_str.encode("utf-8")
-
-        def op(session: SSHSession) -> None:
-            sftp = session.sftp
-            directory = posixpath.dirname(path)
-            tmp = posixpath.join(directory, f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
-            try:
-                fh = sftp.open(tmp, "wb")
-            except FileNotFoundError:
-                session.run_raw(scripts.mkdir_script(directory))
-                fh = sftp.open(tmp, "wb")
-            with fh:
-                fh.write(data)
-            try:
-                sftp.posix_rename(tmp, path)
-            except OSError:  # a server without the posix-rename extension: mv is rename(2)
-                res = session.run_raw(f"mv -f -- {sh(tmp)} {sh(path)}")
-                if res.exit_code != 0:
-                    raise SSHError(f"cannot write {path}: {_decode(res.stderr).strip()}") from None
-
-        self._call(f"write {fname}", op)
+        self._call(f"write {fname}", lambda s: write_file_once(s, path, data))
         return path
 
     def write_files(self, files: dict[str, str]) -> None:
@@ -280,7 +260,7 @@ class SSHContext(Reconnecting, BaseContext):
         )
         if res.exit_code != 0:
             raise SSHError(
-                f"writing {len(files)} files in {root} failed: {_decode(res.stderr).strip()}"
+                f"writing {len(files)} files in {root} failed: {decode(res.stderr).strip()}"
             )
 
     def read_file(self, fname: str) -> str:
@@ -292,35 +272,14 @@ class SSHContext(Reconnecting, BaseContext):
             with session.sftp.open(path, "rb") as fh:
                 return bytes(fh.read())
 
-        return _decode(self._call(f"read {fname}", op))
+        return decode(self._call(f"read {fname}", op))
 
     def read_files(self, fnames: list[str]) -> dict[str, str]:
         """Read the existing regular files among ``fnames``, in one round trip."""
         if not fnames:
             return {}
-        found: dict[str, str] = {}
-
-        def consume(stream: Any) -> None:
-            found.clear()
-            data = stream.read()
-            if not data:
-                return
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-                for info in tar:
-                    member = tar.extractfile(info)
-                    if member is not None:
-                        found[posixpath.normpath(info.name)] = _decode(member.read())
-
         root = self._root()
-        self._call(
-            "read files",
-            lambda s: s.run_raw(
-                scripts.read_files_script(root),
-                stdin=scripts.nul_list(fnames),
-                consumer=consume,
-            ),
-        )
-        return {f: found[posixpath.normpath(f)] for f in fnames if posixpath.normpath(f) in found}
+        return self._call("read files", lambda s: read_files_once(s, root, fnames))
 
     def files_exist(self, fnames: list[str]) -> set[str]:
         """Which of ``fnames`` exist in the job root, in one round trip."""
