@@ -53,21 +53,24 @@ def custom_gpu_line_argument(doc: str) -> Argument:
     return Argument("custom_gpu_line", str, optional=True, default=None, doc=doc)
 
 
+def _optional(name: str, dtype: Any, default: Any, doc: str) -> Argument:
+    """An optional field with a default."""
+    return Argument(name, dtype, optional=True, default=default, doc=doc)
+
+
 def _resources_base_args() -> list[Argument]:
-    s, li = str, list
+    return [*_resources_job_args(), *_resources_script_args()]
+
+
+def _resources_job_args() -> list[Argument]:
+    """What each job asks the scheduler for, and how its tasks are grouped and run."""
     return [
-        Argument("number_node", int, optional=True, default=1, doc="Nodes per job."),
-        Argument("cpu_per_node", int, optional=True, default=1, doc="CPUs per node."),
-        Argument("gpu_per_node", int, optional=True, default=0, doc="GPUs per node."),
-        Argument("queue_name", s, optional=True, default="", doc="Queue (partition) name."),
+        _optional("number_node", int, 1, "Nodes per job."),
+        _optional("cpu_per_node", int, 1, "CPUs per node."),
+        _optional("gpu_per_node", int, 0, "GPUs per node."),
+        _optional("queue_name", str, "", "Queue (partition) name."),
         Argument("group_size", int, doc="Tasks per job; 0 puts all tasks in one job."),
-        Argument(
-            "custom_flags",
-            li,
-            optional=True,
-            default=[],
-            doc="Extra header lines, inserted verbatim (raw shell).",
-        ),
+        _optional("custom_flags", list, [], "Extra header lines, inserted verbatim (raw shell)."),
         Argument(
             "strategy",
             dict,
@@ -76,74 +79,45 @@ def _resources_base_args() -> list[Argument]:
             default={},
             doc="Strategies used to generate the job script.",
         ),
-        Argument(
-            "para_deg",
-            int,
-            optional=True,
-            default=1,
-            doc="How many tasks of a job run in parallel.",
-        ),
-        Argument(
+        _optional("para_deg", int, 1, "How many tasks of a job run in parallel."),
+    ]
+
+
+def _resources_script_args() -> list[Argument]:
+    """What the job script sets up around the tasks, and the pause after submitting."""
+    return [
+        _optional(
             "source_list",
-            li,
-            optional=True,
-            default=[],
-            doc="Files sourced before the tasks run: each entry is a file and its arguments "
+            list,
+            [],
+            "Files sourced before the tasks run: each entry is a file and its arguments "
             "as static shell words (quote a path with spaces); a single path may also start "
             "with `~/` or hold `$NAME` references, which expand. Shell code (operators, "
             "command substitution, globs) is refused: put it in `prepend_script`.",
         ),
-        Argument(
-            "module_purge",
-            bool,
-            optional=True,
-            default=False,
-            doc="Run `module purge` before loading modules.",
-        ),
-        Argument(
-            "module_unload_list",
-            li,
-            optional=True,
-            default=[],
-            doc="Modules unloaded before the tasks run.",
-        ),
-        Argument(
+        _optional("module_purge", bool, False, "Run `module purge` before loading modules."),
+        _optional("module_unload_list", list, [], "Modules unloaded before the tasks run."),
+        _optional(
             "module_list",
-            li,
-            optional=True,
-            default=[],
-            doc="Modules loaded before the tasks run; an entry may name several modules "
+            list,
+            [],
+            "Modules loaded before the tasks run; an entry may name several modules "
             "(static shell words, as `module_unload_list`).",
         ),
-        Argument(
+        _optional(
             "envs",
             dict,
-            optional=True,
-            default={},
-            doc="Environment variables exported before the tasks run; a list value "
+            {},
+            "Environment variables exported before the tasks run; a list value "
             "exports once per item. `$NAME` references expand, nothing else does.",
         ),
-        Argument(
-            "prepend_script",
-            li,
-            optional=True,
-            default=[],
-            doc="Lines inserted verbatim (raw shell) before the tasks.",
+        _optional(
+            "prepend_script", list, [], "Lines inserted verbatim (raw shell) before the tasks."
         ),
-        Argument(
-            "append_script",
-            li,
-            optional=True,
-            default=[],
-            doc="Lines inserted verbatim (raw shell) after the tasks.",
+        _optional(
+            "append_script", list, [], "Lines inserted verbatim (raw shell) after the tasks."
         ),
-        Argument(
-            "wait_time",
-            [int, float],
-            optional=True,
-            default=0,
-            doc="Seconds to wait after submitting each job.",
-        ),
+        _optional("wait_time", [int, float], 0, "Seconds to wait after submitting each job."),
     ]
 
 
@@ -217,7 +191,7 @@ def resources_dargs(detail_kwargs: bool = True, *, _union_kwargs: bool = False) 
 
 def task_dargs() -> Argument:
     """Schema of a task dictionary."""
-    li = list
+    opt_s = [str, type(None)]
     return Argument(
         "task",
         dict,
@@ -230,40 +204,32 @@ def task_dargs() -> Argument:
                 str,
                 doc="Directory of the task, relative to the submission's work_base.",
             ),
-            Argument(
+            _optional(
                 "forward_files",
-                li,
-                optional=True,
-                default=[],
-                doc="Files (globs allowed) sent to the task directory before it runs.",
+                list,
+                [],
+                "Files (globs allowed) sent to the task directory before it runs.",
             ),
-            Argument(
+            _optional(
                 "backward_files",
-                li,
-                optional=True,
-                default=[],
-                doc="Files, globs or directories brought back after the task finished.",
+                list,
+                [],
+                "Files, globs or directories brought back after the task finished.",
             ),
-            Argument(
+            _optional(
                 "outlog",
-                [str, type(None)],
-                optional=True,
-                default="log",
-                doc="File receiving the command's stdout; null = not redirected.",
+                opt_s,
+                "log",
+                "File receiving the command's stdout; null = not redirected.",
             ),
-            Argument(
+            _optional(
                 "errlog",
-                [str, type(None)],
-                optional=True,
-                default="err",
-                doc="File receiving the command's stderr; null = not redirected.",
+                opt_s,
+                "err",
+                "File receiving the command's stderr; null = not redirected.",
             ),
-            Argument(
-                "task_name",
-                [str, type(None)],
-                optional=True,
-                default=None,
-                doc="Scheduler job name when the job has this single task.",
+            _optional(
+                "task_name", opt_s, None, "Scheduler job name when the job has this single task."
             ),
         ],
         doc="A command and the files it needs and produces.",
@@ -278,57 +244,43 @@ def machine_dargs() -> Argument:
         Argument(name, dict, cls.machine_subfields(), alias=_spellings(BaseContext, cls))
         for name, cls in BaseContext.canonical_classes().items()
     ]
-    return Argument(
-        "machine",
-        dict,
-        [
-            Argument("batch_type", str, doc="Batch system: " + ", ".join(_batch_names()) + "."),
-            Argument(
-                "local_root",
-                str,
-                doc="Directory holding the submission's work_base; a relative path is taken "
-                "from the current working directory when the machine is loaded.",
-            ),
-            Argument(
-                "remote_root",
-                [str, type(None)],
-                optional=True,
-                default=None,
-                doc="Directory where job roots are created (not needed for LazyLocalContext). "
-                "For LocalContext a relative path is taken from the current working directory "
-                "when the machine is loaded; over SSH, from the remote home directory.",
-            ),
-            Argument(
-                "clean_asynchronously",
-                bool,
-                optional=True,
-                default=False,
-                doc="Remove the job root in the background after downloading.",
-            ),
-            Argument(
-                "retry_count",
-                int,
-                optional=True,
-                default=3,
-                doc="Resubmissions of a failing job before giving up.",
-            ),
-            Argument(
-                "create_remote_root",
-                bool,
-                optional=True,
-                default=False,
-                doc="Create remote_root if it does not exist (SSHContext).",
-            ),
-        ],
-        [
-            Variant(
-                "context_type",
-                context_choices,
-                doc="How files and commands reach the execution side.",
-            )
-        ],
-        doc="Where and how jobs run.",
+    variant = Variant(
+        "context_type", context_choices, doc="How files and commands reach the execution side."
     )
+    return Argument("machine", dict, _machine_fields(), [variant], doc="Where and how jobs run.")
+
+
+def _machine_fields() -> list[Argument]:
+    return [
+        Argument("batch_type", str, doc="Batch system: " + ", ".join(_batch_names()) + "."),
+        Argument(
+            "local_root",
+            str,
+            doc="Directory holding the submission's work_base; a relative path is taken "
+            "from the current working directory when the machine is loaded.",
+        ),
+        _optional(
+            "remote_root",
+            [str, type(None)],
+            None,
+            "Directory where job roots are created (not needed for LazyLocalContext). "
+            "For LocalContext a relative path is taken from the current working directory "
+            "when the machine is loaded; over SSH, from the remote home directory.",
+        ),
+        _optional(
+            "clean_asynchronously",
+            bool,
+            False,
+            "Remove the job root in the background after downloading.",
+        ),
+        _optional("retry_count", int, 3, "Resubmissions of a failing job before giving up."),
+        _optional(
+            "create_remote_root",
+            bool,
+            False,
+            "Create remote_root if it does not exist (SSHContext).",
+        ),
+    ]
 
 
 def _batch_names() -> list[str]:

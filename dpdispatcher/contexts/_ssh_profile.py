@@ -10,18 +10,25 @@ from dpdispatcher.contexts._ssh_session import SSHSession
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError
 
+#: the type of an optional string field
+_OPT_STR = [str, type(None)]
+
 
 def remote_profile_fields() -> list[Any]:
     """The dargs fields of an SSH ``remote_profile`` (shared with :meth:`SSHSession.arginfo`)."""
+    return [*_login_fields(), *_session_fields()]
+
+
+def _login_fields() -> list[Any]:
+    """Where to log in, as whom, with which secrets."""
     from dargs import Argument
 
-    opt_s = [str, type(None)]
     return [
         Argument("hostname", str, doc="Host name or IP address (or a ~/.ssh/config alias)."),
         Argument("username", str, doc="User name on the remote host."),
         Argument(
             "password",
-            opt_s,
+            _OPT_STR,
             optional=True,
             doc="Password, used for keyboard-interactive and password logins.",
         ),
@@ -34,14 +41,18 @@ def remote_profile_fields() -> list[Any]:
         ),
         Argument(
             "key_filename",
-            opt_s,
+            _OPT_STR,
             optional=True,
             default=None,
             doc="Private key file (RSA, ECDSA or Ed25519). If None, keys of the "
             "ssh-agent and ~/.ssh are tried (look_for_keys), then the password.",
         ),
         Argument(
-            "passphrase", opt_s, optional=True, default=None, doc="Passphrase of the private key."
+            "passphrase",
+            _OPT_STR,
+            optional=True,
+            default=None,
+            doc="Passphrase of the private key.",
         ),
         Argument(
             "timeout",
@@ -52,12 +63,20 @@ def remote_profile_fields() -> list[Any]:
         ),
         Argument(
             "totp_secret",
-            opt_s,
+            _OPT_STR,
             optional=True,
             default=None,
             doc="Base32 secret of a time-based one-time password (2FA): one-time-code "
             "prompts of keyboard-interactive logins get the current code.",
         ),
+    ]
+
+
+def _session_fields() -> list[Any]:
+    """How the session transfers files, finds keys, reaches and trusts the host."""
+    from dargs import Argument
+
+    return [
         Argument(
             "tar_compress",
             bool,
@@ -75,14 +94,14 @@ def remote_profile_fields() -> list[Any]:
         ),
         Argument(
             "execute_command",
-            opt_s,
+            _OPT_STR,
             optional=True,
             default=None,
             doc="Shell command run on the remote host after each connection.",
         ),
         Argument(
             "proxy_command",
-            opt_s,
+            _OPT_STR,
             optional=True,
             default=None,
             doc="Command connecting to the host, e.g. `ssh -W %h:%p user@bastion` "
@@ -90,7 +109,7 @@ def remote_profile_fields() -> list[Any]:
         ),
         Argument(
             "known_hosts",
-            opt_s,
+            _OPT_STR,
             optional=True,
             doc="known_hosts file verifying the host key (default ~/.ssh/known_hosts "
             "and /etc/ssh/ssh_known_hosts).",
@@ -133,6 +152,4 @@ def make_session(profile: dict[str, Any]) -> SSHSession:
     for key in ("hostname", "username"):
         if not profile.get(key):
             raise ConfigurationError(f"remote_profile/{key} is required for SSHContext")
-    return SSHSession(
-        **{k: v for k, v in profile.items() if v is not None and k in accepted}
-    )
+    return SSHSession(**{k: v for k, v in profile.items() if v is not None and k in accepted})
