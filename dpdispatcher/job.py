@@ -36,7 +36,7 @@ class Job:
     ) -> None:
         # (tracked epoch, JSON of tasks and resources) and (runtime key, whole JSON)
         self._body_cache: tuple[int, str] | None = None
-        self._state_cache: tuple[tuple[Any, ...], str, str, str] | None = None
+        self._state_cache: tuple[tuple[Any, ...], str, int, str] | None = None
         self._set_tasks(job_task_list)  # a new job: nothing cached anywhere is stale
         self._resources: Resources | None = None if copy_resources else resources
         # (resources, their JSON) to copy from when first asked for: see with_copy_of()
@@ -177,6 +177,10 @@ class Job:
         cache = self._body_cache
         if cache is not None and cache[0] == epoch:
             return cache[1]
+        state = self._state_cache
+        if state is not None and state[0][5] == epoch:  # the body is inside the state text
+            start = len(_json_str(state[0][4])) + 3  # after '{"<job hash>": '
+            return state[1][start : state[2] - len(_STATE_KEY)]
         tasks = ", ".join([task.to_json() for task in self._tasks])
         body = f'{{"job_task_list": [{tasks}], "resources": {self._resources_json()}'
         self._body_cache = (epoch, body)
@@ -239,15 +243,19 @@ class Job:
         if cache is not None:
             if cache[0] == key:
                 return cache[1]
-            if cache[0][1:] == key[1:]:  # only the state changed
-                head, rest = cache[2], cache[3]
-                text = f"{head}{_state_text(key[0])}{rest}"
-                self._state_cache = (key, text, head, rest)
+            if cache[0][1:] == key[1:]:  # only the state changed: keep what surrounds it
+                text, head_len, rest = cache[1], cache[2], cache[3]
+                text = f"{text[:head_len]}{_state_text(key[0])}{rest}"
+                self._state_cache = (key, text, head_len, rest)
                 return text
-        head = f'{{{_json_str(key[4])}: {self._static_body()}, "job_state": '
+        head = f"{{{_json_str(key[4])}: {self._static_body()}{_STATE_KEY}"
         rest = self._rest_json()
         text = f"{head}{_state_text(key[0])}{rest}"
-        self._state_cache = (key, text, head, rest)
+        # the text, with where its state starts and what follows it (short); the body of
+        # tasks and resources is inside it, so its own cache is dropped: a million-task
+        # submission keeps each job's JSON once
+        self._state_cache = (key, text, len(head), rest)
+        self._body_cache = None
         return text
 
     def _runtime_json(self) -> str:
@@ -385,6 +393,9 @@ class Job:
         """The tail of the failing task's error log the job left, if any."""
         return self._machine().get_job_error(self)
 
+
+#: what comes between a job's resources and its state in the state file
+_STATE_KEY = ', "job_state": '
 
 #: the JSON of each state (a state file lists one per job and task)
 _STATE_TEXT = {state: str(int(state)) for state in JobStatus}

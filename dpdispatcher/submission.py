@@ -69,9 +69,6 @@ class Timing:
         )
 
 
-#: jobs joined into one piece of :meth:`Submission.json_chunks` (a few hundred kB)
-JOBS_PER_CHUNK = 1000
-
 #: more jobs than this finishing in one poll are logged in one line, not one line each
 FINISHED_LINES = 10
 
@@ -151,8 +148,6 @@ class Submission(FailureHandling):
         self.belonging_jobs: list[Job] = []
         self.dropped_jobs: list[Job] = []
         self._generated_jobs: list[Job] = []  # every job, kept once some are dropped
-        #: the state JSON of the jobs in blocks, with the job texts each was joined from
-        self._block_cache: list[tuple[list[str], str]] = []
         #: hashes of tasks whose results are already in the job root (a resumed run):
         #: their forward files are not sent again
         self.settled_tasks: frozenset[str] = frozenset()
@@ -311,7 +306,7 @@ class Submission(FailureHandling):
                 yield from job.json_pieces(if_static=True)
                 sep = ", "
         else:
-            yield from self._state_blocks(jobs)
+            yield from self._state_pieces(jobs)
         yield "]}"
 
     def _tasks_piece(self) -> str:
@@ -320,25 +315,15 @@ class Submission(FailureHandling):
         pieces = [task.to_json() for task in self.belonging_tasks]
         return f'"belonging_tasks": [{", ".join(pieces)}], '
 
-    def _state_blocks(self, jobs: list[Job]) -> Iterator[str]:
-        """The jobs' state JSON joined in blocks of :data:`JOBS_PER_CHUNK` jobs.
-
-        A job's JSON is re-rendered only when it changed (:meth:`Job.state_json`), and a
-        block is joined again only when one of its jobs' texts did: a state write after a
-        poll where few jobs changed copies the unchanged blocks as they are.
-        """
-        cache = getattr(self, "_block_cache", [])  # absent on objects built by __new__
-        fresh: list[tuple[list[str], str]] = []
-        for index, start in enumerate(range(0, len(jobs), JOBS_PER_CHUNK)):
-            texts = [job.state_json() for job in jobs[start : start + JOBS_PER_CHUNK]]
-            old = cache[index] if index < len(cache) else None
-            if old is not None and old[0] == texts:  # the same strings: identity compares
-                block = old[1]
-            else:
-                block = ", ".join(texts) if start == 0 else ", " + ", ".join(texts)
-            fresh.append((texts, block))
-            yield block
-        self._block_cache = fresh
+    def _state_pieces(self, jobs: list[Job]) -> Iterator[str]:
+        """The jobs' state JSON, one piece per job (the cached text itself: nothing is
+        copied before the writer joins pieces into blocks); a job's JSON is re-rendered only
+        when it changed (:meth:`Job.state_json`)."""
+        sep = ""
+        for job in jobs:
+            yield sep
+            yield job.state_json()
+            sep = ", "
 
     def _persisted_jobs(self) -> list[Job]:
         """Every job, including those dropped by ``ratio_unfinished``, in their order.
