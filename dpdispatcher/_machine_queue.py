@@ -167,21 +167,22 @@ class SchedulerQueue:
                 for job in jobs
             }
         blocks = split_batch_output(stdout)
-        outcomes: dict[str, str | SchedulerError] = {}
-        for job in jobs:
-            if job.job_hash not in blocks and STOPPED_MARK in stdout:
-                outcomes[job.job_hash] = TransientSchedulerError(
-                    f"submit of job {job.job_hash} deferred: an earlier submission was refused"
-                )
-                continue
-            if job.job_hash not in blocks:
-                outcomes[job.job_hash] = AmbiguousSubmitError(
-                    f"submit of job {job.job_hash} got no answer; the queue will be searched "
-                    "for it before a resubmission"
-                )
-                continue
-            outcomes[job.job_hash] = self._submit_outcome(job, blocks[job.job_hash])
-        return outcomes
+        return {job.job_hash: self._batch_outcome(job, blocks, stdout) for job in jobs}
+
+    def _batch_outcome(
+        self, job: Job, blocks: dict[str, CommandResult], stdout: str
+    ) -> str | SchedulerError:
+        """The outcome of ``job`` in the output of one batch submit command."""
+        if job.job_hash in blocks:
+            return self._submit_outcome(job, blocks[job.job_hash])
+        if STOPPED_MARK in stdout:
+            return TransientSchedulerError(
+                f"submit of job {job.job_hash} deferred: an earlier submission was refused"
+            )
+        return AmbiguousSubmitError(
+            f"submit of job {job.job_hash} got no answer; the queue will be searched "
+            "for it before a resubmission"
+        )
 
     def _one_by_one(self, job: Job) -> str | SchedulerError:
         try:

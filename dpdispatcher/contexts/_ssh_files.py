@@ -143,20 +143,13 @@ def download_once(
         stdin=scripts.encode_requests([(r.directory, r.pattern) for r in requests]),
     )
     matches, samples = scripts.parse_glob_output(res.stdout)
-    names: list[str] = []
-    seen: set[str] = set()
+    names = _matched_names(requests, matches)
     missing: list[str] = []
     for index, req in enumerate(requests):
-        found = matches.get(index, [])
-        if not found:
+        if not matches.get(index):
             local_dir = os.path.join(local_root, req.directory)
             report = _files.unmatched(req, local_dir, check_exists, mark_failure)
             missing += [report] if report else []
-        for match in found:
-            rel = posixpath.normpath(posixpath.join(req.directory, match))
-            if rel not in seen:
-                seen.add(rel)
-                names.append(rel)
     if names:
         _fetch(
             session,
@@ -171,6 +164,18 @@ def download_once(
             f"backward files not found in {root} on {session.endpoint.hostname}: "
             f"{', '.join(missing)} (set check_exists=True to tolerate missing files)"
         )
+
+
+def _matched_names(
+    requests: Sequence[_files.BackwardRequest], matches: dict[int, list[str]]
+) -> list[str]:
+    """The remote matches of every request (``matches`` by request index), relative to
+    the job root, each once, in request order."""
+    names: dict[str, None] = {}
+    for index, req in enumerate(requests):
+        for match in matches.get(index, []):
+            names.setdefault(posixpath.normpath(posixpath.join(req.directory, match)))
+    return list(names)
 
 
 def _fetch(
