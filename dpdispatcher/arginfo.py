@@ -53,8 +53,8 @@ def custom_gpu_line_argument(doc: str) -> Argument:
     return Argument("custom_gpu_line", str, optional=True, default=None, doc=doc)
 
 
-def _optional(name: str, dtype: Any, default: Any, doc: str) -> Argument:
-    """An optional field with a default."""
+def optional_field(name: str, dtype: Any, default: Any, doc: str) -> Argument:
+    """An optional field with a default (the common shape of a schema field)."""
     return Argument(name, dtype, optional=True, default=default, doc=doc)
 
 
@@ -65,12 +65,14 @@ def _resources_base_args() -> list[Argument]:
 def _resources_job_args() -> list[Argument]:
     """What each job asks the scheduler for, and how its tasks are grouped and run."""
     return [
-        _optional("number_node", int, 1, "Nodes per job."),
-        _optional("cpu_per_node", int, 1, "CPUs per node."),
-        _optional("gpu_per_node", int, 0, "GPUs per node."),
-        _optional("queue_name", str, "", "Queue (partition) name."),
+        optional_field("number_node", int, 1, "Nodes per job."),
+        optional_field("cpu_per_node", int, 1, "CPUs per node."),
+        optional_field("gpu_per_node", int, 0, "GPUs per node."),
+        optional_field("queue_name", str, "", "Queue (partition) name."),
         Argument("group_size", int, doc="Tasks per job; 0 puts all tasks in one job."),
-        _optional("custom_flags", list, [], "Extra header lines, inserted verbatim (raw shell)."),
+        optional_field(
+            "custom_flags", list, [], "Extra header lines, inserted verbatim (raw shell)."
+        ),
         Argument(
             "strategy",
             dict,
@@ -79,14 +81,14 @@ def _resources_job_args() -> list[Argument]:
             default={},
             doc="Strategies used to generate the job script.",
         ),
-        _optional("para_deg", int, 1, "How many tasks of a job run in parallel."),
+        optional_field("para_deg", int, 1, "How many tasks of a job run in parallel."),
     ]
 
 
 def _resources_script_args() -> list[Argument]:
     """What the job script sets up around the tasks, and the pause after submitting."""
     return [
-        _optional(
+        optional_field(
             "source_list",
             list,
             [],
@@ -95,29 +97,29 @@ def _resources_script_args() -> list[Argument]:
             "with `~/` or hold `$NAME` references, which expand. Shell code (operators, "
             "command substitution, globs) is refused: put it in `prepend_script`.",
         ),
-        _optional("module_purge", bool, False, "Run `module purge` before loading modules."),
-        _optional("module_unload_list", list, [], "Modules unloaded before the tasks run."),
-        _optional(
+        optional_field("module_purge", bool, False, "Run `module purge` before loading modules."),
+        optional_field("module_unload_list", list, [], "Modules unloaded before the tasks run."),
+        optional_field(
             "module_list",
             list,
             [],
             "Modules loaded before the tasks run; an entry may name several modules "
             "(static shell words, as `module_unload_list`).",
         ),
-        _optional(
+        optional_field(
             "envs",
             dict,
             {},
             "Environment variables exported before the tasks run; a list value "
             "exports once per item. `$NAME` references expand, nothing else does.",
         ),
-        _optional(
+        optional_field(
             "prepend_script", list, [], "Lines inserted verbatim (raw shell) before the tasks."
         ),
-        _optional(
+        optional_field(
             "append_script", list, [], "Lines inserted verbatim (raw shell) after the tasks."
         ),
-        _optional("wait_time", [int, float], 0, "Seconds to wait after submitting each job."),
+        optional_field("wait_time", [int, float], 0, "Seconds to wait after submitting each job."),
     ]
 
 
@@ -204,31 +206,31 @@ def task_dargs() -> Argument:
                 str,
                 doc="Directory of the task, relative to the submission's work_base.",
             ),
-            _optional(
+            optional_field(
                 "forward_files",
                 list,
                 [],
                 "Files (globs allowed) sent to the task directory before it runs.",
             ),
-            _optional(
+            optional_field(
                 "backward_files",
                 list,
                 [],
                 "Files, globs or directories brought back after the task finished.",
             ),
-            _optional(
+            optional_field(
                 "outlog",
                 opt_s,
                 "log",
                 "File receiving the command's stdout; null = not redirected.",
             ),
-            _optional(
+            optional_field(
                 "errlog",
                 opt_s,
                 "err",
                 "File receiving the command's stderr; null = not redirected.",
             ),
-            _optional(
+            optional_field(
                 "task_name", opt_s, None, "Scheduler job name when the job has this single task."
             ),
         ],
@@ -259,7 +261,7 @@ def _machine_fields() -> list[Argument]:
             doc="Directory holding the submission's work_base; a relative path is taken "
             "from the current working directory when the machine is loaded.",
         ),
-        _optional(
+        optional_field(
             "remote_root",
             [str, type(None)],
             None,
@@ -267,14 +269,14 @@ def _machine_fields() -> list[Argument]:
             "For LocalContext a relative path is taken from the current working directory "
             "when the machine is loaded; over SSH, from the remote home directory.",
         ),
-        _optional(
+        optional_field(
             "clean_asynchronously",
             bool,
             False,
             "Remove the job root in the background after downloading.",
         ),
-        _optional("retry_count", int, 3, "Resubmissions of a failing job before giving up."),
-        _optional(
+        optional_field("retry_count", int, 3, "Resubmissions of a failing job before giving up."),
+        optional_field(
             "create_remote_root",
             bool,
             False,

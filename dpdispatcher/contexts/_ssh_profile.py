@@ -23,6 +23,8 @@ def _login_fields() -> list[Any]:
     """Where to log in, as whom, with which secrets."""
     from dargs import Argument
 
+    from dpdispatcher.arginfo import optional_field
+
     return [
         Argument("hostname", str, doc="Host name or IP address (or a ~/.ssh/config alias)."),
         Argument("username", str, doc="User name on the remote host."),
@@ -32,41 +34,26 @@ def _login_fields() -> list[Any]:
             optional=True,
             doc="Password, used for keyboard-interactive and password logins.",
         ),
-        Argument(
-            "port",
-            int,
-            optional=True,
-            default=22,
-            doc="SSH port (22 lets a ~/.ssh/config Port entry apply).",
-        ),
-        Argument(
+        optional_field("port", int, 22, "SSH port (22 lets a ~/.ssh/config Port entry apply)."),
+        optional_field(
             "key_filename",
             _OPT_STR,
-            optional=True,
-            default=None,
-            doc="Private key file (RSA, ECDSA or Ed25519). If None, keys of the "
+            None,
+            "Private key file (RSA, ECDSA or Ed25519). If None, keys of the "
             "ssh-agent and ~/.ssh are tried (look_for_keys), then the password.",
         ),
-        Argument(
-            "passphrase",
-            _OPT_STR,
-            optional=True,
-            default=None,
-            doc="Passphrase of the private key.",
-        ),
-        Argument(
+        optional_field("passphrase", _OPT_STR, None, "Passphrase of the private key."),
+        optional_field(
             "timeout",
             [int, float],
-            optional=True,
-            default=10,
-            doc="Seconds allowed to connect and complete the SSH handshake.",
+            10,
+            "Seconds allowed to connect and complete the SSH handshake.",
         ),
-        Argument(
+        optional_field(
             "totp_secret",
             _OPT_STR,
-            optional=True,
-            default=None,
-            doc="Base32 secret of a time-based one-time password (2FA): one-time-code "
+            None,
+            "Base32 secret of a time-based one-time password (2FA): one-time-code "
             "prompts of keyboard-interactive logins get the current code.",
         ),
     ]
@@ -76,35 +63,33 @@ def _session_fields() -> list[Any]:
     """How the session transfers files, finds keys, reaches and trusts the host."""
     from dargs import Argument
 
+    from dpdispatcher.arginfo import optional_field
+
     return [
-        Argument(
+        optional_field(
             "tar_compress",
             bool,
-            optional=True,
-            default=True,
-            doc="Compress transfers with gzip (skipped automatically when samples of "
+            True,
+            "Compress transfers with gzip (skipped automatically when samples of "
             "the large files show they do not compress).",
         ),
-        Argument(
+        optional_field(
             "look_for_keys",
             bool,
-            optional=True,
-            default=True,
-            doc="Try the keys of the ssh-agent and ~/.ssh/id_* when authenticating.",
+            True,
+            "Try the keys of the ssh-agent and ~/.ssh/id_* when authenticating.",
         ),
-        Argument(
+        optional_field(
             "execute_command",
             _OPT_STR,
-            optional=True,
-            default=None,
-            doc="Shell command run on the remote host after each connection.",
+            None,
+            "Shell command run on the remote host after each connection.",
         ),
-        Argument(
+        optional_field(
             "proxy_command",
             _OPT_STR,
-            optional=True,
-            default=None,
-            doc="Command connecting to the host, e.g. `ssh -W %h:%p user@bastion` "
+            None,
+            "Command connecting to the host, e.g. `ssh -W %h:%p user@bastion` "
             "(jump host); %h, %p and %r are replaced.",
         ),
         Argument(

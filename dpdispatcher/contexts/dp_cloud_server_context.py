@@ -131,52 +131,11 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
         """The ``remote_profile`` of the cloud."""
         from dargs import Argument
 
-        doc_input = (
-            "Settings of each cloud job, passed to the service with camel-cased keys "
-            "(job_type, job_name, log_file, image_name, scass_type or machine_type, "
-            "platform, disk_size, ...). cmd, ossPath, projectId, outFiles and logFiles are "
-            "set by dpdispatcher."
-        )
-        fields = [
-            Argument("email", str, optional=True, doc="Login email of the cloud account."),
-            Argument("phone", str, optional=True, doc="Login phone number (instead of email)."),
-            Argument(
-                "password",
-                str,
-                optional=True,
-                doc="Password of the account; never persisted, hashed or logged. Leave "
-                "out the credentials to use the BOHR_TICKET environment variable instead.",
-            ),
-            Argument(
-                "program_id",
-                [int, str],
-                alias=["project_id"],
-                doc="The program (project) the jobs are billed to.",
-            ),
-            Argument(
-                "ignore_exit_code",
-                bool,
-                optional=True,
-                default=True,
-                doc="Judge an ended job by its finish tag only. False: a non-zero exit code "
-                "makes the job failed (and resubmitted) even if all tasks succeeded.",
-            ),
-            Argument(
-                "keep_backup",
-                bool,
-                optional=True,
-                default=False,
-                doc="Keep each job's whole extracted result (logs, tags and files not "
-                "asked for) in backup/<job_hash>/ of the work base. False: only the "
-                "backward files are kept.",
-            ),
-            Argument("input_data", dict, doc=doc_input),
-        ]
         return [
             Argument(
                 "remote_profile",
                 dict,
-                fields,
+                _profile_fields(),
                 doc="Account, program and job settings of the DP Cloud Server (Bohrium).",
             )
         ]
@@ -325,3 +284,51 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
 
 #: the names dpdispatcher 1.1.0 gives this context
 BohriumContext = LebesgueContext = DpCloudServerContext
+
+
+def _profile_fields() -> list[Any]:
+    """The fields of the cloud's ``remote_profile``: account, program, job settings."""
+    from dargs import Argument
+
+    doc_input = (
+        "Settings of each cloud job, passed to the service with camel-cased keys "
+        "(job_type, job_name, log_file, image_name, scass_type or machine_type, "
+        "platform, disk_size, ...). cmd, ossPath, projectId, outFiles and logFiles are "
+        "set by dpdispatcher."
+    )
+    fields = [
+        Argument("email", str, optional=True, doc="Login email of the cloud account."),
+        Argument("phone", str, optional=True, doc="Login phone number (instead of email)."),
+        Argument(
+            "password",
+            str,
+            optional=True,
+            doc="Password of the account; never persisted, hashed or logged. Leave "
+            "out the credentials to use the BOHR_TICKET environment variable instead.",
+        ),
+        Argument(
+            "program_id",
+            [int, str],
+            alias=["project_id"],
+            doc="The program (project) the jobs are billed to.",
+        ),
+        Argument(
+            "ignore_exit_code",
+            bool,
+            optional=True,
+            default=True,
+            doc="Judge an ended job by its finish tag only. False: a non-zero exit code "
+            "makes the job failed (and resubmitted) even if all tasks succeeded.",
+        ),
+        Argument(
+            "keep_backup",
+            bool,
+            optional=True,
+            default=False,
+            doc="Keep each job's whole extracted result (logs, tags and files not "
+            "asked for) in backup/<job_hash>/ of the work base. False: only the "
+            "backward files are kept.",
+        ),
+        Argument("input_data", dict, doc=doc_input),
+    ]
+    return fields
