@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, ClassVar, TypeVar
 
-from dpdispatcher.errors import UnknownNameError
+from dpdispatcher.errors import ConfigurationError, UnknownNameError
 
 T = TypeVar("T", bound="Registered")
 
@@ -22,6 +22,16 @@ class Registered:
     _registry_kind: ClassVar[str] = "name"
     _registry_suffix: ClassVar[str] = ""
     _canonical: ClassVar[dict[str, type[Any]]]
+
+    def __new__(cls: type[T], *args: Any, **kwargs: Any) -> T:
+        """The registry's base class (the one holding ``subclasses_dict``) builds the class
+        named by its ``_registry_kind`` keyword (``Machine(batch_type="Slurm", ...)``)."""
+        if "subclasses_dict" in vars(cls):
+            name = kwargs.get(cls._registry_kind)
+            if name is None:
+                raise ConfigurationError(f"machine/{cls._registry_kind} is required")
+            cls = cls.get_class(name)
+        return super().__new__(cls)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -76,14 +76,6 @@ class BaseContext(Registered):
     #: relative to the working directory, as ``local_root`` is)
     remote_root_is_local: ClassVar[bool] = False
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> BaseContext:
-        if cls is BaseContext:
-            name = kwargs.get("context_type")
-            if name is None:
-                raise ConfigurationError("machine/context_type is required")
-            cls = cls.get_class(name)
-        return super().__new__(cls)
-
     def __init__(
         self,
         local_root: str,

@@ -87,14 +87,6 @@ class Machine(Registered, SchedulerQueue):
                 f"{cls.__name__} overrides submit_prepared: set submits_by_command = False"
             )
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Machine:
-        if cls is Machine:
-            name = kwargs.get("batch_type")
-            if name is None:
-                raise ConfigurationError("machine/batch_type is required")
-            cls = cls.get_class(name)
-        return super().__new__(cls)
-
     def __init__(
         self,
         batch_type: str | None = None,
