@@ -69,6 +69,9 @@ class Timing:
         )
 
 
+#: jobs joined into one piece of :meth:`Submission.json_chunks` (a few hundred kB)
+JOBS_PER_PIECE = 1000
+
 #: more jobs than this finishing in one poll are logged in one line, not one line each
 FINISHED_LINES = 10
 
@@ -316,14 +319,12 @@ class Submission(FailureHandling):
         return f'"belonging_tasks": [{", ".join(pieces)}], '
 
     def _state_pieces(self, jobs: list[Job]) -> Iterator[str]:
-        """The jobs' state JSON, one piece per job (the cached text itself: nothing is
-        copied before the writer joins pieces into blocks); a job's JSON is re-rendered only
-        when it changed (:meth:`Job.state_json`)."""
-        sep = ""
-        for job in jobs:
-            yield sep
-            yield job.state_json()
-            sep = ", "
+        """The jobs' state JSON in pieces of :data:`JOBS_PER_PIECE` jobs; a job's JSON is
+        re-rendered only when it changed (:meth:`Job.state_json`). Each piece is made when
+        the writer asks for it: the whole text is never held."""
+        for start in range(0, len(jobs), JOBS_PER_PIECE):
+            piece = ", ".join([job.state_json() for job in jobs[start : start + JOBS_PER_PIECE]])
+            yield piece if start == 0 else ", " + piece
 
     def _persisted_jobs(self) -> list[Job]:
         """Every job, including those dropped by ``ratio_unfinished``, in their order.
@@ -391,11 +392,11 @@ class Submission(FailureHandling):
     def submission_to_json(self) -> None:
         """Persist the state atomically in the job root (and a copy in ~/.dpdispatcher)."""
         fname = names.state_file(self.submission_hash)
-        chunks = list(self.json_chunks())  # cached pieces, shared by both writes
         ctx = self._bound_machine().context
-        ctx.write_file_chunks(fname, chunks)
+        ctx.write_file_chunks(fname, self.json_chunks())  # streamed: never the whole text
         try:
-            record.write(self, text=chunks, same_as=ctx.file_on_this_host(fname))
+            # mostly a hard link to that file; else the pieces again (all cached by now)
+            record.write(self, text=self.json_chunks(), same_as=ctx.file_on_this_host(fname))
         except OSError as err:
             dlog.debug("could not keep a local copy of the state: %s", err)
 

@@ -232,9 +232,11 @@ def test_a_state_write_serialises_nothing_already_serialised(tmp_path, monkeypat
     assert written == json.dumps(sub.serialize())
 
 
-def test_a_state_write_renders_only_the_jobs_that_changed(tmp_path):
+def test_a_state_write_renders_only_the_jobs_that_changed(tmp_path, monkeypatch):
+    from dpdispatcher import submission as submission_module
     from dpdispatcher.utils.job_status import JobStatus
 
+    monkeypatch.setattr(submission_module, "JOBS_PER_PIECE", 7)  # several pieces
     sub = _pipeline(tmp_path, 90, polls=1)
     state = tmp_path / f"{sub.submission_hash}.json"
     jobs = sub.belonging_jobs
