@@ -3,13 +3,17 @@ one client call each), shared by the Bohrium and OpenAPI machines."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._script import quoting
+from dpdispatcher.dlog import dlog
 from dpdispatcher.utils.job_status import JobStatus
 
 from ._wire import oss_paths_of
+
+if TYPE_CHECKING:
+    from ._models import JobDetail
 
 __all__ = [
     "CLOUD_STATUS",
@@ -103,3 +107,48 @@ def new_log_text(client: Any, job_id: str, offsets: dict[str, int]) -> str:
         return ""
     offsets[job_id] = seen + len(text.encode())
     return text
+
+
+def job_details(
+    client: Any, jobs: Sequence[tuple[str, str]], group: str | None
+) -> dict[str, JobDetail | None]:
+    """The detail of each ``(job hash, cloud job id)`` by job hash: one listing of
+    ``group`` (if any), then one call per job it missed; None for a job the service
+    no longer knows."""
+    from ._models import CloudAPIError
+    from .client import detail_from_item
+
+    by_id: dict[str, JobDetail] = {}
+    if group is not None:
+        for item in listing(client, group):
+            detail = detail_from_item(item)
+            if detail is not None:
+                by_id[str(detail.job_id)] = detail
+    out: dict[str, JobDetail | None] = {}
+    for job_hash, job_id in jobs:
+        detail = by_id.get(job_id)
+        if detail is None:
+            try:
+                detail = client.job_detail(job_id)
+            except CloudAPIError as err:
+                if err.code != NODATA:
+                    raise
+                dlog.warning("cloud job %s of job %s is gone", job_id, job_hash)
+        out[job_hash] = detail
+    return out
+
+
+def failure_note(client: Any, job_id: str, detail: JobDetail) -> str:
+    """What the give-up message adds for a failed cloud job: its id, code and log URL."""
+    from ._models import CloudAPIError
+
+    try:
+        urls = client.log_urls(job_id)
+    except CloudAPIError as err:
+        urls = []
+        dlog.debug("no log URL for cloud job %s: %s", job_id, err)
+    log = urls[0] if urls else "(the service gave no log URL)"
+    return (
+        f"cloud job {job_id} ended with status {detail.status}, exit code "
+        f"{detail.exit_code}; its log: {log}"
+    )

@@ -43,17 +43,17 @@ True
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from dpdispatcher._script import names, quoting, render
 from dpdispatcher.dlog import dlog
 from dpdispatcher.dpcloudserver._jobs import (
     CLOUD_STATUS,
-    NODATA,
     cloud_job_status,
+    failure_note,
     find_by_oss_path,
-    listing,
+    job_details,
     new_log_text,
     wire_id,
 )
@@ -72,6 +72,7 @@ __all__ = ["CLOUD_STATUS", "Bohrium", "DpCloudServer", "Lebesgue", "cloud_job_st
 
 #: the job script runs where the service unpacked the archive
 CLOUD_JOB_ROOT = "."
+T = TypeVar("T")
 
 
 class DpCloudServer(Machine):
@@ -196,13 +197,9 @@ class DpCloudServer(Machine):
         """
         ctx = self.cloud
         oss_path = ctx.oss_path(job)
-        previous = ctx.read_record(job.job_hash)
-        if previous is not None and previous.job_id is None and previous.oss_path == oss_path:
-            adopted = self._resolve(previous)
-            if adopted is not None:
-                dlog.info("job %s was already created as cloud job %s", job.job_hash, adopted)
-                return adopted
-        ctx.forget_outcome(job)
+        adopted = self._adopt_or_forget(job, oss_path, "created")
+        if adopted is not None:
+            return adopted
         self._upload(job, oss_path)
         group = ctx.group_id() if wants_group(ctx.input_data) else None
         ctx.write_record(JobRecord(job.job_hash, oss_path, group))
@@ -213,19 +210,27 @@ class DpCloudServer(Machine):
         ctx.set_group_id(group_id)
         return job_id
 
-    def _upload(self, job: Job, oss_path: str) -> None:
-        from dpdispatcher.dpcloudserver import CloudAPIError
+    def _adopt_or_forget(self, job: Job, oss_path: str, done: str) -> str | None:
+        """The cloud job an interrupted attempt at ``oss_path`` left (found by
+        :meth:`_resolve`), or None once the job's earlier outcome is forgotten."""
+        ctx = self.cloud
+        previous = ctx.read_record(job.job_hash)
+        if previous is not None and previous.job_id is None and previous.oss_path == oss_path:
+            adopted = self._resolve(previous)
+            if adopted is not None:
+                dlog.info("job %s was already %s as cloud job %s", job.job_hash, done, adopted)
+                return adopted
+        ctx.forget_outcome(job)
+        return None
 
-        try:
-            self.cloud.upload_job(job, oss_path)
-        except CloudAPIError as err:
-            raise self._error(err, f"uploading the files of job {job.job_hash}") from err
+    def _upload(self, job: Job, oss_path: str) -> None:
+        action = f"uploading the files of job {job.job_hash}"
+        self._call(action, lambda: self.cloud.upload_job(job, oss_path))
 
     def _create(self, job: Job, oss_path: str, group: str | None) -> CreatedJob:
-        from dpdispatcher.dpcloudserver import CloudAPIError
-
-        try:
-            created: CreatedJob = self.cloud.client.create_job(
+        created: CreatedJob = self._call(
+            f"creating the cloud job of job {job.job_hash}",
+            lambda: self.cloud.client.create_job(
                 project_id=self.cloud.program_id,
                 oss_path=oss_path,
                 cmd=self.job_command(job),
@@ -233,10 +238,18 @@ class DpCloudServer(Machine):
                 log_files=self.log_files(job),
                 input_data=self.job_input_data(job),
                 job_group_id=None if group is None else wire_id(group),
-            )
-            return created
+            ),
+        )
+        return created
+
+    def _call(self, action: str, call: Callable[[], T]) -> T:
+        """``call()``; a service error becomes a (transient) scheduler error naming ``action``."""
+        from dpdispatcher.dpcloudserver import CloudAPIError
+
+        try:
+            return call()
         except CloudAPIError as err:
-            raise self._error(err, f"creating the cloud job of job {job.job_hash}") from err
+            raise self._error(err, action) from err
 
     def _error(self, err: CloudAPIError, action: str) -> Exception:
         if is_transient(err):
@@ -305,28 +318,9 @@ class DpCloudServer(Machine):
 
     def _details(self, jobs: Sequence[Job]) -> dict[str, JobDetail | None]:
         """Job details by job hash: one group listing, then one call per job it missed."""
-        from dpdispatcher.dpcloudserver import CloudAPIError
-        from dpdispatcher.dpcloudserver.client import detail_from_item
-
-        by_id: dict[str, JobDetail] = {}
         group = self.listed_group()
-        if group is not None and len(jobs) > 1:
-            for item in listing(self.cloud.client, group):
-                detail = detail_from_item(item)
-                if detail is not None:
-                    by_id[str(detail.job_id)] = detail
-        out: dict[str, JobDetail | None] = {}
-        for job in jobs:
-            detail = by_id.get(job.job_id)
-            if detail is None:
-                try:
-                    detail = self.cloud.client.job_detail(job.job_id)
-                except CloudAPIError as err:
-                    if err.code != NODATA:
-                        raise
-                    dlog.warning("cloud job %s of job %s is gone", job.job_id, job.job_hash)
-            out[job.job_hash] = detail
-        return out
+        ids = [(job.job_hash, job.job_id) for job in jobs]
+        return job_details(self.cloud.client, ids, group if len(jobs) > 1 else None)
 
     def listed_group(self) -> str | None:
         """The job group polled with one listing (None: one detail call per job)."""
@@ -352,23 +346,8 @@ class DpCloudServer(Machine):
         if status == JobStatus.finished and self.check_finish_tag(job):
             self.cloud.deliver(job)
             return JobStatus.finished
-        self.cloud.note_failure(job, self._failure_note(job, detail))
+        self.cloud.note_failure(job, failure_note(self.cloud.client, job.job_id, detail))
         return JobStatus.terminated
-
-    def _failure_note(self, job: Job, detail: JobDetail) -> str:
-        """What the give-up message adds for a failed cloud job: its id, code and log."""
-        from dpdispatcher.dpcloudserver import CloudAPIError
-
-        try:
-            urls = self.cloud.client.log_urls(job.job_id)
-        except CloudAPIError as err:
-            urls = []
-            dlog.debug("no log URL for cloud job %s: %s", job.job_id, err)
-        log = urls[0] if urls else "(the service gave no log URL)"
-        return (
-            f"cloud job {job.job_id} ended with status {detail.status}, exit code "
-            f"{detail.exit_code}; its log: {log}"
-        )
 
     def get_exit_code(self, job: Job) -> int | None:
         """The exit code the service reports for ``job``'s cloud job (None before it ends)."""

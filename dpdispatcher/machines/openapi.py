@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dpdispatcher._script import quoting
-from dpdispatcher.dlog import dlog
 from dpdispatcher.dpcloudserver._records import JobRecord
 from dpdispatcher.errors import ConfigurationError
 from dpdispatcher.machines.dp_cloud_server import DpCloudServer
@@ -88,13 +87,9 @@ class OpenAPI(DpCloudServer):
         """Create the job, upload its archive, add it; record each step (see above)."""
         ctx = self.openapi
         attempt = ctx.oss_path(job)
-        previous = ctx.read_record(job.job_hash)
-        if previous is not None and previous.job_id is None and previous.oss_path == attempt:
-            adopted = self._resolve(previous)
-            if adopted is not None:
-                dlog.info("job %s was already added as cloud job %s", job.job_hash, adopted)
-                return adopted
-        ctx.forget_outcome(job)
+        adopted = self._adopt_or_forget(job, attempt, "added")
+        if adopted is not None:
+            return adopted
         group = ctx.group_id() if ctx.grouped else None
         created = self._call(
             f"creating the cloud job of job {job.job_hash}",
@@ -127,14 +122,6 @@ class OpenAPI(DpCloudServer):
         )
         ctx.write_record(JobRecord(job.job_hash, attempt, group_id, job_id))
         return job_id
-
-    def _call(self, action: str, call: Any) -> Any:
-        from dpdispatcher.dpcloudserver import CloudAPIError
-
-        try:
-            return call()
-        except CloudAPIError as err:
-            raise self._error(err, action) from err
 
     def recorded_job_id(self, raw_output: str) -> str | None:
         """The job id of a record; a *created* record is checked on the service."""
