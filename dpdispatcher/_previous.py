@@ -23,7 +23,7 @@ from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import MissingStateError, RecoveryError
 from dpdispatcher.job import Job
 from dpdispatcher.machine import ENDED, submit_lock_command
-from dpdispatcher.machines.slurm import task_tag_path
+from dpdispatcher.task import task_tag_path
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:

@@ -34,9 +34,8 @@ from dpdispatcher.errors import (
 )
 from dpdispatcher.job import Job
 from dpdispatcher.machine import Machine, submit_lock_command
-from dpdispatcher.machines.slurm import task_tag_path
 from dpdispatcher.resources import Resources
-from dpdispatcher.task import Task
+from dpdispatcher.task import Task, task_tag_path
 from dpdispatcher.utils.job_status import JobStatus
 from dpdispatcher.utils.record import record
 

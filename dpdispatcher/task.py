@@ -16,6 +16,7 @@ from dpdispatcher._loaders import (
     load_json,
     load_yaml,
 )
+from dpdispatcher._script import names
 from dpdispatcher._tracked import JsonCached, tracked_strings
 from dpdispatcher.errors import ConfigurationError
 from dpdispatcher.utils.job_status import JobStatus
@@ -276,3 +277,8 @@ def _expect_dict(data: Any, source: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigurationError(f"{source}: expected a mapping at the top level")
     return data
+
+
+def task_tag_path(task: Task) -> str:
+    """The finish tag of ``task``, relative to the job root (:func:`names.task_tag_path`)."""
+    return names.task_tag_path(task.task_work_path, task.task_hash)

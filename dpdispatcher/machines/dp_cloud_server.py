@@ -62,6 +62,7 @@ from dpdispatcher.dpcloudserver._records import CloudStaging, JobRecord
 from dpdispatcher.dpcloudserver._wire import wants_group
 from dpdispatcher.errors import ConfigurationError, SchedulerError, TransientSchedulerError
 from dpdispatcher.machine import Machine
+from dpdispatcher.task import task_tag_path
 from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ class DpCloudServer(Machine):
                 return name if tdir == "." else f"{tdir}/{name}"
 
             out += [under(p) for p in task.backward_files]
-            out += [names.task_tag_path(task.task_work_path, task.task_hash), under("error*")]
+            out += [task_tag_path(task), under("error*")]
             out += [under(log) for log in (task.outlog, task.errlog) if log is not None]
         sub = self.cloud.submission
         out += list(sub.backward_common_files) if sub is not None else []

@@ -29,6 +29,7 @@ from dpdispatcher.machines._slurm_parse import (
     parse_squeue_comments,
     parse_squeue_output,
 )
+from dpdispatcher.task import task_tag_path
 
 if TYPE_CHECKING:
     from dpdispatcher.resources import Resources
@@ -85,11 +86,6 @@ def array_indices(spec: str) -> list[int]:
         low, _, high = part.partition("-")
         out.extend(range(int(low), int(high or low) + 1))
     return out
-
-
-def task_tag_path(task: Task) -> str:
-    """The task tag of ``task``, relative to the job root (:func:`names.task_tag_path`)."""
-    return names.task_tag_path(task.task_work_path, task.task_hash)
 
 
 # --------------------------------------------------------------------------- Slurm
