@@ -54,21 +54,8 @@ class Reconnecting:
         for attempt in range(len(self.reconnect_delays) + 1):
             try:
                 return op(session)
-            except ConnectionDropped as err:
-                if not idempotent and err.sent:
-                    raise
-                failure = err
-            except SSHConnectionError as err:
-                failure = err
-            except (paramiko.SSHException, EOFError, OSError) as err:
-                # an errno is the server's answer (no such file...), not a broken link
-                if (isinstance(err, OSError) and err.errno) or not session.lost():
-                    raise
-                failure = ConnectionDropped(
-                    f"connection to {session.endpoint} lost: {err}", sent=True
-                )
-                if not idempotent:
-                    raise failure from err
+            except (SSHConnectionError, paramiko.SSHException, EOFError, OSError) as err:
+                failure = _retry_after(err, session, idempotent)
             if attempt == len(self.reconnect_delays):
                 break
             delay = self.reconnect_delays[attempt]
@@ -146,3 +133,21 @@ def _parse_journal(token: str, data: bytes) -> RawResult:
                 files[info.name] = member.read()
     code = int(files.get(f"{token}.rc", b"-1").strip() or b"-1")
     return RawResult(code, files.get(f"{token}.out", b""), files.get(f"{token}.err", b""))
+
+
+def _retry_after(err: Exception, session: SSHSession, idempotent: bool) -> SSHConnectionError:
+    """The connection failure ``err`` means, to reconnect and repeat after; raised instead
+    when repeating is wrong: the server's own answer (an ``OSError`` with an errno, or
+    an error on a live link), or a command already sent when ``idempotent`` is False."""
+    if isinstance(err, ConnectionDropped):
+        if not idempotent and err.sent:
+            raise err
+        return err
+    if isinstance(err, SSHConnectionError):
+        return err
+    if (isinstance(err, OSError) and err.errno) or not session.lost():
+        raise err
+    failure = ConnectionDropped(f"connection to {session.endpoint} lost: {err}", sent=True)
+    if not idempotent:
+        raise failure from err
+    return failure
