@@ -95,20 +95,27 @@ class OpenAPIContext(DpCloudServerContext):
         """The ``remote_profile`` of the OpenAPI."""
         from dargs import Argument
 
-        def opt(name: str, kind: Any, doc: str, default: Any = None) -> Any:
-            return Argument(name, kind, optional=True, default=default, doc=doc)
+        from dpdispatcher.arginfo import optional_field
 
         fields = [
-            opt("access_key", str, "Access key (else BOHRIUM_ACCESS_KEY); never persisted."),
-            opt("project_id", [int, str], "Bohrium project id (else BOHRIUM_PROJECT_ID)."),
-            opt("app_key", str, "Application key sent as x-app-key; never persisted."),
-            opt("job_name", str, "Name of the cloud jobs.", "DP-GEN"),
-            opt("machine_type", str, "Machine type (scassType), e.g. c2_m4_cpu.", ""),
-            opt("platform", str, "Cloud platform.", "ali"),
-            opt("image_address", str, "Container image the jobs run in.", ""),
-            opt("grouped", bool, "Put the submission's jobs in one job group.", True),
-            opt("ignore_exit_code", bool, "Judge an ended job by its finish tag only.", True),
-            opt("keep_backup", bool, "Keep each job's whole result in backup/.", False),
+            optional_field(
+                "access_key", str, None, "Access key (else BOHRIUM_ACCESS_KEY); never persisted."
+            ),
+            optional_field(
+                "project_id", [int, str], None, "Bohrium project id (else BOHRIUM_PROJECT_ID)."
+            ),
+            optional_field(
+                "app_key", str, None, "Application key sent as x-app-key; never persisted."
+            ),
+            optional_field("job_name", str, "DP-GEN", "Name of the cloud jobs."),
+            optional_field("machine_type", str, "", "Machine type (scassType), e.g. c2_m4_cpu."),
+            optional_field("platform", str, "ali", "Cloud platform."),
+            optional_field("image_address", str, "", "Container image the jobs run in."),
+            optional_field("grouped", bool, True, "Put the submission's jobs in one job group."),
+            optional_field(
+                "ignore_exit_code", bool, True, "Judge an ended job by its finish tag only."
+            ),
+            optional_field("keep_backup", bool, False, "Keep each job's whole result in backup/."),
         ]
         return [Argument("remote_profile", dict, fields, optional=True, default={})]
 
