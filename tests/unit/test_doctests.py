@@ -17,6 +17,13 @@ MODULES = [
     "dpdispatcher.utils.archive",
     "dpdispatcher.file_manager",
     "dpdispatcher.file_manager._paths",
+    # modules split out of larger ones (their examples were run there before)
+    "dpdispatcher._relpath",
+    "dpdispatcher._archive",
+    "dpdispatcher._archive_check",
+    "dpdispatcher.contexts._ssh_endpoint",
+    "dpdispatcher.machines._slurm_parse",
+    "dpdispatcher.machines._pbs_parse",
 ]
 
 
