@@ -722,7 +722,6 @@ CHILD = textwrap.dedent("""
     import json, sys
     from dpdispatcher import Machine, Resources, Submission, Task
     from dpdispatcher.submission import Timing
-from dpdispatcher.utils.job_status import JobStatus
     cfg = json.loads(sys.argv[1])
     machine = Machine.load_from_dict(cfg["machine"])
     tasks = [Task(command=f"echo run >> {cfg['counters']}/t{i}; sleep 1; echo {i} > out.txt",
