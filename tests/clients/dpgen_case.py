@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests._venvs import Venv
 
@@ -272,24 +274,38 @@ def param(work: Path) -> dict[str, object]:
     }
 
 
-def machine(example: Path, bindir: Path, remote_root: Path) -> dict[str, object]:
-    """DP-GEN's ``machine-local.json`` example with stand-in commands and our roots."""
+#: the program each DP-GEN stage runs
+STAGES = {"train": "dp", "model_devi": "lmp", "fp": "vasp"}
+
+
+def _adapted(example: Path, bindir: Path,
+             edit: Callable[[str, dict[str, Any]], None]) -> dict[str, object]:
+    """DP-GEN's example machine file with the stand-in commands, each stage's section
+    edited by ``edit(stage, section)``, and DP-GEN's own keys in the fp resources."""
     mdata: dict[str, object] = json.loads(example.read_text())
-    commands = {"train": "dp", "model_devi": "lmp", "fp": "vasp"}
-    for stage, program in commands.items():
+    for stage, program in STAGES.items():
         section = mdata[stage]
         assert isinstance(section, dict)
         section["command"] = str(bindir / program)
-        if "remote_root" in section["machine"]:
-            section["machine"]["remote_root"] = str(remote_root / stage)
-        section["resources"]["gpu_per_node"] = 0
-        section["resources"].pop("module_list", None)
+        edit(stage, section)
     fp = mdata["fp"]
     assert isinstance(fp, dict)
     # what DP-GEN users put in fp resources (DP-GEN reads both; issue 8)
     fp["resources"]["cvasp"] = True
     fp["resources"]["mark_failure"] = True
     return mdata
+
+
+def machine(example: Path, bindir: Path, remote_root: Path) -> dict[str, object]:
+    """DP-GEN's ``machine-local.json`` example with stand-in commands and our roots."""
+
+    def edit(stage: str, section: dict[str, Any]) -> None:
+        if "remote_root" in section["machine"]:
+            section["machine"]["remote_root"] = str(remote_root / stage)
+        section["resources"]["gpu_per_node"] = 0
+        section["resources"].pop("module_list", None)
+
+    return _adapted(example, bindir, edit)
 
 
 def slurm_ssh_machine(example: Path, bindir: Path, remote_root: str,
@@ -301,12 +317,8 @@ def slurm_ssh_machine(example: Path, bindir: Path, remote_root: str,
     one-node, two-CPU test cluster cannot grant (``--mem=16G``, ``--exclude=``, GPUs,
     more CPUs than it has, the example's placeholder ``source_list`` / ``module_list``).
     """
-    mdata: dict[str, object] = json.loads(example.read_text())
-    commands = {"train": "dp", "model_devi": "lmp", "fp": "vasp"}
-    for stage, program in commands.items():
-        section = mdata[stage]
-        assert isinstance(section, dict)
-        section["command"] = str(bindir / program)
+
+    def edit(stage: str, section: dict[str, Any]) -> None:
         section["machine"]["remote_root"] = f"{remote_root}/{stage}"
         section["machine"]["remote_profile"].update(profile)
         res = section["resources"]
@@ -314,11 +326,8 @@ def slurm_ssh_machine(example: Path, bindir: Path, remote_root: str,
                    source_list=[], module_list=[])
         res["custom_flags"] = [f for f in res["custom_flags"]
                                if not f.startswith(("#SBATCH --mem", "#SBATCH --exclude"))]
-    fp = mdata["fp"]
-    assert isinstance(fp, dict)
-    fp["resources"]["cvasp"] = True
-    fp["resources"]["mark_failure"] = True
-    return mdata
+
+    return _adapted(example, bindir, edit)
 
 
 def prepare(work: Path, venv: Venv, example: Path, bindir: Path,
