@@ -128,7 +128,10 @@ def _one_poll(sub: Any) -> float:
     changed = sub.update_submission_state()
     sub.check_all_finished()
     changed_too = sub.handle_unexpected_submission_state()
-    if changed is None or changed or changed_too:
+    if hasattr(sub, "persist_changes"):  # ours: the journal when only states changed
+        if changed or changed_too:
+            sub.persist_changes(submitted=bool(changed_too))
+    elif changed is None or changed or changed_too:
         sub.submission_to_json()
     return (time.process_time() - cpu) * 1000
 

@@ -207,6 +207,22 @@ class BaseContext(Registered):
         """
         return self.write_file(fname, "".join(chunks))
 
+    def append_file(self, fname: str, text: str) -> bool:
+        """Append ``text`` to ``fname`` in the job root, flushed, where that is cheap and
+        safe (the job root is on this machine); False, and nothing written, elsewhere.
+
+        The state journal (:mod:`dpdispatcher._journal`) is kept only where this is True.
+        """
+        return False
+
+    def read_appended(self, fname: str) -> str:
+        """The text :meth:`append_file` left in ``fname`` ("" if none, or where nothing
+        is ever appended)."""
+        return ""
+
+    def remove_appended(self, fname: str) -> None:
+        """Remove ``fname`` if :meth:`append_file` wrote it (nothing to do elsewhere)."""
+
     def file_on_this_host(self, fname: str) -> str | None:
         """The local path of ``fname`` in the job root when the job root is on this
         machine (so it can be linked rather than written again), else None."""

@@ -37,6 +37,8 @@ class Job:
         # (tracked epoch, JSON of tasks and resources) and (runtime key, whole JSON)
         self._body_cache: tuple[int, str] | None = None
         self._state_cache: tuple[tuple[Any, ...], str, int, str] | None = None
+        #: the runtime key of this job in the last state file written (see written_json)
+        self._written: tuple[Any, ...] | None = None
         self._set_tasks(job_task_list)  # a new job: nothing cached anywhere is stale
         self._resources: Resources | None = None if copy_resources else resources
         # (resources, their JSON) to copy from when first asked for: see with_copy_of()
@@ -126,7 +128,7 @@ class Job:
         # copies and unpickled jobs track their task list again
         self.__dict__.update(state)
         self._set_tasks(state["_tasks"])
-        self._body_cache = self._state_cache = None
+        self._body_cache = self._state_cache = self._written = None
 
     def __repr__(self) -> str:
         return (
@@ -257,6 +259,27 @@ class Job:
         self._state_cache = (key, text, len(head), rest)
         self._body_cache = None
         return text
+
+    def written_json(self) -> str:
+        """:meth:`state_json` for a full state write; :meth:`changed_only_in_state` then
+        compares with what it held."""
+        text = self.state_json()
+        assert self._state_cache is not None
+        self._written = self._state_cache[0]
+        return text
+
+    def changed_only_in_state(self) -> bool:
+        """Whether this job differs from its record in the last full state write in
+        ``job_state`` alone (same job id, fail count, failure reason, task states and
+        tasks and resources): such a change may go to the journal instead."""
+        written = self._written
+        return written is not None and written[1:] == (
+            self.job_id,
+            self.fail_count,
+            self.failure_reason,
+            self.job_hash,
+            _tracked.EPOCH[0],
+        )
 
     def _runtime_json(self) -> str:
         """The runtime fields closing the job's JSON (``, "job_state": ...}}``)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpdispatcher import _files, _legacy, _outcome, _previous
+from dpdispatcher import _files, _journal, _legacy, _outcome, _previous
 from dpdispatcher._failures import FailureHandling
 from dpdispatcher._loaders import check_path_list, load_json
 from dpdispatcher._reconcile import reconcile
@@ -68,6 +68,10 @@ class Timing:
         )
 
 
+#: the journal is folded into a full state write once it holds this many lines per job
+#: (plus JOURNAL_LINES_MIN): a job's waiting, running and finished fit with room to spare
+JOURNAL_LINES_PER_JOB = 4
+JOURNAL_LINES_MIN = 1000
 #: jobs joined into one piece of :meth:`Submission.json_chunks` (a few hundred kB)
 JOBS_PER_PIECE = 1000
 
@@ -162,6 +166,11 @@ class Submission(FailureHandling):
             "back_error": False,
         }
         self.machine: Machine | None = None
+        #: jobs whose state a poll changed since the last state write
+        self._state_changes: list[Job] = []
+        #: lines in the journal since the last full state write; None: no full write by
+        #: this process yet (or the last one failed), so nothing may be appended
+        self._journal_lines: int | None = None
         self.previous_submission_hash = checked_previous_hash(previous_submission_hash)
         self.continue_on_failure = bool(continue_on_failure)
         self.register_task_list(list(task_list or []))
@@ -285,6 +294,11 @@ class Submission(FailureHandling):
         kept (:meth:`Job.state_json`) until the job changes, so hashing and state writes
         serialise nothing twice and never hold the whole text.
         """
+        return self._json_chunks(if_static, written=False)
+
+    def _json_chunks(self, if_static: bool, *, written: bool) -> Iterator[str]:
+        """:meth:`json_chunks`; ``written``: for a full state write (each job notes what
+        it wrote: :meth:`Job.written_json`)."""
         machine = self.machine.state_dict() if self.machine is not None else {}
         resources = self.resources.to_json() if self.resources is not None else "{}"
         yield (
@@ -308,7 +322,7 @@ class Submission(FailureHandling):
                 yield from job.json_pieces(if_static=True)
                 sep = ", "
         else:
-            yield from self._state_pieces(jobs)
+            yield from self._state_pieces(jobs, written)
         yield "]}"
 
     def _tasks_piece(self) -> str:
@@ -317,12 +331,16 @@ class Submission(FailureHandling):
         pieces = [task.to_json() for task in self.belonging_tasks]
         return f'"belonging_tasks": [{", ".join(pieces)}], '
 
-    def _state_pieces(self, jobs: list[Job]) -> Iterator[str]:
+    def _state_pieces(self, jobs: list[Job], written: bool) -> Iterator[str]:
         """The jobs' state JSON in pieces of :data:`JOBS_PER_PIECE` jobs; a job's JSON is
         re-rendered only when it changed (:meth:`Job.state_json`). Each piece is made when
         the writer asks for it: the whole text is never held."""
         for start in range(0, len(jobs), JOBS_PER_PIECE):
-            piece = ", ".join([job.state_json() for job in jobs[start : start + JOBS_PER_PIECE]])
+            group = jobs[start : start + JOBS_PER_PIECE]
+            if written:
+                piece = ", ".join([job.written_json() for job in group])
+            else:
+                piece = ", ".join([job.state_json() for job in group])
             yield piece if start == 0 else ", " + piece
 
     def _persisted_jobs(self) -> list[Job]:
@@ -389,15 +407,56 @@ class Submission(FailureHandling):
         return cls.deserialize(load_json(json_file_name))
 
     def submission_to_json(self) -> None:
-        """Persist the state atomically in the job root (and a copy in ~/.dpdispatcher)."""
+        """Persist the state atomically in the job root (and a copy in ~/.dpdispatcher).
+
+        The journals beside both are removed first (why: :mod:`dpdispatcher._journal`).
+        """
         fname = names.state_file(self.submission_hash)
         ctx = self._bound_machine().context
-        ctx.write_file_chunks(fname, self.json_chunks())  # streamed: never the whole text
+        self._journal_lines = None
+        ctx.remove_appended(_journal.journal_file(self.submission_hash))
+        ctx.write_file_chunks(fname, self._json_chunks(False, written=True))  # streamed
+        self._state_changes = []
         try:
+            record.remove_journal(self.submission_hash)
             # mostly a hard link to that file; else the pieces again (all cached by now)
             record.write(self, text=self.json_chunks(), same_as=ctx.file_on_this_host(fname))
         except OSError as err:
             dlog.debug("could not keep a local copy of the state: %s", err)
+            return  # no journal beside a local copy that may be stale
+        self._journal_lines = 0
+
+    def persist_changes(self, *, submitted: bool) -> None:
+        """Save what a poll changed: jobs whose state alone changed are appended to the
+        journal beside the state file where the context allows it (see
+        :mod:`dpdispatcher._journal`); anything else (``submitted``: jobs were submitted
+        or marked) is a full :meth:`submission_to_json`."""
+        jobs, count = self._state_changes, self._journal_lines
+        limit = JOURNAL_LINES_PER_JOB * len(self.belonging_jobs) + JOURNAL_LINES_MIN
+        if (
+            submitted
+            or count is None
+            or count + len(jobs) > limit
+            or not all(job.changed_only_in_state() for job in jobs)
+        ):
+            self.submission_to_json()
+            return
+        text = _journal.journal_lines(jobs)
+        self._journal_lines = None  # until both appends are done
+        try:
+            appended = self._bound_machine().context.append_file(
+                _journal.journal_file(self.submission_hash), text
+            )
+            if appended:
+                record.append_journal(self.submission_hash, text)
+        except OSError as err:
+            dlog.debug("could not append to the state journal: %s", err)
+            appended = False
+        if not appended:
+            self.submission_to_json()
+            return
+        self._state_changes = []
+        self._journal_lines = count + len(jobs)
 
     # -- lifecycle ------------------------------------------------------------------
     def run_submission(
@@ -532,6 +591,7 @@ class Submission(FailureHandling):
         kind, text, where = found
         if kind in ("ours", "local copy"):
             runtime = parse_state(text, where, self.serialize(if_static=True))
+            runtime = _journal.fold(runtime, self._journal_text(kind), where)
         else:
             runtime = _legacy.parse_legacy_state(
                 text, where, [j.job_hash for j in self.belonging_jobs]
@@ -564,6 +624,13 @@ class Submission(FailureHandling):
             return "local copy", local.read_text(encoding="utf-8"), str(local)
         except FileNotFoundError:
             return None
+
+    def _journal_text(self, kind: str) -> str:
+        """The journal beside the state file of ``kind`` ("ours" or "local copy")."""
+        if kind == "local copy":
+            return record.read_journal(self.submission_hash)
+        ctx = self._bound_machine().context
+        return ctx.read_appended(_journal.journal_file(self.submission_hash))
 
     def _adopt_recorded_job_ids(self) -> None:
         """Trust the id each submit command recorded: it is newer than any state file."""
@@ -710,6 +777,7 @@ class Submission(FailureHandling):
             if new == old:
                 continue
             changed = True
+            self._state_changes.append(job)
             if new == terminated:
                 newly_terminated.append(job)
                 job.fail_count += 1
@@ -849,9 +917,9 @@ class Submission(FailureHandling):
         last_counts: dict[str, int] = {}
         while True:
             changed = self.update_submission_state()
-            changed |= self.handle_unexpected_submission_state()
-            if changed:
-                self.submission_to_json()
+            submitted = self.handle_unexpected_submission_state()
+            if changed or submitted:
+                self.persist_changes(submitted=submitted)
             last_counts = self._report_progress(last_counts)
             if self.check_all_finished():
                 return

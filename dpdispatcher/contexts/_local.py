@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -136,6 +137,25 @@ class LocalShellContext(BaseContext):
         path = self._abs(fname)
         atomic_write(path, write_str)
         return path
+
+    def append_file(self, fname: str, text: str) -> bool:
+        """Append ``text`` to ``fname`` in the job root and flush it; True."""
+        with open(self._abs(fname), "a", encoding="utf-8") as fh:
+            fh.write(text)
+        return True
+
+    def read_appended(self, fname: str) -> str:
+        """The text of ``fname`` in the job root, "" if there is none."""
+        try:
+            with open(self._abs(fname), encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
+
+    def remove_appended(self, fname: str) -> None:
+        """Remove ``fname`` from the job root if it is there."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._abs(fname))
 
     def file_on_this_host(self, fname: str) -> str | None:
         """The path of ``fname`` in the job root (it is on this machine)."""

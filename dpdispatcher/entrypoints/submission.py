@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING
 
+from dpdispatcher import _journal
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError
 from dpdispatcher.job import Job
@@ -27,6 +28,7 @@ def load_recorded(submission_hash: str, machine: Machine | None = None) -> Submi
 
         submission = Submission.deserialize(load_json(path), machine=machine)
     submission.submission_hash = submission_hash
+    _journal.apply(submission.belonging_jobs, record.read_journal(submission_hash), str(path))
     bound = submission.machine
     if bound is not None:
         bound.context.bind_submission(submission)

@@ -69,8 +69,32 @@ class Record:
             raise RecordNotFoundError(f"no record of submission {hash} ({path})")
         return path
 
+    def journal(self, hash: str) -> Path:
+        """The journal beside the record of submission ``hash`` (see
+        :mod:`dpdispatcher._journal`); it may not exist."""
+        return self.record_directory / f"{hash}.journal"
+
+    def append_journal(self, hash: str, text: str) -> None:
+        """Append ``text`` to the journal beside the record of ``hash``, flushed."""
+        path = self.journal(hash)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+    def read_journal(self, hash: str) -> str:
+        """The journal beside the record of ``hash`` ("" if there is none)."""
+        try:
+            return self.journal(hash).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def remove_journal(self, hash: str) -> None:
+        """Delete the journal beside the record of ``hash`` if there is one."""
+        self.journal(hash).unlink(missing_ok=True)
+
     def remove(self, hash: str) -> None:
-        """Delete the record of submission ``hash`` if there is one."""
+        """Delete the record of submission ``hash`` (its journal first) if there is one."""
+        self.remove_journal(hash)
         self.get_submission(hash, not_exist_ok=True).unlink(missing_ok=True)
 
 
