@@ -48,6 +48,10 @@ if TYPE_CHECKING:
     from dpdispatcher.job import Job
 
 
+#: each state's number as JSON text
+_STATE_TEXT = {state: str(int(state)) for state in JobStatus}
+
+
 def journal_file(submission_hash: str) -> str:
     """The journal's name beside ``<submission_hash>.json``."""
     return f"{submission_hash}.journal"
@@ -55,10 +59,13 @@ def journal_file(submission_hash: str) -> str:
 
 def journal_lines(jobs: Iterable[Job]) -> str:
     """One line per job: its hash, job id and new state."""
+    states = _STATE_TEXT
     return "".join(
-        f'{{"job": {_json_str(job.job_hash)}, "job_id": {_json_str(str(job.job_id))}, '
-        f'"job_state": {int(job.job_state)}}}\n'
-        for job in jobs
+        [
+            f'{{"job": {_json_str(job.job_hash)}, "job_id": {_json_str(str(job.job_id))}, '
+            f'"job_state": {states.get(job.job_state) or int(job.job_state)}}}\n'
+            for job in jobs
+        ]
     )
 
 

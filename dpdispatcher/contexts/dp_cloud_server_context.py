@@ -172,6 +172,11 @@ class DpCloudServerContext(CloudResults, LocalShellContext):
             self._client.close()
 
     # -- where things are -------------------------------------------------------------
+    def append_file(self, fname: str, text: str) -> bool:
+        """Not used here (False): every state change is a full state write, as for the
+        other remote backends (see :mod:`dpdispatcher._journal`)."""
+        return False
+
     def job_root_for(self, submission: Submission) -> str:
         """The local staging job root in the work base (``remote_root`` is ignored)."""
         work_base = os.path.join(self.init_local_root, submission.work_base)

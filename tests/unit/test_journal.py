@@ -130,7 +130,7 @@ def test_a_counted_failure_is_a_full_write(tmp_path):
 
 
 def test_stale_line_of_another_job_id_is_not_applied(tmp_path):
-    sub, machine, root = submitted(tmp_path, 1)
+    sub, _machine, root = submitted(tmp_path, 1)
     (job,) = sub.belonging_jobs
     (root / journal_file(sub.submission_hash)).write_text(
         f'{{"job": "{job.job_hash}", "job_id": "999", "job_state": {int(JobStatus.finished)}}}\n'
