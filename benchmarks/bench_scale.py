@@ -18,16 +18,17 @@ use only API both packages share.
 2. **Poll** at ``--poll-jobs`` (10,000) jobs of one task each on ``Shell`` +
    ``LocalContext``: the dispatcher CPU time (``time.process_time``, children excluded) of
    one poll cycle, ``update_submission_state()``, ``check_all_finished()``,
-   ``handle_unexpected_submission_state()`` and the state write when something changed, as
-   the packages' own poll loops do it.
+   ``handle_unexpected_submission_state()`` and saving what changed, as the packages' own
+   poll loops do it (ours: ``persist_changes``, which appends the jobs whose state alone
+   changed to the journal beside the state file; the original: the state write).
    The jobs are marked submitted with made-up PIDs and a stand-in ``ps`` goes first on
    ``PATH``: starting 10,000 real processes would measure the machine, not the dispatcher.
    It prints a ``ps -o pid=,stat=,args=`` table of every PID as a running job script
    ("running"), or nothing and exit status 1 like the real ``ps`` when no PID is alive
    ("finished": every job's finish tag is then written in the job root). Four numbers: the
-   first poll after submission (every job changes to running: a state write), a steady poll
-   while they run (nothing changed: no write), the poll that finds them all finished (one
-   batched check of the finish tags and a write), and a steady poll after that.
+   first poll after submission (every job changes to running: saved), a steady poll
+   while they run (nothing changed: nothing written), the poll that finds them all finished
+   (one batched check of the finish tags, saved), and a steady poll after that.
 3. **End to end**: ``--e2e-tasks`` (10,000) trivial tasks (``echo $i > out.txt``, one
    backward file each) with ``group_size`` 100 on ``Shell`` + ``LocalContext``, from building
    the tasks to ``run_submission()`` returning with the results back (default settings,
@@ -291,9 +292,9 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"| build, {int(n):,} tasks: peak RSS (state file) | {memory(mine)}"
             f" | {memory(theirs)} | {_ratio(mine['rss_mb'], theirs and theirs['rss_mb'])} |"
         )
-    labels = {"first_running_ms": "first poll, all start running (state written)",
+    labels = {"first_running_ms": "first poll, all start running (changes saved)",
               "running_ms": "poll, all running (nothing changed)",
-              "finishing_ms": "poll finding all finished (tags checked, state written)",
+              "finishing_ms": "poll finding all finished (tags checked, changes saved)",
               "finished_ms": "poll after all finished"}
     if ours["poll"]:
         their_poll = orig.get("poll") or {}
