@@ -51,7 +51,7 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, REPO)
     from dpdispatcher import Machine, Resources, Submission, Task
     import dpdispatcher._replace as replace
-    import dpdispatcher.submission as subm
+    from dpdispatcher.utils.record import record
     from dpdispatcher.machine import Machine as Base
 
     rng = random.Random(seed)
@@ -97,7 +97,7 @@ CHILD = textwrap.dedent(
             return real_rmtree(path, *a, **k)
         shutil.rmtree = rmtree
     elif point == "clean_before_forget":
-        hook(subm.record, "remove", before=lambda *a, **k: die())
+        hook(record, "remove", before=lambda *a, **k: die())
 
     batch = open(os.path.join(tmp, "batch_type")).read().strip()
     machine = Machine.load_from_dict({"batch_type": batch, "context_type": "LocalContext",

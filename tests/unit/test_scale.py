@@ -233,10 +233,10 @@ def test_a_state_write_serialises_nothing_already_serialised(tmp_path, monkeypat
 
 
 def test_a_state_write_renders_only_the_jobs_that_changed(tmp_path, monkeypatch):
-    from dpdispatcher import submission as submission_module
+    from dpdispatcher import _submission_state
     from dpdispatcher.utils.job_status import JobStatus
 
-    monkeypatch.setattr(submission_module, "JOBS_PER_PIECE", 7)  # several pieces
+    monkeypatch.setattr(_submission_state, "JOBS_PER_PIECE", 7)  # several pieces
     sub = _pipeline(tmp_path, 90, polls=1)
     state = tmp_path / f"{sub.submission_hash}.json"
     jobs = sub.belonging_jobs
