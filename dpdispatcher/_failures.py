@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from dpdispatcher import _outcome
 from dpdispatcher._script import names
+from dpdispatcher._submission_fields import SubmissionFields
 from dpdispatcher.contexts._local import atomic_write
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import DPDispatcherError, JobFailedError
@@ -18,21 +19,13 @@ from dpdispatcher.utils.job_status import JobStatus
 
 if TYPE_CHECKING:
     from dpdispatcher.job import Job
-    from dpdispatcher.machine import Machine
 
 #: job states whose error output is worth bringing back
 ENDED_BADLY = (JobStatus.terminated, JobStatus.failed, JobStatus.unknown)
 
 
-class FailureHandling:
+class FailureHandling(SubmissionFields):
     """Failed jobs of a submission (``continue_on_failure``, error files, the report)."""
-
-    belonging_jobs: list[Job]
-    continue_on_failure: bool
-    machine: Machine | None
-
-    def _bound_machine(self) -> Machine:  # provided by Submission
-        raise NotImplementedError
 
     def failed_jobs(self) -> list[Job]:
         """The jobs that exhausted their retries and were marked failed."""

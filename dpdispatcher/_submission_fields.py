@@ -1,8 +1,8 @@
 """The attributes a :class:`~dpdispatcher.submission.Submission` gives its mixins.
 
 :class:`SubmissionFields` only declares them (for type checking); the mixins
-(:mod:`dpdispatcher._submission_state`, :mod:`dpdispatcher._submission_files`) keep the
-submission module readable.
+(:mod:`dpdispatcher._submission_state`, :mod:`dpdispatcher._submission_files`,
+:mod:`dpdispatcher._failures`) keep the submission module readable.
 """
 
 from __future__ import annotations
