@@ -294,9 +294,6 @@ class SchedulerQueue:
                 states[job.job_hash] = mapped[code]
         if not ended:
             return states
-        if getattr(self.finish_tag_files, "__func__", None) is SchedulerQueue.finish_tag_files:
-            states.update(self._judge_by_job_tag(ended))
-            return states
         # a job's one tag as a string, several as a tuple: thousands of lists alive during
         # a poll would be walked by the garbage collector, and push it to a full collection
         wanted = [_one_or_tuple(self.finish_tag_files(job)) for job in ended]
@@ -308,16 +305,6 @@ class SchedulerQueue:
             done = files in tags if type(files) is str else tags.issuperset(files)
             states[job.job_hash] = finished if done else terminated
         return states
-
-    def _judge_by_job_tag(self, ended: Sequence[Job]) -> dict[str, JobStatus]:
-        """Finished or terminated, by job hash, for jobs whose one finish tag is the default
-        ``<job_hash>_job_tag_finished`` (:meth:`finish_tag_files` not overridden): the
-        names made once, no per-job list, one :meth:`files_exist` for all."""
-        tag_file = names.job_tag_file
-        wanted = [tag_file(job.job_hash) for job in ended]
-        tags = self.context.files_exist(sorted(set(wanted)))
-        done, gone = JobStatus.finished, JobStatus.terminated
-        return {job.job_hash: done if tag in tags else gone for job, tag in zip(ended, wanted)}
 
     def check_status(self, job: Job) -> JobStatus:
         """The state of one job (unsubmitted if it has no job id)."""

@@ -104,45 +104,16 @@ class Shell(Machine):
             )
         if not result.stdout.strip():  # no process left: no job id to look up
             return {}
+        table = parse_ps_output(result.stdout)
         marker = names.script_marker
-        markers = {job.job_id: marker(job.job_hash) for job in jobs}
-        if len(markers) < len(jobs):  # jobs sharing a job id: each checks its own marker
-            return _states_by_job(parse_ps_output(result.stdout), jobs)
-        return _states_by_marker(result.stdout, markers)
+        out: dict[str, str] = {}
+        for job in jobs:
+            entry = table.get(job.job_id)
+            if entry is not None and marker(job.job_hash) in entry:
+                out[job.job_id] = entry[:1]
+        return out
 
     def kill_command(self, job_id: str) -> str:
         """Kill the job's whole process group."""
         return f"kill -9 -- -{sh(job_id)}"
 
-
-def _states_by_job(table: dict[str, str], jobs: Sequence[Job]) -> dict[str, str]:
-    """The first letter of STAT of each job whose PID runs its script, from a ps table."""
-    marker = names.script_marker
-    out: dict[str, str] = {}
-    for job in jobs:
-        entry = table.get(job.job_id)
-        if entry is not None and marker(job.job_hash) in entry:
-            out[job.job_id] = entry[:1]
-    return out
-
-
-def _states_by_marker(stdout: str, markers: dict[str, str]) -> dict[str, str]:
-    """:func:`_states_by_job` of :func:`parse_ps_output` in one pass over the ``ps`` lines,
-    given each job id's script marker (job ids distinct): no table of the whole output,
-    only lines of our PIDs are looked at further.
-
-    >>> _states_by_marker("  12 S  bash .a.sub\\n 7 Z\\n 9 R x\\n", {"12": "a.sub", "7": "b.sub"})
-    {'12': 'S'}
-    """
-    out: dict[str, str] = {}
-    get = markers.get
-    for line in stdout.splitlines():
-        pid, _, rest = line.lstrip().partition(" ")
-        wanted = get(pid)
-        if wanted is None or not pid.isdigit():
-            continue
-        if wanted in rest:
-            out[pid] = rest.lstrip()[:1]
-        elif rest.lstrip():  # as in the table: a later line of a PID replaces an earlier
-            out.pop(pid, None)
-    return out
