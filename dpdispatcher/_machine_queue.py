@@ -18,6 +18,7 @@ from dpdispatcher._submit_shell import (
     STOPPED_MARK,
     batch_submit_command,
     split_batch_output,
+    submit_lock_command,
     wrap_submit,
 )
 from dpdispatcher.dlog import dlog
@@ -215,6 +216,19 @@ class SchedulerQueue:
             return quoting.job_id(self.parse_submit_output(raw_output))
         except (SchedulerError, ValueError, IndexError):
             return None
+
+    def recorded_job_ids(self, jobs: Sequence[Job]) -> dict[str, str]:
+        """The job id each submit command recorded in the bound job root, by job hash
+        (jobs without a readable record are left out).
+
+        A submitting shell left by a killed predecessor may still be recording ids: its
+        lock is waited for first.
+        """
+        self.context.run(submit_lock_command() + "; true", idempotent=True)
+        wanted = {names.job_id_file(job.job_hash): job.job_hash for job in jobs}
+        records = self.context.read_files(list(wanted))
+        found = {wanted[name]: self.recorded_job_id(text) for name, text in records.items()}
+        return {job_hash: job_id for job_hash, job_id in found.items() if job_id}
 
     def map_state(self, raw: str) -> JobStatus:
         """Map a raw scheduler state; an unmapped one is logged and reported unknown."""

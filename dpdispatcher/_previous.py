@@ -22,7 +22,7 @@ from dpdispatcher._script import names
 from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import MissingStateError, RecoveryError
 from dpdispatcher.job import Job
-from dpdispatcher.machine import ENDED, submit_lock_command
+from dpdispatcher.machine import ENDED
 from dpdispatcher.task import task_tag_path
 from dpdispatcher.utils.job_status import JobStatus
 
@@ -111,12 +111,9 @@ def refuse_running_jobs(submission: Submission, previous_hash: str, text: str, r
     ctx = machine.context
     bound, ctx.remote_root = ctx.remote_root, root
     try:
-        # a shell left submitting by a killed predecessor may still be recording ids
-        ctx.run(submit_lock_command() + "; true", idempotent=True)
-        records = ctx.read_files([names.job_id_file(j.job_hash) for j in pending])
+        recorded = machine.recorded_job_ids(pending)
         for job in pending:
-            record = records.get(names.job_id_file(job.job_hash), "")
-            job.job_id = (machine.recorded_job_id(record) if record else None) or job.job_id
+            job.job_id = recorded.get(job.job_hash) or job.job_id
         submitted = [j for j in pending if j.job_id]
         states = machine.check_status_many(submitted)
     finally:

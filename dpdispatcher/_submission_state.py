@@ -20,7 +20,6 @@ from dpdispatcher._script import names
 from dpdispatcher._state import parse_state
 from dpdispatcher._submission_fields import SubmissionFields
 from dpdispatcher.dlog import dlog
-from dpdispatcher.machine import submit_lock_command
 from dpdispatcher.utils.job_status import JobStatus
 from dpdispatcher.utils.record import record
 
@@ -218,8 +217,6 @@ class StateFile(SubmissionFields):
             old = runtime[job.job_hash]
             job.job_state, job.job_id, job.fail_count = old.job_state, old.job_id, old.fail_count
         if kind != "local copy":  # a job root is there: it may hold newer job ids
-            # a shell left submitting by a killed predecessor may still be recording ids
-            self._bound_machine().context.run(submit_lock_command() + "; true", idempotent=True)
             self._adopt_recorded_job_ids()
         dlog.info("recovered submission %s from %s", self.submission_hash, where)
         return True
@@ -252,19 +249,17 @@ class StateFile(SubmissionFields):
 
     def _adopt_recorded_job_ids(self) -> None:
         """Trust the id each submit command recorded: it is newer than any state file."""
-        machine = self._bound_machine()
         pending = [j for j in self.belonging_jobs if j.job_state != JobStatus.finished]
-        records = machine.context.read_files([names.job_id_file(j.job_hash) for j in pending])
+        recorded = self._bound_machine().recorded_job_ids(pending)
         for job in pending:
-            text = records.get(names.job_id_file(job.job_hash))
-            recorded = machine.recorded_job_id(text) if text else None
-            if recorded and recorded != job.job_id:
+            job_id = recorded.get(job.job_hash)
+            if job_id and job_id != job.job_id:
                 dlog.info(
                     "job %s was submitted as %s before the last stop; re-attaching",
                     job.job_hash,
-                    recorded,
+                    job_id,
                 )
-                job.job_id, job.job_state = recorded, JobStatus.unknown
+                job.job_id, job.job_state = job_id, JobStatus.unknown
 
     def _save_state_quietly(self) -> None:
         if self.submission_hash and any(j.job_id for j in self.belonging_jobs):
