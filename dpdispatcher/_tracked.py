@@ -2,8 +2,9 @@
 
 ``Task`` and ``Resources`` keep the JSON text of their serialised form, computed once:
 it feeds the task, job and submission hashes and every state write. Their list and dict
-fields are these tracked containers, so an in-place change (``task.forward_files.append``,
-``resources.kwargs["x"] = 1``) drops the owner's cached text just like an assignment does.
+fields are these tracked containers (a task's file lists become ones when first read), so
+an in-place change (``task.forward_files.append``, ``resources.kwargs["x"] = 1``) drops the
+owner's cached text just like an assignment does.
 
 >>> class Owner:
 ...     cached = "old"
@@ -19,6 +20,7 @@ fields are these tracked containers, so an in-place change (``task.forward_files
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol, SupportsIndex
 
 #: bumped by every change of a tracked object and every assignment of a task's state (see
@@ -78,8 +80,8 @@ def track(value: Any, owner: Owner) -> Any:
     return value
 
 
-def tracked_strings(items: list[str], owner: Owner) -> TrackedList:
-    """A tracked copy of a list known to hold only strings (no per-item work)."""
+def tracked_strings(items: Iterable[str], owner: Owner) -> TrackedList:
+    """A tracked copy of a list or tuple known to hold only strings (no per-item work)."""
     out = TrackedList(items)
     out._owner = owner
     return out

@@ -7,7 +7,7 @@ import json
 import re
 from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dpdispatcher import _tracked
 from dpdispatcher._loaders import (
@@ -21,7 +21,8 @@ from dpdispatcher._tracked import JsonCached, tracked_strings
 from dpdispatcher.errors import ConfigurationError
 from dpdispatcher.utils.job_status import JobStatus
 
-#: the fields of :meth:`Task.serialize`; assigning one drops the cached JSON
+#: the fields of :meth:`Task.serialize`, and the slots holding the file lists; assigning
+#: one drops the cached JSON (and tracks a list assigned: copies and pickles set the slots)
 _SERIALIZED = frozenset(
     (
         "command",
@@ -31,6 +32,8 @@ _SERIALIZED = frozenset(
         "outlog",
         "errlog",
         "task_name",
+        "_forward",
+        "_backward",
     )
 )
 
@@ -60,12 +63,12 @@ class Task(JsonCached):
 
     __slots__ = (
         "__dict__",  # other attributes may still be set, as on the original's tasks
+        "_backward",
+        "_forward",
         "_json",
         "_task_state",
-        "backward_files",
         "command",
         "errlog",
-        "forward_files",
         "outlog",
         "task_hash",
         "task_name",
@@ -75,8 +78,10 @@ class Task(JsonCached):
 
     command: str
     task_work_path: str
-    forward_files: list[str]
-    backward_files: list[str]
+    #: the file lists: tuples of the constructor's until first read (see :func:`_file_list`),
+    #: so a million tasks do not give the garbage collector two million lists to traverse
+    _forward: tuple[str, ...] | list[str]
+    _backward: tuple[str, ...] | list[str]
     outlog: str | None
     errlog: str | None
     task_name: str | None
@@ -101,14 +106,32 @@ class Task(JsonCached):
         init = object.__setattr__  # plain stores: nothing is cached yet
         init(self, "command", command)
         init(self, "task_work_path", task_work_path)
-        init(self, "forward_files", tracked_strings(forward, self))
-        init(self, "backward_files", tracked_strings(backward, self))
+        init(self, "_forward", tuple(forward))
+        init(self, "_backward", tuple(backward))
         init(self, "outlog", outlog)
         init(self, "errlog", errlog)
         init(self, "task_name", task_name)
         init(self, "_json", None)
         init(self, "task_hash", self.get_hash())
         init(self, "_task_state", JobStatus.unsubmitted)  # new: in no job's cached JSON
+
+    @property
+    def forward_files(self) -> list[str]:
+        """Files sent before the run (a tracked list: changing it makes cached JSON stale)."""
+        return _file_list(self, "_forward")
+
+    @forward_files.setter
+    def forward_files(self, files: list[str]) -> None:
+        object.__setattr__(self, "_forward", files)  # tracked by JsonCached.__setattr__
+
+    @property
+    def backward_files(self) -> list[str]:
+        """Files brought back after the run (a tracked list, as :attr:`forward_files`)."""
+        return _file_list(self, "_backward")
+
+    @backward_files.setter
+    def backward_files(self, files: list[str]) -> None:
+        object.__setattr__(self, "_backward", files)
 
     @property
     def task_state(self) -> JobStatus:
@@ -175,8 +198,8 @@ class Task(JsonCached):
         out: dict[str, Any] = {
             "command": self.command,
             "task_work_path": self.task_work_path,
-            "forward_files": list(self.forward_files),
-            "backward_files": list(self.backward_files),
+            "forward_files": list(self._forward),
+            "backward_files": list(self._backward),
             "outlog": self.outlog,
             "errlog": self.errlog,
         }
@@ -260,13 +283,23 @@ def _task_json(task: Task) -> str:
     text = (
         f'{{"command": {_json_str(task.command)}, '
         f'"task_work_path": {_json_str(task.task_work_path)}, '
-        f'"forward_files": [{", ".join(map(_json_str, task.forward_files))}], '
-        f'"backward_files": [{", ".join(map(_json_str, task.backward_files))}], '
+        f'"forward_files": [{", ".join(map(_json_str, task._forward))}], '
+        f'"backward_files": [{", ".join(map(_json_str, task._backward))}], '
         f'"outlog": {_json_or_null(task.outlog)}, "errlog": {_json_or_null(task.errlog)}'
     )
     if task.task_name is not None:
         return f'{text}, "task_name": {_json_str(task.task_name)}}}'
     return text + "}"
+
+
+def _file_list(task: Task, slot: str) -> list[str]:
+    """The file list of ``task`` in ``slot``, a tracked list from the first read on (the
+    tuple the constructor stored becomes one then; its cached JSON stays true)."""
+    files = getattr(task, slot)
+    if type(files) is tuple:
+        files = tracked_strings(files, task)
+        object.__setattr__(task, slot, files)
+    return cast("list[str]", files)
 
 
 def _json_or_null(value: str | None) -> str:

@@ -155,6 +155,17 @@ def test_copies_and_pickles_of_tasks_and_resources_stay_tracked():
         assert clone_res.to_json() == json.dumps(clone_res.serialize()) != res.to_json()
 
 
+def test_a_shallow_copy_of_a_task_owns_its_file_lists():
+    task = _tasks(1)[0]
+    assert task.forward_files == ["in.txt", "conf.json"]
+    clone = copy.copy(task)
+    task.forward_files.append("late.txt")
+    clone.backward_files.append("more.txt")
+    assert clone.forward_files == ["in.txt", "conf.json"] and task.backward_files == ["out.txt"]
+    for t in (task, clone):
+        assert t.to_json() == json.dumps(t.serialize())
+
+
 def test_tasks_still_take_other_attributes_and_refuse_a_string_file_list():
     task = _tasks(1)[0]
     task.note = "kept"  # the original's tasks accept any attribute
