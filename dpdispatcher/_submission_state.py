@@ -32,6 +32,8 @@ JOURNAL_LINES_PER_JOB = 4
 JOURNAL_LINES_MIN = 1000
 #: jobs joined into one piece of :meth:`Submission.json_chunks` (a few hundred kB)
 JOBS_PER_PIECE = 1000
+#: tasks joined into one piece of :meth:`Submission.json_chunks` before they are grouped
+TASKS_PER_PIECE = 2000
 
 
 class StateFile(SubmissionFields):
@@ -77,15 +79,13 @@ class StateFile(SubmissionFields):
             f'"resources": {resources}, '
             f'"forward_common_files": {json.dumps(list(self.forward_common_files))}, '
             f'"backward_common_files": {json.dumps(list(self.backward_common_files))}, '
-            + ("" if self._persisted_jobs() else self._tasks_piece())
-            + (
-                ""
-                if if_static
-                else f'"continue_on_failure": {json.dumps(self.continue_on_failure)}, '
-            )
-            + '"belonging_jobs": ['
         )
         jobs = self._persisted_jobs()
+        if not jobs:
+            yield from self._tasks_pieces()
+        yield (
+            "" if if_static else f'"continue_on_failure": {json.dumps(self.continue_on_failure)}, '
+        ) + '"belonging_jobs": ['
         if if_static:
             sep = ""
             for job in jobs:
@@ -96,11 +96,16 @@ class StateFile(SubmissionFields):
             yield from self._state_pieces(jobs, written)
         yield "]}"
 
-    def _tasks_piece(self) -> str:
+    def _tasks_pieces(self) -> Iterator[str]:
         """The ``belonging_tasks`` member (with its separator) of a submission whose
-        tasks are not grouped into jobs yet, from the cached JSON of each task."""
-        pieces = [task.to_json() for task in self.belonging_tasks]
-        return f'"belonging_tasks": [{", ".join(pieces)}], '
+        tasks are not grouped into jobs yet, from the cached JSON of each task, in pieces
+        of :data:`TASKS_PER_PIECE` tasks (a million tasks are never one string)."""
+        tasks = self.belonging_tasks
+        yield '"belonging_tasks": ['
+        for start in range(0, len(tasks), TASKS_PER_PIECE):
+            piece = ", ".join([task.to_json() for task in tasks[start : start + TASKS_PER_PIECE]])
+            yield piece if start == 0 else ", " + piece
+        yield "], "
 
     def _state_pieces(self, jobs: list[Job], written: bool) -> Iterator[str]:
         """The jobs' state JSON in pieces of :data:`JOBS_PER_PIECE` jobs; a job's JSON is
