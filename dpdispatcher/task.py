@@ -78,8 +78,8 @@ class Task(JsonCached):
 
     command: str
     task_work_path: str
-    #: the file lists: tuples of the constructor's until first read (see :func:`_file_list`),
-    #: so a million tasks do not give the garbage collector two million lists to traverse
+    #: the file lists: tuples, shared by tasks listing the same files, until first read (see
+    #: :func:`_file_list`): a million tasks give the garbage collector no lists to traverse
     _forward: tuple[str, ...] | list[str]
     _backward: tuple[str, ...] | list[str]
     outlog: str | None
@@ -106,8 +106,8 @@ class Task(JsonCached):
         init = object.__setattr__  # plain stores: nothing is cached yet
         init(self, "command", command)
         init(self, "task_work_path", task_work_path)
-        init(self, "_forward", tuple(forward))
-        init(self, "_backward", tuple(backward))
+        init(self, "_forward", _shared_tuple(forward))
+        init(self, "_backward", _shared_tuple(backward))
         init(self, "outlog", outlog)
         init(self, "errlog", errlog)
         init(self, "task_name", task_name)
@@ -290,6 +290,26 @@ def _task_json(task: Task) -> str:
     if task.task_name is not None:
         return f'{text}, "task_name": {_json_str(task.task_name)}}}'
     return text + "}"
+
+
+#: the file lists of recent tasks, each once (see :func:`_shared_tuple`); cleared when full
+_FILE_LISTS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_FILE_LISTS_MAX = 1024
+
+
+def _shared_tuple(files: list[str]) -> tuple[str, ...]:
+    """``tuple(files)``, the very tuple of an earlier task listing the same files.
+
+    Tasks usually list the same file names: a million of them then hold one tuple, and
+    the garbage collector does not count a new tracked object per list.
+    """
+    key = tuple(files)
+    shared = _FILE_LISTS.get(key)
+    if shared is None:
+        if len(_FILE_LISTS) >= _FILE_LISTS_MAX:
+            _FILE_LISTS.clear()
+        shared = _FILE_LISTS[key] = key
+    return shared
 
 
 def _file_list(task: Task, slot: str) -> list[str]:
