@@ -25,7 +25,11 @@ use only API both packages share.
    ``PATH``: starting 10,000 real processes would measure the machine, not the dispatcher.
    It prints a ``ps -o pid=,stat=,args=`` table of every PID as a running job script
    ("running"), or nothing and exit status 1 like the real ``ps`` when no PID is alive
-   ("finished": every job's finish tag is then written in the job root). Four numbers: the
+   ("finished": every job's finish tag is then written in the job root). The job root
+   holds what a real run leaves there besides the finish tags (seen after a Shell run:
+   each job's script and its ``.run`` body, failure flag and job id record, and each
+   task's directory), so that looking for finish tags meets a directory of a real size
+   (60,000 entries at 10,000 jobs). Four numbers: the
    first poll after submission (every job changes to running: saved), a steady poll
    while they run (nothing changed: nothing written), the poll that finds them all finished
    (one batched check of the finish tags, saved), and a steady poll after that.
@@ -119,6 +123,17 @@ def _fake_ps(bindir: Path, table: Path) -> None:
     ps.chmod(0o755)
 
 
+def _fill_job_root(job_root: Path, job_hashes: list[str], tasks: list[Any]) -> None:
+    """What a Shell run leaves in the job root besides the finish tags (seen after a real
+    run): per job its script, the script's ``.run`` body, the failure flag and the job id
+    record; per task its directory."""
+    for h in job_hashes:
+        for name in (f".{h}.sub", f".{h}.sub.run", f"{h}_flag_if_job_task_fail", f"{h}_job_id"):
+            (job_root / name).touch()
+    for task in tasks:
+        (job_root / task.task_work_path).mkdir(exist_ok=True)
+
+
 def _one_poll(sub: Any) -> float:
     """Dispatcher CPU (ms) of one cycle of the poll loop: query, (re)submit, write if needed.
 
@@ -156,6 +171,7 @@ def child_poll(root: Path, n: int) -> dict[str, Any]:
     machine.context.bind_submission(sub)
     job_root = Path(machine.context.remote_root)
     job_root.mkdir(parents=True, exist_ok=True)
+    _fill_job_root(job_root, [job.job_hash for job in sub.belonging_jobs], tasks)
     rows = []
     for i, job in enumerate(sub.belonging_jobs):
         job.job_id = str(100000 + i)

@@ -1,10 +1,14 @@
 """The state journal: job state changes appended beside the state file between full writes.
 
 ``<submission_hash>.journal`` sits beside ``<submission_hash>.json`` (in the job root and
-beside its local copy in ``~/.dpdispatcher/submission``). Each line is one job whose
-``job_state`` alone changed since the state file was written::
+beside its local copy in ``~/.dpdispatcher/submission``). Each line names the jobs (by
+hash, with their job id) whose ``job_state`` alone changed, to the same new state, since
+the state file was written; a poll appends a line per new state::
 
-    {"job": "<job hash>", "job_id": "<its job id>", "job_state": 2}
+    {"job_state": 2, "jobs": {"<job hash>": "<its job id>", ...}}
+
+(The first journals had a line per job, ``{"job": "<hash>", "job_id": "<id>",
+"job_state": 2}``; such lines are still read.)
 
 Only contexts that write the state file on this machine append to it (Local and
 LazyLocal); on the others every change is a full state write, as before.
@@ -38,7 +42,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii as _json_str
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._state import JobRuntime
 from dpdispatcher.dlog import dlog
@@ -48,25 +52,40 @@ if TYPE_CHECKING:
     from dpdispatcher.job import Job
 
 
-#: each state's number as JSON text
-_STATE_TEXT = {state: str(int(state)) for state in JobStatus}
-
-
 def journal_file(submission_hash: str) -> str:
     """The journal's name beside ``<submission_hash>.json``."""
     return f"{submission_hash}.journal"
 
 
 def journal_lines(jobs: Iterable[Job]) -> str:
-    """One line per job: its hash, job id and new state."""
-    states = _STATE_TEXT
+    """A line per new state: the jobs (hash to job id) now in it.
+
+    >>> from types import SimpleNamespace as J
+    >>> a = J(job_hash="a", job_id="1", job_state=JobStatus.running)
+    >>> b = J(job_hash="b", job_id="2", job_state=JobStatus.finished)
+    >>> print(journal_lines([a, b]), end="")
+    {"job_state": 3, "jobs": {"a": "1"}}
+    {"job_state": 5, "jobs": {"b": "2"}}
+    """
+    by_state: dict[JobStatus, list[Job]] = {}
+    for job in jobs:
+        group = by_state.get(job.job_state)
+        if group is None:
+            by_state[job.job_state] = [job]
+        else:
+            group.append(job)
     return "".join(
         [
-            f'{{"job": {_json_str(job.job_hash)}, "job_id": {_json_str(str(job.job_id))}, '
-            f'"job_state": {states.get(job.job_state) or int(job.job_state)}}}\n'
-            for job in jobs
+            f'{{"job_state": {int(state)}, "jobs": {{{_ids(group)}}}}}\n'
+            for state, group in by_state.items()
         ]
     )
+
+
+def _ids(jobs: list[Job]) -> str:
+    """``"<job hash>": "<job id>"`` of each job, as JSON object members (json.dumps of a
+    dictionary is several times slower)."""
+    return ", ".join([f"{_json_str(job.job_hash)}: {_json_str(str(job.job_id))}" for job in jobs])
 
 
 def parse_journal(text: str, where: str) -> list[tuple[str, str, JobStatus]]:
@@ -79,14 +98,21 @@ def parse_journal(text: str, where: str) -> list[tuple[str, str, JobStatus]]:
     out: list[tuple[str, str, JobStatus]] = []
     for number, line in enumerate(lines[:-1], start=1):  # lines[-1]: after the last newline
         try:
-            entry = json.loads(line)
-            out.append((str(entry["job"]), str(entry["job_id"]), JobStatus(entry["job_state"])))
-        except (ValueError, KeyError, TypeError) as err:
+            out.extend(_entries(json.loads(line)))
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
             dlog.warning(
                 "%s: journal line %d is not valid (%s); the rest is ignored", *(where, number, err)
             )
             break
     return out
+
+
+def _entries(line: dict[str, Any]) -> list[tuple[str, str, JobStatus]]:
+    """``(job hash, job id, state)`` of one journal line (either form)."""
+    state = JobStatus(line["job_state"])
+    if "jobs" in line:
+        return [(str(job_hash), str(job_id), state) for job_hash, job_id in line["jobs"].items()]
+    return [(str(line["job"]), str(line["job_id"]), state)]
 
 
 def fold(runtime: dict[str, JobRuntime], text: str, where: str) -> dict[str, JobRuntime]:

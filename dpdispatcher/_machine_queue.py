@@ -308,15 +308,8 @@ class SchedulerQueue:
                 states[job.job_hash] = mapped[code]
         if not ended:
             return states
-        # a job's one tag as a string, several as a tuple: thousands of lists alive during
-        # a poll would be walked by the garbage collector, and push it to a full collection
-        wanted = [_one_or_tuple(self.finish_tag_files(job)) for job in ended]
-        names_asked = {f for f in wanted if type(f) is str}
-        names_asked.update(f for files in wanted if type(files) is tuple for f in files)
-        tags = self.context.files_exist(sorted(names_asked))
         finished, terminated = JobStatus.finished, JobStatus.terminated
-        for job, files in zip(ended, wanted):
-            done = files in tags if type(files) is str else tags.issuperset(files)
+        for job, done in zip(ended, self.tagged(ended)):
             states[job.job_hash] = finished if done else terminated
         return states
 
@@ -330,13 +323,24 @@ class SchedulerQueue:
         """Files (relative to the job root) whose existence means ``job`` finished (hook)."""
         return [names.job_tag_file(job.job_hash)]
 
+    def tagged(self, jobs: Sequence[Job]) -> list[bool]:
+        """Whether all finish tags of each job exist, with one batched file check."""
+        # a job's one tag as a string, several as a tuple: thousands of lists alive during
+        # a poll would be walked by the garbage collector, and push it to a full collection
+        wanted = [f[0] if len(f := self.finish_tag_files(job)) == 1 else tuple(f) for job in jobs]
+        asked = [f for f in wanted if type(f) is str]
+        if len(asked) < len(wanted):
+            asked += [f for files in wanted if type(files) is tuple for f in files]
+        present = self.context.files_exist(asked)
+        return [f in present if type(f) is str else present.issuperset(f) for f in wanted]
+
     def check_finish_tag(self, job: Job) -> bool:
         """Whether the job's finish tag(s) exist (one tag: ``context.check_file_exists``,
         as in 1.1.0)."""
         wanted = self.finish_tag_files(job)
         if len(wanted) == 1:
             return bool(self.context.check_file_exists(wanted[0]))
-        return len(self.context.files_exist(wanted)) == len(set(wanted))
+        return self.tagged([job])[0]
 
     def get_job_error(self, job: Job) -> str | None:
         """The error output ``job`` left (``<job_hash>_last_err_file``), or None."""
@@ -354,8 +358,3 @@ class SchedulerQueue:
         result = self.context.run(self.kill_command(quoting.job_id(job.job_id)), idempotent=True)
         if not result.ok:
             dlog.info("kill of job %s: %s", job.job_id, (result.stderr + result.stdout).strip())
-
-
-def _one_or_tuple(files: list[str]) -> str | tuple[str, ...]:
-    """``files`` as its only item, or as a tuple."""
-    return files[0] if len(files) == 1 else tuple(files)

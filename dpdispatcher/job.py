@@ -272,13 +272,14 @@ class Job:
         """Whether this job differs from its record in the last full state write in
         ``job_state`` alone (same job id, fail count, failure reason, task states and
         tasks and resources): such a change may go to the journal instead."""
-        written = self._written
-        return written is not None and written[1:] == (
-            self.job_id,
-            self.fail_count,
-            self.failure_reason,
-            self.job_hash,
-            _tracked.EPOCH[0],
+        written = self._written  # (job state, job id, fail count, reason, hash, epoch)
+        return (
+            written is not None
+            and written[1] == self.job_id
+            and written[2] == self.fail_count
+            and written[3] == self.failure_reason
+            and written[4] == self.job_hash
+            and written[5] == _tracked.EPOCH[0]
         )
 
     def _runtime_json(self) -> str:

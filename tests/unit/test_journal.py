@@ -1,11 +1,15 @@
-"""The state journal: a poll that changes only job states appends one line per changed
-job beside the state file instead of rewriting it; recovery folds the lines in."""
+"""The state journal: a poll that changes only job states appends a line per new state
+(naming the jobs now in it) beside the state file instead of rewriting it; recovery folds
+the lines in."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+import pytest
 
 from dpdispatcher import Resources, Submission, Task
 from dpdispatcher._journal import journal_file
@@ -129,12 +133,43 @@ def test_a_counted_failure_is_a_full_write(tmp_path):
     assert recovered(tmp_path).belonging_jobs[0].fail_count == 1
 
 
-def test_stale_line_of_another_job_id_is_not_applied(tmp_path):
+def test_jobs_changing_to_one_state_share_a_line(tmp_path):
+    sub, machine, root = submitted(tmp_path, 3)
+    machine.report = {job.job_hash: JobStatus.running for job in sub.belonging_jobs}
+    poll(sub)
+    (line,) = (root / journal_file(sub.submission_hash)).read_text().splitlines()
+    assert json.loads(line) == {
+        "job_state": int(JobStatus.running),
+        "jobs": {job.job_hash: job.job_id for job in sub.belonging_jobs},
+    }
+    assert {job.job_state for job in recovered(tmp_path).belonging_jobs} == {JobStatus.running}
+
+
+def one_job_line(job_hash: str, job_id: str, state: JobStatus) -> str:
+    """A line of the first journals (stop 14), one per job."""
+    return f'{{"job": "{job_hash}", "job_id": "{job_id}", "job_state": {int(state)}}}\n'
+
+
+def one_state_line(job_hash: str, job_id: str, state: JobStatus) -> str:
+    """A line of the journal as written now, one per new state."""
+    return json.dumps({"job_state": int(state), "jobs": {job_hash: job_id}}) + "\n"
+
+
+@pytest.mark.parametrize("line", [one_job_line, one_state_line])
+def test_either_line_form_is_folded(tmp_path, line):
     sub, _machine, root = submitted(tmp_path, 1)
     (job,) = sub.belonging_jobs
-    (root / journal_file(sub.submission_hash)).write_text(
-        f'{{"job": "{job.job_hash}", "job_id": "999", "job_state": {int(JobStatus.finished)}}}\n'
-    )
+    journal = root / journal_file(sub.submission_hash)
+    journal.write_text(line(job.job_hash, job.job_id, JobStatus.finished))
+    assert recovered(tmp_path).belonging_jobs[0].job_state == JobStatus.finished
+
+
+@pytest.mark.parametrize("line", [one_job_line, one_state_line])
+def test_stale_line_of_another_job_id_is_not_applied(tmp_path, line):
+    sub, _machine, root = submitted(tmp_path, 1)
+    (job,) = sub.belonging_jobs
+    journal = root / journal_file(sub.submission_hash)
+    journal.write_text(line(job.job_hash, "999", JobStatus.finished))
     assert recovered(tmp_path).belonging_jobs[0].job_state == JobStatus.waiting
 
 

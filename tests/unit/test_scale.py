@@ -302,7 +302,9 @@ def test_ps_lines_parse_to_pid_and_the_rest():
 # -- a poll's batched finish-tag check and the local state copy -----------------------------
 
 
-def test_many_tags_in_one_directory_are_found_by_one_listing(tmp_path, monkeypatch):
+def test_tags_are_asked_by_name_whatever_else_the_job_root_holds(tmp_path, monkeypatch):
+    """What exists is what ``os.path.lexists`` says; the root is never listed (a real one
+    holds five files and a directory per job: listing it costs more than the names)."""
     import os
 
     from dpdispatcher.contexts import _local
@@ -313,18 +315,22 @@ def test_many_tags_in_one_directory_are_found_by_one_listing(tmp_path, monkeypat
     present = [f"{i}_job_tag_finished" for i in range(0, 80, 2)]
     for name in present:
         (root / name).touch()
+    for i in range(200):  # the other files of a job root
+        (root / f".{i}.sub").touch()
     (root / "sub" / "t_tag").touch()
     os.symlink(root / "nowhere", root / "dangling")  # lexists: it is there
     asked = [f"{i}_job_tag_finished" for i in range(80)] + ["sub/t_tag", "sub/none",
-                                                             "dangling", "nodir/x"]
+                                                             "dangling", "nodir/x", "", "."]
     ctx.remote_root = str(root)
     listings = []
     real_listdir = os.listdir
     monkeypatch.setattr(_local.os, "listdir", lambda d: listings.append(d) or real_listdir(d))
     found = ctx.files_exist(asked)
-    assert found == {f for f in asked if os.path.lexists(root / f)}
-    assert found >= set(present) | {"sub/t_tag", "dangling"}
-    assert len(listings) == 1  # the 80 tags of the job root: one listing, not 80 lstat calls
+    assert found == {f for f in asked if os.path.lexists(os.path.join(root, f))}
+    assert found >= set(present) | {"sub/t_tag", "dangling", "", "."}
+    assert listings == []
+    ctx.remote_root = str(tmp_path / "no-such-root")
+    assert ctx.files_exist(asked) == set()
 
 
 def test_the_local_state_copy_is_a_link_to_a_local_job_root_state(tmp_path, monkeypatch):
