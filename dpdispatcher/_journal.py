@@ -1,11 +1,11 @@
 """The state journal: job state changes appended beside the state file between full writes.
 
 ``<submission_hash>.journal`` sits beside ``<submission_hash>.json`` (in the job root and
-beside its local copy in ``~/.dpdispatcher/submission``). Each line names the jobs (by
-hash, with their job id) whose ``job_state`` alone changed, to the same new state, since
-the state file was written; a poll appends a line per new state::
+beside its local copy in ``~/.dpdispatcher/submission``). A poll appends one line: the
+jobs (by hash) whose ``job_state`` alone changed since the state file was written, with
+their job ids and new states, in three lists of one length::
 
-    {"job_state": 2, "jobs": {"<job hash>": "<its job id>", ...}}
+    {"jobs": ["<job hash>", ...], "job_ids": ["<its job id>", ...], "job_states": [3, ...]}
 
 (The first journals had a line per job, ``{"job": "<hash>", "job_id": "<id>",
 "job_state": 2}``; such lines are still read.)
@@ -40,8 +40,7 @@ the job id record each submit command leaves, as before. As a last guard a line 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from json.encoder import encode_basestring_ascii as _json_str
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._state import JobRuntime
@@ -57,35 +56,21 @@ def journal_file(submission_hash: str) -> str:
     return f"{submission_hash}.journal"
 
 
-def journal_lines(jobs: Iterable[Job]) -> str:
-    """A line per new state: the jobs (hash to job id) now in it.
+def journal_lines(jobs: Sequence[Job]) -> str:
+    """One line: the jobs (by hash), their job ids and their states now, as three lists.
 
     >>> from types import SimpleNamespace as J
     >>> a = J(job_hash="a", job_id="1", job_state=JobStatus.running)
     >>> b = J(job_hash="b", job_id="2", job_state=JobStatus.finished)
     >>> print(journal_lines([a, b]), end="")
-    {"job_state": 3, "jobs": {"a": "1"}}
-    {"job_state": 5, "jobs": {"b": "2"}}
+    {"jobs": ["a", "b"], "job_ids": ["1", "2"], "job_states": [3, 5]}
     """
-    by_state: dict[JobStatus, list[Job]] = {}
-    for job in jobs:
-        group = by_state.get(job.job_state)
-        if group is None:
-            by_state[job.job_state] = [job]
-        else:
-            group.append(job)
-    return "".join(
-        [
-            f'{{"job_state": {int(state)}, "jobs": {{{_ids(group)}}}}}\n'
-            for state, group in by_state.items()
-        ]
-    )
-
-
-def _ids(jobs: list[Job]) -> str:
-    """``"<job hash>": "<job id>"`` of each job, as JSON object members (json.dumps of a
-    dictionary is several times slower)."""
-    return ", ".join([f"{_json_str(job.job_hash)}: {_json_str(str(job.job_id))}" for job in jobs])
+    line = {
+        "jobs": [job.job_hash for job in jobs],
+        "job_ids": [str(job.job_id) for job in jobs],
+        "job_states": [int(job.job_state) for job in jobs],
+    }
+    return json.dumps(line) + "\n"
 
 
 def parse_journal(text: str, where: str) -> list[tuple[str, str, JobStatus]]:
@@ -109,10 +94,12 @@ def parse_journal(text: str, where: str) -> list[tuple[str, str, JobStatus]]:
 
 def _entries(line: dict[str, Any]) -> list[tuple[str, str, JobStatus]]:
     """``(job hash, job id, state)`` of one journal line (either form)."""
-    state = JobStatus(line["job_state"])
-    if "jobs" in line:
-        return [(str(job_hash), str(job_id), state) for job_hash, job_id in line["jobs"].items()]
-    return [(str(line["job"]), str(line["job_id"]), state)]
+    if "jobs" not in line:  # the first journals' form: a line per job
+        return [(str(line["job"]), str(line["job_id"]), JobStatus(line["job_state"]))]
+    hashes, ids, states = line["jobs"], line["job_ids"], line["job_states"]
+    if not len(hashes) == len(ids) == len(states):
+        raise ValueError("its lists differ in length")
+    return [(str(h), str(i), JobStatus(s)) for h, i, s in zip(hashes, ids, states)]
 
 
 def fold(runtime: dict[str, JobRuntime], text: str, where: str) -> dict[str, JobRuntime]:

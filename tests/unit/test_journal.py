@@ -1,6 +1,6 @@
-"""The state journal: a poll that changes only job states appends a line per new state
-(naming the jobs now in it) beside the state file instead of rewriting it; recovery folds
-the lines in."""
+"""The state journal: a poll that changes only job states appends one line (the changed
+jobs, their ids and new states) beside the state file instead of rewriting it; recovery
+folds the lines in."""
 
 from __future__ import annotations
 
@@ -83,11 +83,11 @@ def test_state_changes_are_appended_not_written_and_recovery_folds_them(tmp_path
     poll(sub)
     assert (state.stat().st_ino, state.read_bytes()) == before  # no full write
     lines = (root / journal_file(sub.submission_hash)).read_text().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 1
     assert record.read_journal(sub.submission_hash).splitlines() == lines
     machine.report[jobs[0].job_hash] = JobStatus.finished
     poll(sub)
-    assert len((root / journal_file(sub.submission_hash)).read_text().splitlines()) == 3
+    assert len((root / journal_file(sub.submission_hash)).read_text().splitlines()) == 2
     again = recovered(tmp_path)
     expected = [machine.report.get(job.job_hash, JobStatus.waiting) for job in jobs]
     assert [job.job_state for job in again.belonging_jobs] == expected
@@ -133,16 +133,22 @@ def test_a_counted_failure_is_a_full_write(tmp_path):
     assert recovered(tmp_path).belonging_jobs[0].fail_count == 1
 
 
-def test_jobs_changing_to_one_state_share_a_line(tmp_path):
+def test_a_poll_appends_one_line_for_all_it_changed(tmp_path):
     sub, machine, root = submitted(tmp_path, 3)
-    machine.report = {job.job_hash: JobStatus.running for job in sub.belonging_jobs}
+    first, _second, third = sub.belonging_jobs
+    machine.report = {first.job_hash: JobStatus.running, third.job_hash: JobStatus.finished}
     poll(sub)
     (line,) = (root / journal_file(sub.submission_hash)).read_text().splitlines()
     assert json.loads(line) == {
-        "job_state": int(JobStatus.running),
-        "jobs": {job.job_hash: job.job_id for job in sub.belonging_jobs},
+        "jobs": [first.job_hash, third.job_hash],
+        "job_ids": [first.job_id, third.job_id],
+        "job_states": [int(JobStatus.running), int(JobStatus.finished)],
     }
-    assert {job.job_state for job in recovered(tmp_path).belonging_jobs} == {JobStatus.running}
+    assert [job.job_state for job in recovered(tmp_path).belonging_jobs] == [
+        JobStatus.running,
+        JobStatus.waiting,
+        JobStatus.finished,
+    ]
 
 
 def one_job_line(job_hash: str, job_id: str, state: JobStatus) -> str:
@@ -150,12 +156,13 @@ def one_job_line(job_hash: str, job_id: str, state: JobStatus) -> str:
     return f'{{"job": "{job_hash}", "job_id": "{job_id}", "job_state": {int(state)}}}\n'
 
 
-def one_state_line(job_hash: str, job_id: str, state: JobStatus) -> str:
-    """A line of the journal as written now, one per new state."""
-    return json.dumps({"job_state": int(state), "jobs": {job_hash: job_id}}) + "\n"
+def one_poll_line(job_hash: str, job_id: str, state: JobStatus) -> str:
+    """A line of the journal as written now, one per poll."""
+    line = {"jobs": [job_hash], "job_ids": [job_id], "job_states": [int(state)]}
+    return json.dumps(line) + "\n"
 
 
-@pytest.mark.parametrize("line", [one_job_line, one_state_line])
+@pytest.mark.parametrize("line", [one_job_line, one_poll_line])
 def test_either_line_form_is_folded(tmp_path, line):
     sub, _machine, root = submitted(tmp_path, 1)
     (job,) = sub.belonging_jobs
@@ -164,7 +171,7 @@ def test_either_line_form_is_folded(tmp_path, line):
     assert recovered(tmp_path).belonging_jobs[0].job_state == JobStatus.finished
 
 
-@pytest.mark.parametrize("line", [one_job_line, one_state_line])
+@pytest.mark.parametrize("line", [one_job_line, one_poll_line])
 def test_stale_line_of_another_job_id_is_not_applied(tmp_path, line):
     sub, _machine, root = submitted(tmp_path, 1)
     (job,) = sub.belonging_jobs
@@ -185,3 +192,11 @@ def test_the_run_ends_with_a_full_state_and_no_journal(tmp_path):
     assert not (root / journal_file(sub.submission_hash)).exists()
     state = (root / names.state_file(sub.submission_hash)).read_text()
     assert state.count(f'"job_state": {int(JobStatus.finished)}') == 3
+
+
+def test_a_line_whose_lists_differ_in_length_is_not_applied(tmp_path):
+    sub, _machine, root = submitted(tmp_path, 1)
+    (job,) = sub.belonging_jobs
+    line = {"jobs": [job.job_hash], "job_ids": [job.job_id], "job_states": []}
+    (root / journal_file(sub.submission_hash)).write_text(json.dumps(line) + "\n")
+    assert recovered(tmp_path).belonging_jobs[0].job_state == JobStatus.waiting
