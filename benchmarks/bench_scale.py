@@ -25,14 +25,16 @@ use only API both packages share.
    ``PATH``: starting 10,000 real processes would measure the machine, not the dispatcher.
    It prints a ``ps -o pid=,stat=,args=`` table of every PID as a running job script
    ("running"), or nothing and exit status 1 like the real ``ps`` when no PID is alive
-   ("finished": every job's finish tag is then written in the job root). The job root
+   ("finished": the job's finish tag is then written in the job root; first 1% of the
+   jobs end, as in a usual poll, then all the others). The job root
    holds what a real run leaves there besides the finish tags (seen after a Shell run:
    each job's script and its ``.run`` body, failure flag and job id record, and each
    task's directory), so that looking for finish tags meets a directory of a real size
-   (60,000 entries at 10,000 jobs). Four numbers: the
+   (60,000 entries at 10,000 jobs). Five numbers: the
    first poll after submission (every job changes to running: saved), a steady poll
-   while they run (nothing changed: nothing written), the poll that finds them all finished
-   (one batched check of the finish tags, saved), and a steady poll after that.
+   while they run (nothing changed: nothing written), a poll that finds 1% of them
+   finished (their finish tags checked, saved), the poll that finds all the others
+   finished (one batched check of their finish tags, saved), and a steady poll after that.
 3. **End to end**: ``--e2e-tasks`` (10,000) trivial tasks (``echo $i > out.txt``, one
    backward file each) with ``group_size`` 100 on ``Shell`` + ``LocalContext``, from building
    the tasks to ``run_submission()`` returning with the results back (default settings,
@@ -181,8 +183,13 @@ def child_poll(root: Path, n: int) -> dict[str, Any]:
     sub.submission_to_json()
     out = {"first_running_ms": _one_poll(sub), "running_ms": _one_poll(sub)}
     states = {int(job.job_state) for job in sub.belonging_jobs}
+    few = max(1, n // 100)  # a usual poll: a few jobs ended since the last one
+    table.write_text("".join(rows[few:]))
+    for job in sub.belonging_jobs[:few]:
+        (job_root / f"{job.job_hash}_job_tag_finished").touch()
+    out["some_finishing_ms"] = _one_poll(sub)
     table.write_text("")
-    for job in sub.belonging_jobs:
+    for job in sub.belonging_jobs[few:]:
         (job_root / f"{job.job_hash}_job_tag_finished").touch()
     out["finishing_ms"] = _one_poll(sub)
     out["finished_ms"] = _one_poll(sub)
@@ -310,7 +317,8 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
         )
     labels = {"first_running_ms": "first poll, all start running (changes saved)",
               "running_ms": "poll, all running (nothing changed)",
-              "finishing_ms": "poll finding all finished (tags checked, changes saved)",
+              "some_finishing_ms": "poll finding 1% finished (their tags checked, saved)",
+              "finishing_ms": "poll finding the other 99% finished (tags checked, saved)",
               "finished_ms": "poll after all finished"}
     if ours["poll"]:
         their_poll = orig.get("poll") or {}
@@ -357,7 +365,7 @@ def verdicts(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
     if ours["poll"]:
         worst = max(v for k, v in ours["poll"].items() if k.endswith("_ms"))
         say(f"poll at {args.poll_jobs:,} jobs <= 50 ms CPU", worst <= 50,
-            f"worst of the four polls {worst:.1f} ms")
+            f"worst of the five polls {worst:.1f} ms")
     if ours["e2e"] and orig and orig.get("e2e"):
         say("10,000-task run <= 0.3x", ours["e2e"]["wall"] <= 0.3 * orig["e2e"]["wall"],
             _ratio(ours["e2e"]["wall"], orig["e2e"]["wall"]))

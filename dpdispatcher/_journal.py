@@ -68,7 +68,7 @@ def journal_lines(jobs: Sequence[Job]) -> str:
     line = {
         "jobs": [job.job_hash for job in jobs],
         "job_ids": [str(job.job_id) for job in jobs],
-        "job_states": [int(job.job_state) for job in jobs],
+        "job_states": [job.job_state for job in jobs],  # IntEnum: written as its number
     }
     return json.dumps(line) + "\n"
 
