@@ -2,11 +2,13 @@
 
 :class:`SubmissionFields` only declares them (for type checking); the mixins
 (:mod:`dpdispatcher._submission_state`, :mod:`dpdispatcher._submission_files`,
-:mod:`dpdispatcher._failures`) keep the submission module readable.
+:mod:`dpdispatcher._failures`, :mod:`dpdispatcher._submission_poll`) keep the submission
+module readable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
@@ -15,6 +17,9 @@ if TYPE_CHECKING:
     from dpdispatcher.resources import Resources
     from dpdispatcher.submission import Submission, Timing
     from dpdispatcher.task import Task
+
+#: called with the count of jobs in each state whenever they change
+ProgressCallback = Callable[[dict[str, int]], None]
 
 
 class SubmissionFields:
@@ -32,6 +37,7 @@ class SubmissionFields:
     settled_tasks: frozenset[str]
     submission_hash: str
     timing: Timing
+    progress: ProgressCallback | None
     download_options: dict[str, bool]
     _state_changes: list[Job]
     _journal_lines: int | None
@@ -40,6 +46,9 @@ class SubmissionFields:
     continue_on_failure: bool
 
     def _bound_machine(self) -> Machine:  # provided by Submission
+        raise NotImplementedError
+
+    def _resources(self) -> Resources:  # provided by Submission
         raise NotImplementedError
 
     @property

@@ -24,6 +24,7 @@ MODULES = [
     "dpdispatcher.contexts._ssh_endpoint",
     "dpdispatcher.machines._slurm_parse",
     "dpdispatcher.machines._pbs_parse",
+    "dpdispatcher._journal",
 ]
 
 

@@ -383,7 +383,7 @@ def test_jobs_share_the_resources_text_until_one_is_asked_for(tmp_path):
 def test_many_jobs_finishing_in_one_poll_make_one_log_line(tmp_path, caplog):
     import logging
 
-    from dpdispatcher.submission import FINISHED_LINES, _log_finished
+    from dpdispatcher._submission_poll import FINISHED_LINES, _log_finished
 
     sub = Submission(".", _machine(tmp_path), _resources(group_size=1),
                      task_list=_tasks(FINISHED_LINES + 5))
