@@ -70,15 +70,10 @@ def read_previous_state(
     """``(text, job root)`` of the previous state file: in the old job root, or in the
     new one if an interrupted earlier attempt already renamed it."""
     fname = names.state_file(previous_hash)
-    bound = ctx.remote_root
-    try:
-        for root in dict.fromkeys((old, new)):
-            ctx.remote_root = root
-            state = ctx.read_files([fname])
-            if state:
-                return state[fname], root
-    finally:
-        ctx.remote_root = bound
+    for root in dict.fromkeys((old, new)):
+        state = ctx.read_files_in(root, [fname])
+        if state:
+            return state[fname], root
     raise MissingStateError(
         f"Previous submission state not found: previous_submission_hash {previous_hash} "
         f"has no state file {fname} in {old}"

@@ -169,19 +169,16 @@ class BaseContext(Registered):
         Returns True when it was moved, False when ``new_root`` exists and ``old_root``
         does not (an earlier attempt moved it). Raises :class:`JobRootConflictError` (a
         FileExistsError) when both exist, and :class:`MissingStateError` when neither
-        does. The default runs one shell command through :meth:`run` (``mv -T``, a
+        does. The default runs one shell command through :meth:`run_in` (``mv -T``, a
         rename: atomic on one file system).
         """
         old, new = sh(old_root), sh(new_root)
-        bound, self.remote_root = self.remote_root, "/"
-        try:
-            res = self.run(
-                f"if [ -e {new} ] || [ -L {new} ]; then "
-                f"if [ -e {old} ] || [ -L {old} ]; then exit 11; fi; exit 10; fi; "
-                f"[ -e {old} ] || exit 12; mv -T -- {old} {new}"
-            )
-        finally:
-            self.remote_root = bound
+        res = self.run_in(
+            "/",
+            f"if [ -e {new} ] || [ -L {new} ]; then "
+            f"if [ -e {old} ] || [ -L {old} ]; then exit 11; fi; exit 10; fi; "
+            f"[ -e {old} ] || exit 12; mv -T -- {old} {new}",
+        )
         return migration_outcome(res.exit_code, old_root, new_root, res.stderr)
 
     # -- primitives every context implements --------------------------------------
@@ -195,6 +192,18 @@ class BaseContext(Registered):
         blindly (a submission).
         """
         raise NotImplementedError
+
+    def run_in(
+        self, directory: str, cmd: str, timeout: float | None = None, *, idempotent: bool = False
+    ) -> CommandResult:
+        """Run a shell command in ``directory`` rather than the job root, which is neither
+        needed nor changed; never raises for a non-zero exit (see :meth:`run`).
+
+        The default enters ``directory`` with ``cd`` at the start of a command run by
+        :meth:`run` (so the job root must be enterable); contexts whose commands can start
+        anywhere override it.
+        """
+        return self.run(f"cd {sh(directory)} || exit; {cmd}", timeout, idempotent=idempotent)
 
     def write_file(self, fname: str, write_str: str) -> str:
         """Write ``write_str`` to ``fname`` in the job root, atomically."""
@@ -267,6 +276,16 @@ class BaseContext(Registered):
     def read_files(self, fnames: list[str]) -> dict[str, str]:
         """Read the files of ``fnames`` that exist."""
         return {f: self.read_file(f) for f in self.files_exist(fnames)}
+
+    # -- the same, relative to a directory given explicitly -------------------------
+    # (another job root than the bound one: the context is neither re-pointed nor bound)
+    def files_exist_in(self, directory: str, fnames: list[str]) -> set[str]:
+        """The subset of ``fnames`` (relative to ``directory``) that exist."""
+        raise NotImplementedError(f"{type(self).__name__} cannot look outside its job root")
+
+    def read_files_in(self, directory: str, fnames: list[str]) -> dict[str, str]:
+        """Read the files of ``fnames`` (relative to ``directory``) that exist."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read outside its job root")
 
     # -- compatibility adapters over run() ----------------------------------------
     def block_call(self, cmd: str) -> tuple[int, None, SPRetObj, SPRetObj]:

@@ -83,7 +83,13 @@ class LocalShellContext(BaseContext):
         self, cmd: str, timeout: float | None = None, *, idempotent: bool = False
     ) -> CommandResult:
         """Run ``cmd`` with bash in the job root (or the current directory before binding)."""
-        cwd = self.remote_root if os.path.isdir(self.remote_root) else None
+        return self.run_in(self.remote_root, cmd, timeout, idempotent=idempotent)
+
+    def run_in(
+        self, directory: str, cmd: str, timeout: float | None = None, *, idempotent: bool = False
+    ) -> CommandResult:
+        """Run ``cmd`` with bash in ``directory`` (the current directory if it is none)."""
+        cwd = directory if os.path.isdir(directory) else None
         try:
             proc = subprocess.run(
                 ["bash", "-c", cmd],
@@ -182,15 +188,27 @@ class LocalShellContext(BaseContext):
 
     def read_file(self, fname: str) -> str:
         """Read a file from the job root."""
-        with open(self._abs(fname), encoding="utf-8") as fh:
-            return fh.read()
+        return _read_text(self._abs(fname))
+
+    def read_files(self, fnames: list[str]) -> dict[str, str]:
+        """Read the files of ``fnames`` that exist in the job root."""
+        return self.read_files_in(self.remote_root, fnames)
+
+    def read_files_in(self, directory: str, fnames: list[str]) -> dict[str, str]:
+        """Read the files of ``fnames`` that exist in ``directory``."""
+        found = self.files_exist_in(directory, fnames)
+        return {f: _read_text(os.path.join(directory, f)) for f in fnames if f in found}
 
     def check_file_exists(self, fname: str) -> bool:
         """Whether a file exists in the job root."""
         return os.path.lexists(self._abs(fname))
 
     def files_exist(self, fnames: list[str]) -> set[str]:
-        """The subset of ``fnames`` that exist (as ``os.path.lexists`` says).
+        """The subset of ``fnames`` that exist in the job root (see :meth:`files_exist_in`)."""
+        return self.files_exist_in(self.remote_root, fnames)
+
+    def files_exist_in(self, directory: str, fnames: list[str]) -> set[str]:
+        """The subset of ``fnames`` that exist in ``directory`` (as ``os.path.lexists`` says).
 
         Each name is one ``faccessat`` relative to the open job root: the cost grows with
         the names asked, never with what else the root holds. (A listing was cheaper only
@@ -201,9 +219,9 @@ class LocalShellContext(BaseContext):
         try:
             if not _ACCESS_AT:
                 raise OSError("os.access takes no dir_fd here")
-            root = os.open(self.remote_root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except OSError:  # no job root (or no dir_fd on this platform): ask each by path
-            return {f for f in fnames if self.check_file_exists(f)}
+            root = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:  # no such root (or no dir_fd on this platform): ask each by path
+            return {f for f in fnames if os.path.lexists(os.path.join(directory, f))}
         access, exists = os.access, os.F_OK
         try:
             # "" is the root itself, as for lexists(join(root, ""))
@@ -214,5 +232,11 @@ class LocalShellContext(BaseContext):
             os.close(root)
 
 
-#: whether :meth:`LocalShellContext.files_exist` can ask names relative to an open root
+def _read_text(path: str) -> str:
+    """The text of the file at ``path`` (UTF-8)."""
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+#: whether :meth:`LocalShellContext.files_exist_in` can ask names relative to an open root
 _ACCESS_AT = os.access in os.supports_dir_fd and os.access in os.supports_follow_symlinks

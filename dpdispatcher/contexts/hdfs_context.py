@@ -83,7 +83,7 @@ class HDFSContext(BaseContext):
         return True
 
     def _remote_file(self, fname: str) -> str:
-        return f"{self.remote_root.rstrip('/')}/{fname}"
+        return _hdfs_join(self.remote_root, fname)
 
     # -- primitives ---------------------------------------------------------------
     def run(
@@ -118,17 +118,35 @@ class HDFSContext(BaseContext):
         return HDFS.exists(self._remote_file(fname))
 
     def files_exist(self, fnames: list[str]) -> set[str]:
-        """The subset of ``fnames`` that exist: one ``-ls`` of the job root for the files
-        directly in it (each hadoop command starts a JVM), one ``-test`` for the others."""
+        """The subset of ``fnames`` that exist in the job root (see :meth:`files_exist_in`)."""
+        return self.files_exist_in(self.remote_root, fnames)
+
+    def files_exist_in(self, directory: str, fnames: list[str]) -> set[str]:
+        """The subset of ``fnames`` that exist in the HDFS ``directory``: one ``-ls`` of it
+        for the files directly in it (each hadoop command starts a JVM), one ``-test``
+        for the others."""
         top = [f for f in fnames if "/" not in f]
         found: set[str] = set()
         if top:
             try:
-                listed = {p.rstrip("/").rsplit("/", 1)[-1] for p in HDFS.list_dir(self.remote_root)}
+                listed = {p.rstrip("/").rsplit("/", 1)[-1] for p in HDFS.list_dir(directory)}
             except HDFSMissingPathError:
                 listed = set()
             found = {f for f in top if f in listed}
-        return found | {f for f in fnames if "/" in f and self.check_file_exists(f)}
+        return found | {f for f in fnames if "/" in f and HDFS.exists(_hdfs_join(directory, f))}
+
+    def read_files(self, fnames: list[str]) -> dict[str, str]:
+        """Read the files of ``fnames`` that exist in the job root."""
+        return self.read_files_in(self.remote_root, fnames)
+
+    def read_files_in(self, directory: str, fnames: list[str]) -> dict[str, str]:
+        """Read the files of ``fnames`` that exist in the HDFS ``directory``."""
+        found = self.files_exist_in(directory, fnames)
+        return {
+            f: HDFS.read_hdfs_file(_hdfs_join(directory, f)).decode("utf-8")
+            for f in fnames
+            if f in found
+        }
 
     def clean(self) -> None:
         """Remove the job root from HDFS."""
@@ -197,3 +215,8 @@ class HDFSContext(BaseContext):
             with open(archive, "rb") as fh:
                 safe_extract_tar(fh, extracted)
         return extracted
+
+
+def _hdfs_join(directory: str, fname: str) -> str:
+    """``fname`` in the HDFS ``directory`` (joined with ``/``)."""
+    return f"{directory.rstrip('/')}/{fname}"

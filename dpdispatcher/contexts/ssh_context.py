@@ -219,7 +219,14 @@ class SSHContext(Reconnecting, BaseContext):
         SSHTimeoutError
             ``timeout`` seconds passed.
         """
-        script = scripts.in_root(self._root(), cmd)
+        return self.run_in(self._root(), cmd, timeout, idempotent=idempotent)
+
+    def run_in(
+        self, directory: str, cmd: str, timeout: float | None = None, *, idempotent: bool = False
+    ) -> CommandResult:
+        """Run ``cmd`` with bash in ``directory`` on the host (``~`` and relative paths
+        taken from the remote home), as :meth:`run` does in the job root."""
+        script = scripts.in_root(self._absolute(directory), cmd)
         what = f"command {cmd[:60]!r}"
         if idempotent:
             raw = self._call(what, lambda s: s.run_raw(script, timeout=timeout))
@@ -276,16 +283,26 @@ class SSHContext(Reconnecting, BaseContext):
 
     def read_files(self, fnames: list[str]) -> dict[str, str]:
         """Read the existing regular files among ``fnames``, in one round trip."""
+        return self.read_files_in(self._root(), fnames)
+
+    def read_files_in(self, directory: str, fnames: list[str]) -> dict[str, str]:
+        """Read the existing regular files among ``fnames`` in ``directory`` on the host
+        (``~`` and relative paths taken from the remote home), in one round trip."""
         if not fnames:
             return {}
-        root = self._root()
+        root = self._absolute(directory)
         return self._call("read files", lambda s: read_files_once(s, root, fnames))
 
     def files_exist(self, fnames: list[str]) -> set[str]:
         """Which of ``fnames`` exist in the job root, in one round trip."""
+        return self.files_exist_in(self._root(), fnames)
+
+    def files_exist_in(self, directory: str, fnames: list[str]) -> set[str]:
+        """Which of ``fnames`` exist in ``directory`` on the host (``~`` and relative
+        paths taken from the remote home), in one round trip."""
         if not fnames:
             return set()
-        script = scripts.exists_script(self._root())
+        script = scripts.exists_script(self._absolute(directory))
         res = self._call("check files", lambda s: s.run_raw(script, stdin=scripts.nul_list(fnames)))
         return set(scripts.split_nul(res.stdout)) & set(fnames)
 

@@ -294,6 +294,37 @@ def test_previous_submission_hash_over_ssh_with_a_home_relative_root(
         shutil.rmtree(home / name, ignore_errors=True)
 
 
+def test_commands_and_reads_in_another_directory_leave_the_job_root_alone(
+    tmp_path: Path, remote: Path
+) -> None:
+    """``run_in``, ``files_exist_in`` and ``read_files_in`` work in the directory given (``~``
+    being the home sshd logs into), whether or not the bound job root exists, and never
+    re-point it."""
+    other = remote.parent / "other"
+    (other / "sub").mkdir(parents=True)
+    (other / "state.json").write_text('{"a": 1}\n')
+    (other / "sub" / "tag").write_text("")
+    (other / "sub" / "dir").mkdir()
+    ctx = SSHContext(str(tmp_path), str(remote), profile())
+    ctx.remote_root = str(remote / "not-made-yet")
+    home = os.path.expanduser(f"~{env('DPDISP_SSH_USER')}")
+    try:
+        assert ctx.run_in(str(other), "pwd -P").stdout == f"{os.path.realpath(other)}\n"
+        assert ctx.run_in("~", "pwd -P", idempotent=True).stdout == f"{os.path.realpath(home)}\n"
+        assert not ctx.run("true").ok  # the bound root is not there: run() cannot enter it
+        names = ["state.json", "sub/tag", "sub/dir", "missing", "sub/missing"]
+        assert ctx.files_exist_in(str(other), names) == {
+            n for n in names if os.path.lexists(other / n)
+        }
+        assert ctx.read_files_in(str(other), names) == {
+            n: (other / n).read_text() for n in names if (other / n).is_file()
+        }
+        assert ctx.read_files_in(str(remote / "nowhere"), names) == {}
+        assert ctx.remote_root == str(remote / "not-made-yet")
+    finally:
+        ctx.close()
+
+
 def test_slurm_over_ssh(tmp_path: Path, remote: Path, counters: Path) -> None:
     require("DPDISP_SLURM", what="real Slurm")
     machine = make_machine(tmp_path, remote, batch_type="Slurm")
