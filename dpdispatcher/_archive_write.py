@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 import zipfile
 
+from dpdispatcher._walk import walk_tree
+
 __all__ = ["write_zip"]
 
 
@@ -51,20 +53,12 @@ def _add_dir(
         written.add(arcname + "/")
     if src is None:
         return
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(src, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        rel = os.path.relpath(dirpath, src)
+    for dirpath, rel, _dirnames, filenames in walk_tree(src, follow=True):
         here = arcname if rel == "." else f"{arcname}/{rel}"
         if here + "/" not in written:
             zf.writestr(_dir_info(here), b"")
             written.add(here + "/")
-        dirnames.sort()
-        for name in sorted(filenames):
+        for name in filenames:
             full = os.path.join(dirpath, name)
             fresh = f"{here}/{name}" not in written and os.path.exists(full)
             if fresh and not (skip and os.path.realpath(full) == skip):

@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from dpdispatcher._walk import walk_tree
 from dpdispatcher.contexts._ssh_scripts import (
     GZIP_LEVEL,
     SAMPLE_BYTES,
@@ -72,25 +73,20 @@ def collect(
 
 
 def _walk(top: str, rel_top: str, out: dict[str, LocalEntry], follow: bool) -> None:
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=follow):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        rel_dir = _posix(os.path.join(rel_top, os.path.relpath(dirpath, top)))
+    for dirpath, below, dirnames, filenames in walk_tree(top, follow=follow):
+        rel_dir = _posix(os.path.join(rel_top, below))
         out.setdefault(rel_dir, LocalEntry(rel_dir, dirpath, "dir"))
-        if not follow:
-            filenames += [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for name in sorted(filenames):
+        if not follow:  # links to directories are sent as links
+            filenames = sorted(
+                filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            )
+        for name in filenames:
             path = os.path.join(dirpath, name)
             rel = f"{rel_dir}/{name}"
             if os.path.exists(path) and (follow or not os.path.islink(path)):
                 out.setdefault(rel, LocalEntry(rel, path, "file", os.stat(path).st_size))
             else:
                 out.setdefault(rel, LocalEntry(rel, path, "symlink"))
-        dirnames.sort()
 
 
 def sha256(path: str) -> str:

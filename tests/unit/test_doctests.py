@@ -25,6 +25,8 @@ MODULES = [
     "dpdispatcher.machines._slurm_parse",
     "dpdispatcher.machines._pbs_parse",
     "dpdispatcher._journal",
+    "dpdispatcher._walk",
+    "dpdispatcher._archive_write",
 ]
 
 
