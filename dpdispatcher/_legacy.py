@@ -243,17 +243,15 @@ def locate(submission: Submission) -> tuple[str, str] | None:
     """
     ctx = submission._bound_machine().context
     ours = names.state_file(submission.submission_hash)
-    bound = ctx.remote_root
     for release, root, theirs in candidate_roots(submission):
-        ctx.remote_root = root
         try:
-            present = ctx.files_exist([ours, theirs])
+            present = ctx.files_exist_in(root, [ours, theirs])
         except (OSError, DPDispatcherError) as err:
             dlog.debug("no dpdispatcher %s job root at %s: %s", release, root, err)
             present = set()
         for fname, kind in ((ours, "ours"), (theirs, release)):
             if fname in present:
                 dlog.info("found the job root of dpdispatcher %s at %s", release, root)
+                ctx.remote_root = root
                 return kind, fname
-    ctx.remote_root = bound
     return None
