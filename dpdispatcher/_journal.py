@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._state import JobRuntime
 from dpdispatcher.dlog import dlog
-from dpdispatcher.utils.job_status import JobStatus
+from dpdispatcher.utils.job_status import JobStatus, state_text
 
 if TYPE_CHECKING:
     from dpdispatcher.job import Job
@@ -65,12 +66,13 @@ def journal_lines(jobs: Sequence[Job]) -> str:
     >>> print(journal_lines([a, b]), end="")
     {"jobs": ["a", "b"], "job_ids": ["1", "2"], "job_states": [3, 5]}
     """
-    line = {
-        "jobs": [job.job_hash for job in jobs],
-        "job_ids": [str(job.job_id) for job in jobs],
-        "job_states": [job.job_state for job in jobs],  # IntEnum: written as its number
-    }
-    return json.dumps(line) + "\n"
+    if not jobs:
+        return ""
+    # job hashes are SHA-1 hex digests (Job.get_hash): nothing in them to escape
+    hashes = '", "'.join([job.job_hash for job in jobs])
+    ids = ", ".join([_json_str(str(job.job_id)) for job in jobs])
+    states = ", ".join([state_text(job.job_state) for job in jobs])
+    return f'{{"jobs": ["{hashes}"], "job_ids": [{ids}], "job_states": [{states}]}}\n'
 
 
 def parse_journal(text: str, where: str) -> list[tuple[str, str, JobStatus]]:

@@ -20,6 +20,7 @@ from dpdispatcher._script import names
 from dpdispatcher._state import parse_state
 from dpdispatcher._submission_fields import SubmissionFields
 from dpdispatcher.dlog import dlog
+from dpdispatcher.job import changed_only_in_state
 from dpdispatcher.utils.job_status import JobStatus
 from dpdispatcher.utils.record import record
 
@@ -167,7 +168,7 @@ class StateFile(SubmissionFields):
             submitted
             or count is None
             or count + len(jobs) > limit
-            or not all(job.changed_only_in_state() for job in jobs)
+            or not changed_only_in_state(jobs)
         ):
             self.submission_to_json()
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from dpdispatcher.dlog import dlog
 from dpdispatcher.errors import ConfigurationError, JobFailedError
 from dpdispatcher.resources import Resources
 from dpdispatcher.task import Task
-from dpdispatcher.utils.job_status import JobStatus
+from dpdispatcher.utils.job_status import JobStatus, state_text
 
 if TYPE_CHECKING:
     from dpdispatcher.machine import Machine
@@ -247,12 +248,12 @@ class Job:
                 return cache[1]
             if cache[0][1:] == key[1:]:  # only the state changed: keep what surrounds it
                 text, head_len, rest = cache[1], cache[2], cache[3]
-                text = f"{text[:head_len]}{_state_text(key[0])}{rest}"
+                text = f"{text[:head_len]}{state_text(key[0])}{rest}"
                 self._state_cache = (key, text, head_len, rest)
                 return text
         head = f"{{{_json_str(key[4])}: {self._static_body()}{_STATE_KEY}"
         rest = self._rest_json()
-        text = f"{head}{_state_text(key[0])}{rest}"
+        text = f"{head}{state_text(key[0])}{rest}"
         # the text, with where its state starts and what follows it (short); the body of
         # tasks and resources is inside it, so its own cache is dropped: a million-task
         # submission keeps each job's JSON once
@@ -272,19 +273,11 @@ class Job:
         """Whether this job differs from its record in the last full state write in
         ``job_state`` alone (same job id, fail count, failure reason, task states and
         tasks and resources): such a change may go to the journal instead."""
-        written = self._written  # (job state, job id, fail count, reason, hash, epoch)
-        return (
-            written is not None
-            and written[1] == self.job_id
-            and written[2] == self.fail_count
-            and written[3] == self.failure_reason
-            and written[4] == self.job_hash
-            and written[5] == _tracked.EPOCH[0]
-        )
+        return changed_only_in_state([self])
 
     def _runtime_json(self) -> str:
         """The runtime fields closing the job's JSON (``, "job_state": ...}}``)."""
-        return f', "job_state": {_state_text(self.job_state)}{self._rest_json()}'
+        return f', "job_state": {state_text(self.job_state)}{self._rest_json()}'
 
     def _rest_json(self) -> str:
         """The runtime fields after the state (``, "job_id": ...}}``)."""
@@ -294,9 +287,9 @@ class Job:
         reason_json = "null" if reason is None else json.dumps(reason)
         tasks = self._tasks
         if len(tasks) == 1:
-            states = _state_text(tasks[0]._task_state)
+            states = state_text(tasks[0]._task_state)
         else:
-            states = ", ".join([_state_text(t._task_state) for t in tasks])
+            states = ", ".join([state_text(t._task_state) for t in tasks])
         fail_count = self.fail_count
         return (
             f', "job_id": {job_id_json}, '
@@ -422,15 +415,6 @@ class Job:
 _STATE_KEY = ', "job_state": '
 
 #: the JSON of each state (a state file lists one per job and task)
-_STATE_TEXT = {state: str(int(state)) for state in JobStatus}
-
-
-def _state_text(state: Any) -> str:
-    """``json.dumps(int(state))``, looked up for the usual values."""
-    text = _STATE_TEXT.get(state)
-    return str(int(state)) if text is None else text
-
-
 def single_task_name(job: Any) -> str:
     """The ``task_name`` of a job holding exactly one task, else ``""``.
 
@@ -441,3 +425,19 @@ def single_task_name(job: Any) -> str:
     if not tasks or len(tasks) != 1:
         return ""
     return str(getattr(tasks[0], "task_name", "") or "")
+
+
+def changed_only_in_state(jobs: Iterable[Job]) -> bool:
+    """:meth:`Job.changed_only_in_state` of every job (one loop for a poll's thousands)."""
+    epoch = _tracked.EPOCH[0]
+    for job in jobs:
+        written = job._written  # (job state, job id, fail count, reason, hash, epoch)
+        if written is None or written[1:] != (
+            job.job_id,
+            job.fail_count,
+            job.failure_reason,
+            job.job_hash,
+            epoch,
+        ):
+            return False
+    return True

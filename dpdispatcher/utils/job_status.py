@@ -16,3 +16,17 @@ class JobStatus(IntEnum):
     completing = 6
     failed = 7
     unknown = 100
+
+
+_STATE_TEXT = {state: str(int(state)) for state in JobStatus}
+
+
+def state_text(state: object) -> str:
+    """A state's number as JSON text (``json.dumps(int(state))``), looked up for the
+    usual values.
+
+    >>> state_text(JobStatus.running), state_text(5)
+    ('3', '5')
+    """
+    text = _STATE_TEXT.get(state)  # type: ignore[call-overload]
+    return str(int(state)) if text is None else text  # type: ignore[call-overload]

@@ -27,6 +27,7 @@ MODULES = [
     "dpdispatcher._journal",
     "dpdispatcher._walk",
     "dpdispatcher._archive_write",
+    "dpdispatcher.utils.job_status",
 ]
 
 
