@@ -395,3 +395,19 @@ def test_many_jobs_finishing_in_one_poll_make_one_log_line(tmp_path, caplog):
         _log_finished(sub.belonging_jobs)
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith(f"{FINISHED_LINES + 5} jobs finished: ")
+
+
+def test_the_poll_benchmark_runs_its_five_polls(tmp_path, monkeypatch):
+    """benchmarks/bench_scale.py's poll measurement at a small size: it runs, and checks
+    itself that the jobs were found running and then finished."""
+    import os
+    import sys
+
+    monkeypatch.setenv("PATH", os.environ["PATH"])  # the benchmark puts its ps first
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    monkeypatch.delitem(sys.modules, "bench_scale", raising=False)
+    import bench_scale
+
+    result = bench_scale.child_poll(tmp_path, 200)
+    assert set(result) == {"first_running_ms", "running_ms", "some_finishing_ms",
+                           "finishing_ms", "finished_ms"}
