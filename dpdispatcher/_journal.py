@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from dpdispatcher._state import JobRuntime
 from dpdispatcher.dlog import dlog
-from dpdispatcher.utils.job_status import JobStatus, state_text
+from dpdispatcher.utils.job_status import STATE_TEXT, JobStatus, state_text
 
 if TYPE_CHECKING:
     from dpdispatcher.job import Job
@@ -71,7 +71,8 @@ def journal_lines(jobs: Sequence[Job]) -> str:
     # job hashes are SHA-1 hex digests (Job.get_hash): nothing in them to escape
     hashes = '", "'.join([job.job_hash for job in jobs])
     ids = ", ".join([_json_str(str(job.job_id)) for job in jobs])
-    states = ", ".join([state_text(job.job_state) for job in jobs])
+    text = STATE_TEXT  # not state_text(): a call per job costs as much as the rest
+    states = ", ".join([text.get(job.job_state) or state_text(job.job_state) for job in jobs])
     return f'{{"jobs": ["{hashes}"], "job_ids": [{ids}], "job_states": [{states}]}}\n'
 
 

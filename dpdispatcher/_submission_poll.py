@@ -116,13 +116,17 @@ class Polling(StateFile, FailureHandling):
         """
         machine = self._bound_machine()
         now = self.timing.clock()
-        changed = self._reconcile_ambiguous(now)
+        # one pass over the jobs: those to (re)submit, and the ambiguous ones (unknown)
+        # which the search of the queue may turn into jobs to submit
+        to_go = (JobStatus.unsubmitted, JobStatus.terminated)
+        wanted = (*to_go, JobStatus.unknown)
+        candidates = [job for job in self.belonging_jobs if job.job_state in wanted]
+        changed = self._reconcile_ambiguous(candidates, now)
         due = []
         marked = False
-        to_go = (JobStatus.unsubmitted, JobStatus.terminated)
-        for job in self.belonging_jobs:
+        for job in candidates:
             if job.job_state not in to_go:
-                continue  # running, finished, ...: nothing to (re)submit
+                continue  # still unknown, or found queued or finished
             if job.exhausted(machine.retry_count):
                 if self.continue_on_failure:
                     self._mark_failed(job)
@@ -139,12 +143,13 @@ class Polling(StateFile, FailureHandling):
             return any([self._submit([job]) for job in due]) or changed or marked
         return self._submit(due) or changed or marked
 
-    def _reconcile_ambiguous(self, now: float) -> bool:
-        """Search the queue for jobs whose submission was ambiguous (see _reconcile)."""
+    def _reconcile_ambiguous(self, jobs: list[Job], now: float) -> bool:
+        """Search the queue for those of ``jobs`` whose submission was ambiguous (see
+        _reconcile)."""
         unknown = JobStatus.unknown
         pending = [
             job
-            for job in self.belonging_jobs
+            for job in jobs
             if job.job_state == unknown and not job.job_id and job.not_before <= now
         ]
         if not pending:

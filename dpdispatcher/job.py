@@ -432,12 +432,13 @@ def changed_only_in_state(jobs: Iterable[Job]) -> bool:
     epoch = _tracked.EPOCH[0]
     for job in jobs:
         written = job._written  # (job state, job id, fail count, reason, hash, epoch)
-        if written is None or written[1:] != (
-            job.job_id,
-            job.fail_count,
-            job.failure_reason,
-            job.job_hash,
-            epoch,
+        if (
+            written is None
+            or written[1] != job.job_id
+            or written[2] != job.fail_count
+            or written[3] != job.failure_reason
+            or written[4] != job.job_hash
+            or written[5] != epoch
         ):
             return False
     return True

@@ -18,7 +18,8 @@ class JobStatus(IntEnum):
     unknown = 100
 
 
-_STATE_TEXT = {state: str(int(state)) for state in JobStatus}
+#: each state's number as JSON text
+STATE_TEXT = {state: str(int(state)) for state in JobStatus}
 
 
 def state_text(state: object) -> str:
@@ -28,5 +29,5 @@ def state_text(state: object) -> str:
     >>> state_text(JobStatus.running), state_text(5)
     ('3', '5')
     """
-    text = _STATE_TEXT.get(state)  # type: ignore[call-overload]
+    text = STATE_TEXT.get(state)  # type: ignore[call-overload]
     return str(int(state)) if text is None else text  # type: ignore[call-overload]
