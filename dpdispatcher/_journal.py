@@ -70,10 +70,23 @@ def journal_lines(jobs: Sequence[Job]) -> str:
         return ""
     # job hashes are SHA-1 hex digests (Job.get_hash): nothing in them to escape
     hashes = '", "'.join([job.job_hash for job in jobs])
-    ids = ", ".join([_json_str(str(job.job_id)) for job in jobs])
+    ids = _json_strings([str(job.job_id) for job in jobs])
     text = STATE_TEXT  # not state_text(): a call per job costs as much as the rest
     states = ", ".join([text.get(job.job_state) or state_text(job.job_state) for job in jobs])
-    return f'{{"jobs": ["{hashes}"], "job_ids": [{ids}], "job_states": [{states}]}}\n'
+    return f'{{"jobs": ["{hashes}"], "job_ids": {ids}, "job_states": [{states}]}}\n'
+
+
+def _json_strings(strings: list[str]) -> str:
+    """``json.dumps(strings)``; strings of digits (most job ids) joined as they are.
+
+    >>> _json_strings(["12", "13"]), _json_strings(["12.pbs", 'a"'])
+    ('["12", "13"]', '["12.pbs", "a\\\\""]')
+    """
+    digits = "".join(strings)
+    if digits.isascii() and digits.isdigit():
+        joined = '", "'.join(strings)
+        return f'["{joined}"]'
+    return "[" + ", ".join([_json_str(s) for s in strings]) + "]"
 
 
 def parse_journal(text: str, where: str) -> list[tuple[str, str, JobStatus]]:

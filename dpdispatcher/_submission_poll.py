@@ -35,6 +35,13 @@ def _log_finished(jobs: list[Job]) -> None:
         )
 
 
+#: states a poll no longer asks about (sets: a job's state is looked up, not compared
+#: with each, in the passes over thousands of jobs)
+_SETTLED = frozenset((JobStatus.finished, JobStatus.failed))
+#: states of jobs to submit, resubmit, or search the queue for (submission ambiguous)
+_TO_SUBMIT_OR_FIND = frozenset((JobStatus.unsubmitted, JobStatus.terminated, JobStatus.unknown))
+
+
 class Polling(StateFile, FailureHandling):
     """The poll loop of a submission: job states, (re)submission, waiting, stragglers."""
 
@@ -42,8 +49,7 @@ class Polling(StateFile, FailureHandling):
     def update_submission_state(self) -> bool:
         """Query the state of every submitted, unfinished job; return True on a change."""
         machine = self._bound_machine()
-        settled = (JobStatus.finished, JobStatus.failed)
-        active = [j for j in self.belonging_jobs if j.job_id and j.job_state not in settled]
+        active = [j for j in self.belonging_jobs if j.job_id and j.job_state not in _SETTLED]
         try:
             states = machine.check_status_many(active)
         except TransientSchedulerError as err:
@@ -118,9 +124,8 @@ class Polling(StateFile, FailureHandling):
         now = self.timing.clock()
         # one pass over the jobs: those to (re)submit, and the ambiguous ones (unknown)
         # which the search of the queue may turn into jobs to submit
+        candidates = [job for job in self.belonging_jobs if job.job_state in _TO_SUBMIT_OR_FIND]
         to_go = (JobStatus.unsubmitted, JobStatus.terminated)
-        wanted = (*to_go, JobStatus.unknown)
-        candidates = [job for job in self.belonging_jobs if job.job_state in wanted]
         changed = self._reconcile_ambiguous(candidates, now)
         due = []
         marked = False

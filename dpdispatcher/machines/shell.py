@@ -86,7 +86,10 @@ class Shell(Machine):
 
     def status_command(self, jobs: Sequence[Job]) -> str:
         """One ``ps`` for every job's PID."""
-        pids = sh(",".join([job.job_id for job in jobs]))  # one word: ps takes a comma list
+        pids = ",".join([job.job_id for job in jobs])  # one word: ps takes a comma list
+        digits = pids.replace(",", "")
+        if not (digits.isascii() and digits.isdigit()):  # PIDs are; anything else is quoted
+            pids = sh(pids)
         return f"ps -o pid=,stat=,args= -p {pids}"
 
     def parse_status_output(self, result: CommandResult, jobs: Sequence[Job]) -> dict[str, str]:
