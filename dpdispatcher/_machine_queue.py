@@ -319,15 +319,21 @@ class SchedulerQueue:
             return JobStatus.unsubmitted
         return self.check_status_many([job])[job.job_hash]
 
+    def finish_tags(self, jobs: Sequence[Job]) -> Sequence[str | tuple[str, ...]]:
+        """The files (relative to the job root) whose existence means each job finished
+        (hook; default: the job tag), a job's one file as a string and several as a tuple
+        (thousands of lists alive during a poll would be walked by the garbage collector,
+        and push it to a full collection)."""
+        return names.job_tag_files([job.job_hash for job in jobs])
+
     def finish_tag_files(self, job: Job) -> list[str]:
-        """Files (relative to the job root) whose existence means ``job`` finished (hook)."""
-        return [names.job_tag_file(job.job_hash)]
+        """:meth:`finish_tags` of one job, as a list."""
+        (files,) = self.finish_tags([job])
+        return [files] if isinstance(files, str) else list(files)
 
     def tagged(self, jobs: Sequence[Job]) -> list[bool]:
         """Whether all finish tags of each job exist, with one batched file check."""
-        # a job's one tag as a string, several as a tuple: thousands of lists alive during
-        # a poll would be walked by the garbage collector, and push it to a full collection
-        wanted = [f[0] if len(f := self.finish_tag_files(job)) == 1 else tuple(f) for job in jobs]
+        wanted = self.finish_tags(jobs)
         asked = [f for f in wanted if type(f) is str]
         if len(asked) < len(wanted):
             asked += [f for files in wanted if type(files) is tuple for f in files]

@@ -40,7 +40,15 @@ def fail_flag_file(job_hash: str) -> str:
 
 def job_tag_file(job_hash: str) -> str:
     """Touched by the job script when all its tasks succeeded."""
-    return f"{job_hash}_job_tag_finished"
+    return f"{job_hash}{_JOB_TAG}"
+
+
+def job_tag_files(job_hashes: list[str]) -> list[str]:
+    """:func:`job_tag_file` of each hash (one call for the thousands of jobs of a poll)."""
+    return [f"{job_hash}{_JOB_TAG}" for job_hash in job_hashes]
+
+
+_JOB_TAG = "_job_tag_finished"
 
 
 def last_err_file(job_hash: str) -> str:

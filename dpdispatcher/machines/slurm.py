@@ -303,9 +303,9 @@ class SlurmJobArray(Slurm):
         """Touch the job tag once every task tag exists; fail if this element's did not."""
         return render_array_end(job.job_hash, job.job_task_list, job.resources)
 
-    def finish_tag_files(self, job: Job) -> list[str]:
+    def finish_tags(self, jobs: Sequence[Job]) -> Sequence[str | tuple[str, ...]]:
         """Every task tag: an array job has finished when all its tasks have."""
-        return [task_tag_path(task) for task in job.job_task_list]
+        return [tuple([task_tag_path(task) for task in job.job_task_list]) for job in jobs]
 
     def unfinished_elements(self, job: Job, done: set[str]) -> list[int]:
         """Indices of the elements with a task whose tag is not in ``done``."""
