@@ -50,19 +50,7 @@ if TYPE_CHECKING:
     from dpdispatcher.submission import Job
 
 #: the parsers and the state tables live in :mod:`dpdispatcher.machines._pbs_parse`
-__all__ = [
-    "PBS",
-    "PBS_STATES",
-    "SGE",
-    "TORQUE_STATES",
-    "Torque",
-    "gone_job_ids",
-    "parse_qstat_json",
-    "parse_qstat_table",
-    "parse_qstat_xml",
-    "parse_qsub_output",
-    "sequence_number",
-]
+__all__ = ["PBS", "SGE", "Torque"]
 
 #: wordings of "qstat does not know this option" (PBS Pro before JSON output)
 _NO_SUCH_OPTION = ("invalid option", "illegal option", "usage:")

@@ -18,11 +18,9 @@ from dpdispatcher.errors import (
     TransientSchedulerError,
 )
 from dpdispatcher.machine import NOT_REPORTED
-from dpdispatcher.machines.pbs import (
-    PBS,
+from dpdispatcher.machines._pbs_parse import (
     PBS_STATES,
     TORQUE_STATES,
-    Torque,
     gone_job_ids,
     parse_qstat_json,
     parse_qstat_table,
@@ -30,6 +28,7 @@ from dpdispatcher.machines.pbs import (
     parse_qsub_output,
     sequence_number,
 )
+from dpdispatcher.machines.pbs import PBS, Torque
 from dpdispatcher.utils.job_status import JobStatus
 from tests.scheduler_doubles import FakeContext
 from tests.scheduler_doubles import recorded as shared_recorded
