@@ -44,6 +44,7 @@ from collections.abc import Iterable, Sequence
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import TYPE_CHECKING, Any
 
+from dpdispatcher._script.quoting import ascii_digits
 from dpdispatcher._state import JobRuntime
 from dpdispatcher.dlog import dlog
 from dpdispatcher.utils.job_status import STATE_TEXT, JobStatus, state_text
@@ -70,7 +71,7 @@ def journal_lines(jobs: Sequence[Job]) -> str:
         return ""
     # job hashes are SHA-1 hex digests (Job.get_hash): nothing in them to escape
     hashes = '", "'.join([job.job_hash for job in jobs])
-    ids = _json_strings([str(job.job_id) for job in jobs])
+    ids = _json_strings([job.job_id for job in jobs])
     text = STATE_TEXT  # not state_text(): a call per job costs as much as the rest
     states = ", ".join([text.get(job.job_state) or state_text(job.job_state) for job in jobs])
     return f'{{"jobs": ["{hashes}"], "job_ids": {ids}, "job_states": [{states}]}}\n'
@@ -79,11 +80,15 @@ def journal_lines(jobs: Sequence[Job]) -> str:
 def _json_strings(strings: list[str]) -> str:
     """``json.dumps(strings)``; strings of digits (most job ids) joined as they are.
 
-    >>> _json_strings(["12", "13"]), _json_strings(["12.pbs", 'a"'])
-    ('["12", "13"]', '["12.pbs", "a\\\\""]')
+    >>> _json_strings(["12", "13"]), _json_strings(["12.pbs", 'a"']), _json_strings([12, "13"])
+    ('["12", "13"]', '["12.pbs", "a\\\\""]', '["12", "13"]')
     """
-    digits = "".join(strings)
-    if digits.isascii() and digits.isdigit():
+    try:
+        digits = ascii_digits("".join(strings))
+    except TypeError:  # a job id assigned by hand as a number: recorded as its text
+        strings = [str(s) for s in strings]
+        digits = ascii_digits("".join(strings))
+    if digits:
         joined = '", "'.join(strings)
         return f'["{joined}"]'
     return "[" + ", ".join([_json_str(s) for s in strings]) + "]"

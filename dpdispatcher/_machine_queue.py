@@ -11,7 +11,7 @@ finish-tag rule, searching the queue for a job by its submit tag, killing).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from dpdispatcher._script import names, quoting
 from dpdispatcher._submit_shell import (
@@ -319,12 +319,12 @@ class SchedulerQueue:
             return JobStatus.unsubmitted
         return self.check_status_many([job])[job.job_hash]
 
-    def finish_tags(self, jobs: Sequence[Job]) -> Sequence[str | tuple[str, ...]]:
+    def finish_tags(self, jobs: Sequence[Job]) -> list[str] | list[tuple[str, ...]]:
         """The files (relative to the job root) whose existence means each job finished
-        (hook; default: the job tag), a job's one file as a string and several as a tuple
-        (thousands of lists alive during a poll would be walked by the garbage collector,
-        and push it to a full collection)."""
-        return names.job_tag_files([job.job_hash for job in jobs])
+        (hook; default: the job tag): one file per job as a string, or, when some job
+        needs several, every job's files as a tuple (thousands of lists alive during a
+        poll would be walked by the garbage collector, and push it to a full collection)."""
+        return names.job_tag_files(jobs)
 
     def finish_tag_files(self, job: Job) -> list[str]:
         """:meth:`finish_tags` of one job, as a list."""
@@ -334,11 +334,13 @@ class SchedulerQueue:
     def tagged(self, jobs: Sequence[Job]) -> list[bool]:
         """Whether all finish tags of each job exist, with one batched file check."""
         wanted = self.finish_tags(jobs)
-        asked = [f for f in wanted if type(f) is str]
-        if len(asked) < len(wanted):
-            asked += [f for files in wanted if type(files) is tuple for f in files]
-        present = self.context.files_exist(asked)
-        return [f in present if type(f) is str else present.issuperset(f) for f in wanted]
+        if not wanted or type(wanted[0]) is str:  # one file per job
+            tags = cast("list[str]", wanted)
+            present = self.context.files_exist(tags)
+            return [f in present for f in tags]
+        groups = [(f,) if isinstance(f, str) else f for f in wanted]
+        present = self.context.files_exist([f for files in groups for f in files])
+        return [present.issuperset(files) for files in groups]
 
     def check_finish_tag(self, job: Job) -> bool:
         """Whether the job's finish tag(s) exist (one tag: ``context.check_file_exists``,

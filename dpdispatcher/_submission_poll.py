@@ -38,6 +38,7 @@ def _log_finished(jobs: list[Job]) -> None:
 #: states a poll no longer asks about (sets: a job's state is looked up, not compared
 #: with each, in the passes over thousands of jobs)
 _SETTLED = frozenset((JobStatus.finished, JobStatus.failed))
+_FINISHED = frozenset((JobStatus.finished,))
 #: states of jobs to submit, resubmit, or search the queue for (submission ambiguous)
 _TO_SUBMIT_OR_FIND = frozenset((JobStatus.unsubmitted, JobStatus.terminated, JobStatus.unknown))
 
@@ -108,12 +109,12 @@ class Polling(StateFile, FailureHandling):
 
     def check_all_finished(self) -> bool:
         """Whether every job finished (or, under ``continue_on_failure``, gave up)."""
-        done = (
-            (JobStatus.finished, JobStatus.failed)
-            if self.continue_on_failure
-            else (JobStatus.finished,)
-        )
-        return all(job.job_state in done for job in self.belonging_jobs)
+        done = _SETTLED if self.continue_on_failure else _FINISHED
+        # a loop: all() over a generator costs twice as much per job
+        for job in self.belonging_jobs:  # noqa: SIM110
+            if job.job_state not in done:
+                return False
+        return True
 
     def handle_unexpected_submission_state(self) -> bool:
         """Submit unsubmitted jobs and resubmit terminated ones whose delay has passed.

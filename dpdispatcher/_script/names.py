@@ -8,8 +8,15 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
+from collections.abc import Iterable
+from typing import Protocol
 
 _UNSAFE_PATTERN_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class _HasJobHash(Protocol):
+    @property
+    def job_hash(self) -> str: ...
 
 
 def script_file(job_hash: str) -> str:
@@ -43,9 +50,10 @@ def job_tag_file(job_hash: str) -> str:
     return f"{job_hash}{_JOB_TAG}"
 
 
-def job_tag_files(job_hashes: list[str]) -> list[str]:
-    """:func:`job_tag_file` of each hash (one call for the thousands of jobs of a poll)."""
-    return [f"{job_hash}{_JOB_TAG}" for job_hash in job_hashes]
+def job_tag_files(jobs: Iterable[_HasJobHash]) -> list[str]:
+    """:func:`job_tag_file` of each job (one call for the thousands of jobs of a poll)."""
+    tag = _JOB_TAG
+    return [job.job_hash + tag for job in jobs]
 
 
 _JOB_TAG = "_job_tag_finished"

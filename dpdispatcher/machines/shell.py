@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from dpdispatcher._script import names
-from dpdispatcher._script.quoting import sh
+from dpdispatcher._script.quoting import ascii_digits, sh
 from dpdispatcher.base_context import CommandResult
 from dpdispatcher.errors import SchedulerError, TransientSchedulerError
 from dpdispatcher.machine import Machine
@@ -20,7 +20,8 @@ def parse_ps_output(stdout: str) -> dict[str, str]:
     """``ps -o pid=,stat=,args=`` lines as ``{pid: "stat args"}``.
 
     The values are plain strings and no line leaves a list or tuple behind, so a table of
-    thousands of processes gives the garbage collector nothing to walk.
+    thousands of processes gives the garbage collector nothing to walk. A line that is not
+    a process (a header) is kept under its first word, which no PID equals.
 
     >>> parse_ps_output("  12 S    bash a.sub\\n 7 Z\\n")
     {'12': 'S    bash a.sub', '7': 'Z'}
@@ -29,7 +30,7 @@ def parse_ps_output(stdout: str) -> dict[str, str]:
     for line in stdout.splitlines():
         pid, _, rest = line.lstrip().partition(" ")
         rest = rest.lstrip()
-        if pid.isdigit() and rest:
+        if rest:
             out[pid] = rest
     return out
 
@@ -86,9 +87,9 @@ class Shell(Machine):
 
     def status_command(self, jobs: Sequence[Job]) -> str:
         """One ``ps`` for every job's PID."""
-        pids = ",".join([job.job_id for job in jobs])  # one word: ps takes a comma list
-        digits = pids.replace(",", "")
-        if not (digits.isascii() and digits.isdigit()):  # PIDs are; anything else is quoted
+        ids = [job.job_id for job in jobs]
+        pids = ",".join(ids)  # one word: ps takes a comma list
+        if not ascii_digits("".join(ids)):  # PIDs are; anything else is quoted
             pids = sh(pids)
         return f"ps -o pid=,stat=,args= -p {pids}"
 

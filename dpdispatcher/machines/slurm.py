@@ -303,7 +303,7 @@ class SlurmJobArray(Slurm):
         """Touch the job tag once every task tag exists; fail if this element's did not."""
         return render_array_end(job.job_hash, job.job_task_list, job.resources)
 
-    def finish_tags(self, jobs: Sequence[Job]) -> Sequence[str | tuple[str, ...]]:
+    def finish_tags(self, jobs: Sequence[Job]) -> list[str] | list[tuple[str, ...]]:
         """Every task tag: an array job has finished when all its tasks have."""
         return [tuple([task_tag_path(task) for task in job.job_task_list]) for job in jobs]
 
