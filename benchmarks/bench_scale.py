@@ -88,8 +88,13 @@ def _resources(group_size: int) -> Any:
     from dpdispatcher import Resources
 
     return Resources.load_from_dict(
-        {"number_node": 1, "cpu_per_node": 1, "gpu_per_node": 0, "queue_name": "",
-         "group_size": group_size}
+        {
+            "number_node": 1,
+            "cpu_per_node": 1,
+            "gpu_per_node": 0,
+            "queue_name": "",
+            "group_size": group_size,
+        }
     )
 
 
@@ -99,8 +104,12 @@ def child_build(root: Path, n: int) -> dict[str, Any]:
 
     wall, cpu = time.perf_counter(), time.process_time()
     tasks = [
-        Task(command=f"run.sh {i}", task_work_path=f"tasks/{i:07d}/",
-             forward_files=["in.txt", "conf.json"], backward_files=["out.txt"])
+        Task(
+            command=f"run.sh {i}",
+            task_work_path=f"tasks/{i:07d}/",
+            forward_files=["in.txt", "conf.json"],
+            backward_files=["out.txt"],
+        )
         for i in range(n)
     ]
     machine = Machine.load_from_dict(
@@ -113,8 +122,12 @@ def child_build(root: Path, n: int) -> dict[str, Any]:
     sub.submission_to_json()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     state = root / f"{sub.submission_hash}.json"
-    return {"wall": wall, "cpu": cpu, "rss_mb": _peak_rss_mb(),
-            "state_mb": state.stat().st_size / MB}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "rss_mb": _peak_rss_mb(),
+        "state_mb": state.stat().st_size / MB,
+    }
 
 
 def _fake_ps(bindir: Path, table: Path) -> None:
@@ -158,14 +171,19 @@ def child_poll(root: Path, n: int) -> dict[str, Any]:
     """Dispatcher CPU of one poll cycle at ``n`` running, then finished, jobs."""
     from dpdispatcher import Machine, Submission, Task
     from dpdispatcher.utils.job_status import JobStatus
+
     work, remote, table = root / "work", root / "remote", root / "ps-table"
     work.mkdir()
     remote.mkdir()
     _fake_ps(root / "bin", table)
     os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"
     machine = Machine.load_from_dict(
-        {"batch_type": "Shell", "context_type": "LocalContext", "local_root": str(work),
-         "remote_root": str(remote)}
+        {
+            "batch_type": "Shell",
+            "context_type": "LocalContext",
+            "local_root": str(work),
+            "remote_root": str(remote),
+        }
     )
     tasks = [Task(command="true", task_work_path=f"t{i}/") for i in range(n)]
     sub = Submission(work_base="./", machine=machine, resources=_resources(1), task_list=tasks)
@@ -210,13 +228,20 @@ def child_e2e(root: Path, n: int, group_size: int) -> dict[str, Any]:
     remote.mkdir()
     wall = time.perf_counter()
     machine = Machine.load_from_dict(
-        {"batch_type": "Shell", "context_type": "LocalContext", "local_root": str(work),
-         "remote_root": str(remote)}
+        {
+            "batch_type": "Shell",
+            "context_type": "LocalContext",
+            "local_root": str(work),
+            "remote_root": str(remote),
+        }
     )
-    tasks = [Task(command=f"echo {i} > out.txt", task_work_path=d + "/",
-                  backward_files=["out.txt"]) for i, d in enumerate(dirs)]
-    sub = Submission(work_base="./", machine=machine, resources=_resources(group_size),
-                     task_list=tasks)
+    tasks = [
+        Task(command=f"echo {i} > out.txt", task_work_path=d + "/", backward_files=["out.txt"])
+        for i, d in enumerate(dirs)
+    ]
+    sub = Submission(
+        work_base="./", machine=machine, resources=_resources(group_size), task_list=tasks
+    )
     sub.run_submission()
     wall = time.perf_counter() - wall
     for i, d in enumerate(dirs):
@@ -242,11 +267,22 @@ def child(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- driver side
 
 
-def run_child(python: Path | str, env: dict[str, str], tmp: Path, mode: str, n: int,
-              group_size: int = 1) -> dict[str, Any]:
+def run_child(
+    python: Path | str, env: dict[str, str], tmp: Path, mode: str, n: int, group_size: int = 1
+) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"{mode}-{n}-", dir=tmp))
-    cmd = [str(python), str(Path(__file__).resolve()), "--child", mode, "--workdir",
-           str(workdir), "--n", str(n), "--group-size", str(group_size)]
+    cmd = [
+        str(python),
+        str(Path(__file__).resolve()),
+        "--child",
+        mode,
+        "--workdir",
+        str(workdir),
+        "--n",
+        str(n),
+        "--group-size",
+        str(group_size),
+    ]
     # cwd = the temp dir: the original writes a dpdispatcher.log into its working directory
     done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, check=False)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -254,7 +290,7 @@ def run_child(python: Path | str, env: dict[str, str], tmp: Path, mode: str, n: 
     if done.returncode != 0 or not lines:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
         raise SystemExit(f"benchmark child failed ({mode} {n}, {python})")
-    result: dict[str, Any] = json.loads(lines[-1][len("RESULT "):])
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
     print(f"  {mode:5} n={n:<8} {result}", file=sys.stderr, flush=True)
     return result
 
@@ -265,12 +301,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     packages: dict[str, tuple[Path | str, dict[str, str]]] = {"ours": (sys.executable, ours_env)}
     if not args.skip_original:
         packages["original"] = (ensure_orig_python(args.orig_venv), _orig_env())
-    results: dict[str, Any] = {name: {"build": {}, "poll": None, "e2e": None}
-                               for name in packages}
+    results: dict[str, Any] = {name: {"build": {}, "poll": None, "e2e": None} for name in packages}
     if args.original_results and "original" in results:
         # measurements of the original kept from an earlier run of this script
-        results["original"].update(json.loads(args.original_results.read_text())["results"]
-                                   ["original"])
+        results["original"].update(
+            json.loads(args.original_results.read_text())["results"]["original"]
+        )
     poll_jobs = {"ours": args.poll_jobs, "original": args.original_poll_jobs or args.poll_jobs}
     try:
         for n in args.sizes:
@@ -299,6 +335,7 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
         "| measurement | ours | original 1.1.0 | ratio |",
         "| --- | --- | --- | --- |",
     ]
+
     def times(r: dict[str, Any] | None) -> str:
         return "—" if not r else "{:.2f} s / {:.2f} s".format(r["wall"], r["cpu"])
 
@@ -315,11 +352,13 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"| build, {int(n):,} tasks: peak RSS (state file) | {memory(mine)}"
             f" | {memory(theirs)} | {_ratio(mine['rss_mb'], theirs and theirs['rss_mb'])} |"
         )
-    labels = {"first_running_ms": "first poll, all start running (changes saved)",
-              "running_ms": "poll, all running (nothing changed)",
-              "some_finishing_ms": "poll finding 1% finished (their tags checked, saved)",
-              "finishing_ms": "poll finding the other 99% finished (tags checked, saved)",
-              "finished_ms": "poll after all finished"}
+    labels = {
+        "first_running_ms": "first poll, all start running (changes saved)",
+        "running_ms": "poll, all running (nothing changed)",
+        "some_finishing_ms": "poll finding 1% finished (their tags checked, saved)",
+        "finishing_ms": "poll finding the other 99% finished (tags checked, saved)",
+        "finished_ms": "poll after all finished",
+    }
     if ours["poll"]:
         their_poll = orig.get("poll") or {}
         same = their_poll.get("jobs") == ours["poll"]["jobs"]
@@ -354,21 +393,36 @@ def verdicts(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
 
     mine, theirs = ours["build"].get("100000"), orig and orig["build"].get("100000")
     if mine and theirs:
-        say("100,000 tasks wall <= 0.2x", mine["wall"] <= 0.2 * theirs["wall"],
-            _ratio(mine["wall"], theirs["wall"]))
-        say("100,000 tasks memory <= 0.5x", mine["rss_mb"] <= 0.5 * theirs["rss_mb"],
-            _ratio(mine["rss_mb"], theirs["rss_mb"]))
+        say(
+            "100,000 tasks wall <= 0.2x",
+            mine["wall"] <= 0.2 * theirs["wall"],
+            _ratio(mine["wall"], theirs["wall"]),
+        )
+        say(
+            "100,000 tasks memory <= 0.5x",
+            mine["rss_mb"] <= 0.5 * theirs["rss_mb"],
+            _ratio(mine["rss_mb"], theirs["rss_mb"]),
+        )
     big = ours["build"].get("1000000")
     if big:
-        say("1,000,000 tasks <= 30 s and <= 2 GB", big["wall"] <= 30 and big["rss_mb"] <= 2048,
-            f"{big['wall']:.1f} s, {big['rss_mb']:.0f} MB")
+        say(
+            "1,000,000 tasks <= 30 s and <= 2 GB",
+            big["wall"] <= 30 and big["rss_mb"] <= 2048,
+            f"{big['wall']:.1f} s, {big['rss_mb']:.0f} MB",
+        )
     if ours["poll"]:
         worst = max(v for k, v in ours["poll"].items() if k.endswith("_ms"))
-        say(f"poll at {args.poll_jobs:,} jobs <= 50 ms CPU", worst <= 50,
-            f"worst of the five polls {worst:.1f} ms")
+        say(
+            f"poll at {args.poll_jobs:,} jobs <= 50 ms CPU",
+            worst <= 50,
+            f"worst of the five polls {worst:.1f} ms",
+        )
     if ours["e2e"] and orig and orig.get("e2e"):
-        say("10,000-task run <= 0.3x", ours["e2e"]["wall"] <= 0.3 * orig["e2e"]["wall"],
-            _ratio(ours["e2e"]["wall"], orig["e2e"]["wall"]))
+        say(
+            "10,000-task run <= 0.3x",
+            ours["e2e"]["wall"] <= 0.3 * orig["e2e"]["wall"],
+            _ratio(ours["e2e"]["wall"], orig["e2e"]["wall"]),
+        )
     return out
 
 
@@ -411,23 +465,48 @@ def main() -> None:
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--group-size", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--sizes", type=int, nargs="+",
-                        default=[1_000, 10_000, 100_000, 1_000_000], help="task counts to build")
-    parser.add_argument("--original-max", type=int, default=100_000,
-                        help="largest N also built with the original (default 100,000)")
-    parser.add_argument("--poll-jobs", type=int, default=10_000,
-                        help="jobs in the poll measurement (0 skips it)")
-    parser.add_argument("--original-poll-jobs", type=int, default=0,
-                        help="jobs in the original's poll measurement (default: --poll-jobs; "
-                        "the original runs one ps per job, about 1 s per 1,000 jobs)")
-    parser.add_argument("--original-results", type=Path, default=None,
-                        help="reuse the original's measurements found in this --out file")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1_000, 10_000, 100_000, 1_000_000],
+        help="task counts to build",
+    )
+    parser.add_argument(
+        "--original-max",
+        type=int,
+        default=100_000,
+        help="largest N also built with the original (default 100,000)",
+    )
+    parser.add_argument(
+        "--poll-jobs", type=int, default=10_000, help="jobs in the poll measurement (0 skips it)"
+    )
+    parser.add_argument(
+        "--original-poll-jobs",
+        type=int,
+        default=0,
+        help="jobs in the original's poll measurement (default: --poll-jobs; "
+        "the original runs one ps per job, about 1 s per 1,000 jobs)",
+    )
+    parser.add_argument(
+        "--original-results",
+        type=Path,
+        default=None,
+        help="reuse the original's measurements found in this --out file",
+    )
     parser.add_argument("--e2e-tasks", type=int, default=10_000, help="tasks of the run")
     parser.add_argument("--skip-e2e", action="store_true", help="no end-to-end run")
-    parser.add_argument("--skip-original", action="store_true",
-                        help="do not run the original dpdispatcher (no venv needed)")
-    parser.add_argument("--orig-venv", type=Path, default=None,
-                        help="venv holding dpdispatcher==1.1.0 (default: the tests' cached one)")
+    parser.add_argument(
+        "--skip-original",
+        action="store_true",
+        help="do not run the original dpdispatcher (no venv needed)",
+    )
+    parser.add_argument(
+        "--orig-venv",
+        type=Path,
+        default=None,
+        help="venv holding dpdispatcher==1.1.0 (default: the tests' cached one)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="log-log plot (PNG)")
     args = parser.parse_args()

@@ -56,8 +56,12 @@ def path_problem(path: Any) -> str | None:
 
 def plainly_fine(path: Any) -> bool:
     """The quick test passed by nearly every path; :func:`path_problem` explains a failure."""
-    return type(path) is str and path != "" and path[0] != "/" and ".." not in path and (
-        "\0" not in path
+    return (
+        type(path) is str
+        and path != ""
+        and path[0] != "/"
+        and ".." not in path
+        and ("\0" not in path)
     )
 
 

@@ -69,13 +69,18 @@ def _add_submit(sub: Any) -> None:
         action="store_true",
         help="return once every job is submitted (run again to wait and download)",
     )
-    p.add_argument("--no-clean", dest="clean", action="store_false",
-                   help="keep the job root afterwards")
-    p.add_argument("--continue-on-failure", action="store_true",
-                   help="keep running the other jobs when one fails for good")
+    p.add_argument(
+        "--no-clean", dest="clean", action="store_false", help="keep the job root afterwards"
+    )
+    p.add_argument(
+        "--continue-on-failure",
+        action="store_true",
+        help="keep running the other jobs when one fails for good",
+    )
     p.add_argument("--allow-ref", action="store_true", help="let $ref entries load files")
-    p.add_argument("--strict", action="store_true",
-                   help="refuse unknown keys instead of warning about them")
+    p.add_argument(
+        "--strict", action="store_true", help="refuse unknown keys instead of warning about them"
+    )
     p.add_argument(
         "--check-interval",
         type=float,
@@ -197,8 +202,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         options["continue_on_failure"] = True
     _run_with_progress(submission, **options)
     if args.dry_run:
-        print(f"submission succeeded: {submission.submission_hash} (dry run: uploaded, "
-              "nothing submitted)")
+        print(
+            f"submission succeeded: {submission.submission_hash} (dry run: uploaded, "
+            "nothing submitted)"
+        )
     else:
         state = "submitted" if args.exit_on_submit else "finished"
         print(f"submission {submission.submission_hash}: {state}")

@@ -414,6 +414,7 @@ class Job:
 #: what comes between a job's resources and its state in the state file
 _STATE_KEY = ', "job_state": '
 
+
 #: the JSON of each state (a state file lists one per job and task)
 def single_task_name(job: Any) -> str:
     """The ``task_name`` of a job holding exactly one task, else ``""``.

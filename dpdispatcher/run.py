@@ -38,16 +38,27 @@ def pep723_args() -> Argument:
     base = submission_args()
     fields = [a for a in base.sub_fields.values() if a.name not in ("work_base", "task_list")]
     task = base.sub_fields["task_list"]
-    command = Argument("command", str, optional=True, default="python",
-                       doc="Program running the script (the script path is appended).")
+    command = Argument(
+        "command",
+        str,
+        optional=True,
+        default="python",
+        doc="Program running the script (the script path is appended).",
+    )
     task_fields = [command, *(a for a in task.sub_fields.values() if a.name != "command")]
     return Argument(
         "pep723",
         dict,
         [
             Argument("work_base", str, optional=True, default="./", doc="The work base."),
-            Argument("task_list", list, task_fields, repeat=True, optional=True,
-                     doc="The tasks; each runs the script."),
+            Argument(
+                "task_list",
+                list,
+                task_fields,
+                repeat=True,
+                optional=True,
+                doc="The tasks; each runs the script.",
+            ),
             *fields,
         ],
         doc="The [tool.dpdispatcher] table of a `# /// script` block.",
@@ -93,12 +104,14 @@ def script_file_name(script_hash: str) -> str:
 
 
 def _legacy_task_list(metadata: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{
-        "command": shlex.quote(str(metadata.get("python", "python3"))),
-        "task_work_path": ".",
-        "forward_files": list(metadata.get("forward_files", [])),
-        "backward_files": list(metadata.get("backward_files", [])),
-    }]
+    return [
+        {
+            "command": shlex.quote(str(metadata.get("python", "python3"))),
+            "task_work_path": ".",
+            "forward_files": list(metadata.get("forward_files", [])),
+            "backward_files": list(metadata.get("backward_files", [])),
+        }
+    ]
 
 
 def _expand_tasks(tasks: list[Any], work_dir: str, script_hash: str) -> list[dict[str, Any]]:
@@ -120,9 +133,7 @@ def _expand_tasks(tasks: list[Any], work_dir: str, script_hash: str) -> list[dic
     return out
 
 
-def create_submission(
-    metadata: dict[str, Any], script_hash: str, allow_ref: bool = False
-) -> Any:
+def create_submission(metadata: dict[str, Any], script_hash: str, allow_ref: bool = False) -> Any:
     """The :class:`~dpdispatcher.Submission` a script's metadata describes."""
     from dpdispatcher.entrypoints.submit import submission_from_dict
     from dpdispatcher.machine import Machine
@@ -144,8 +155,10 @@ def _resolve_ref(task: Any, allow_ref: bool) -> Any:
     if not (isinstance(task, dict) and "$ref" in task):
         return task
     if not allow_ref:
-        raise ConfigurationError(f"task_list: {task['$ref']!r} is a $ref; pass allow_ref=True "
-                                 "(dpdisp run --allow-ref) to load it")
+        raise ConfigurationError(
+            f"task_list: {task['$ref']!r} is a $ref; pass allow_ref=True "
+            "(dpdisp run --allow-ref) to load it"
+        )
     from dpdispatcher._loaders import load_json, load_yaml
 
     path = str(task["$ref"])

@@ -214,7 +214,8 @@ class Submission(Polling, FileStaging):
                 "task_list: %d task(s) are listed more than once, e.g. %r; identical tasks "
                 "share one finish tag: a copy that starts after another finished is skipped, "
                 "copies in jobs running at the same time run concurrently",
-                len(repeated), repeated[0],
+                len(repeated),
+                repeated[0],
             )
 
     def _resources(self) -> Resources:

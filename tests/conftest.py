@@ -26,7 +26,7 @@ def _load_env_file(path: Path) -> None:
         line = line.strip()
         if not line.startswith("export "):
             continue
-        key, _, value = line[len("export "):].partition("=")
+        key, _, value = line[len("export ") :].partition("=")
         parts = shlex.split(value) if value else [""]
         os.environ.setdefault(key, parts[0] if parts else "")
 
@@ -40,8 +40,10 @@ def require(*variables: str, what: str) -> None:
     missing = [v for v in variables if not os.environ.get(v)]
     if not missing:
         return
-    reason = (f"{what} is not available (missing {', '.join(missing)}); "
-              "run `bash tests/infra/up.sh` as root")
+    reason = (
+        f"{what} is not available (missing {', '.join(missing)}); "
+        "run `bash tests/infra/up.sh` as root"
+    )
     if IN_CI:
         pytest.fail(f"CI requires {reason}")
     pytest.skip(reason)
@@ -58,8 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _private_dpdispatcher_home(tmp_path_factory: pytest.TempPathFactory,
-                               monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _private_dpdispatcher_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Keep the local state copies of each test out of the user's home."""
     monkeypatch.setenv("DPDISPATCHER_HOME", str(tmp_path_factory.mktemp("dpdhome")))
     yield

@@ -108,8 +108,12 @@ def download_subset(submission: Submission, state: JobStatus, logs_only: bool) -
     if machine is None:
         raise ConfigurationError("the recorded submission has no machine")
     machine.context.download(view, check_exists=True, mark_failure=False)
-    dlog.info("downloaded %s %d %s job(s)", "logs of" if logs_only else "results of",
-              len(jobs), state.name)
+    dlog.info(
+        "downloaded %s %d %s job(s)",
+        "logs of" if logs_only else "results of",
+        len(jobs),
+        state.name,
+    )
     return jobs
 
 

@@ -39,8 +39,9 @@ _CHDIR_LOCK = threading.Lock()
 def submission_args() -> Argument:
     """The dargs schema of the submission JSON (machine, resources, task_list, ...)."""
     machine, resources, task = machine_dargs(), resources_dargs(detail_kwargs=False), task_dargs()
-    task_list = Argument("task_list", list, list(task.sub_fields.values()), repeat=True,
-                         doc="The tasks.")
+    task_list = Argument(
+        "task_list", list, list(task.sub_fields.values()), repeat=True, doc="The tasks."
+    )
     opt_str = [str, type(None)]
     return Argument(
         "submission",
@@ -50,22 +51,40 @@ def submission_args() -> Argument:
             machine,
             resources,
             task_list,
-            Argument("forward_common_files", list, optional=True, default=[],
-                     doc="Files sent once to the job root."),
-            Argument("backward_common_files", list, optional=True, default=[],
-                     doc="Files brought back from the job root."),
-            Argument("previous_submission_hash", opt_str, optional=True, default=None,
-                     doc="Adopt the job root of this earlier submission."),
-            Argument("continue_on_failure", bool, optional=True, default=False,
-                     doc="Keep running the other jobs when one fails for good."),
+            Argument(
+                "forward_common_files",
+                list,
+                optional=True,
+                default=[],
+                doc="Files sent once to the job root.",
+            ),
+            Argument(
+                "backward_common_files",
+                list,
+                optional=True,
+                default=[],
+                doc="Files brought back from the job root.",
+            ),
+            Argument(
+                "previous_submission_hash",
+                opt_str,
+                optional=True,
+                default=None,
+                doc="Adopt the job root of this earlier submission.",
+            ),
+            Argument(
+                "continue_on_failure",
+                bool,
+                optional=True,
+                default=False,
+                doc="Keep running the other jobs when one fails for good.",
+            ),
         ],
         doc="A submission: where the tasks are, what they run and where.",
     )
 
 
-def submission_from_dict(
-    data: Any, *, strict: bool = False, allow_ref: bool = False
-) -> Submission:
+def submission_from_dict(data: Any, *, strict: bool = False, allow_ref: bool = False) -> Submission:
     """Build a submission from the ``dpdisp submit`` JSON layout.
 
     Unknown keys (at any level) are dropped with a warning, or refused with ``strict``.
@@ -84,8 +103,11 @@ def submission_from_dict(
     if strict:
         machine.check_resources(resources, strict=True)
     accepted = inspect.signature(Submission).parameters
-    extra = {k: data[k] for k in ("previous_submission_hash", "continue_on_failure")
-             if data.get(k) is not None and k in accepted}
+    extra = {
+        k: data[k]
+        for k in ("previous_submission_hash", "continue_on_failure")
+        if data.get(k) is not None and k in accepted
+    }
     return Submission(
         data["work_base"],
         machine,
@@ -148,8 +170,12 @@ def submit(
     ``continue_on_failure`` is passed on only when given, so a value in the file holds.
     """
     submission = load_submission_from_json(filename, allow_ref=allow_ref, strict=strict)
-    options: dict[str, Any] = {"dry_run": dry_run, "exit_on_submit": exit_on_submit,
-                               "clean": clean, **run_options}
+    options: dict[str, Any] = {
+        "dry_run": dry_run,
+        "exit_on_submit": exit_on_submit,
+        "clean": clean,
+        **run_options,
+    }
     if continue_on_failure is not None:
         options["continue_on_failure"] = continue_on_failure
     submission.run_submission(**options)

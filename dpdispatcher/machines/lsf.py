@@ -364,8 +364,7 @@ class LSF(Machine):
         if not result.ok and not table and not gone:
             raise SchedulerError(
                 f"{type(self).__name__}: {self.status_command(jobs).split()[0]} failed "
-                f"(exit code {result.exit_code}): "
-                + ("; ".join(unexplained) or "no message")
+                f"(exit code {result.exit_code}): " + ("; ".join(unexplained) or "no message")
             )
         for text in unexplained:
             dlog.warning("LSF: bjobs said %r", text)

@@ -120,4 +120,3 @@ class Shell(Machine):
     def kill_command(self, job_id: str) -> str:
         """Kill the job's whole process group."""
         return f"kill -9 -- -{sh(job_id)}"
-

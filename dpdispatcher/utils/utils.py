@@ -112,8 +112,18 @@ def rsync(
     """
     import shlex
 
-    ssh = ["ssh", "-o", f"ConnectTimeout={timeout}", "-o", "BatchMode=yes",
-           "-o", "StrictHostKeyChecking=accept-new", "-p", str(port), "-q"]
+    ssh = [
+        "ssh",
+        "-o",
+        f"ConnectTimeout={timeout}",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-p",
+        str(port),
+        "-q",
+    ]
     if key_filename:
         ssh += ["-i", key_filename]
     if proxy_command:

@@ -13,7 +13,6 @@ dflow runs in its local debug mode (no Argo, no Kubernetes).
 The result (workflow phase, step phases, output parameter) is printed as one JSON line.
 """
 
-
 import json
 import sys
 from pathlib import Path
@@ -75,23 +74,30 @@ def sliced_workflow(spec, executor) -> Workflow:
     wf = Workflow(name="dpdisp-sliced")
     items = spec["sliced"]
     templ = PythonOPTemplate(
-        Shout, image="dpdisp-standin",
+        Shout,
+        image="dpdisp-standin",
         # no sliced output parameter: dflow 1.8.134's merged script renames the output
         # file only in scripts older than its own template (it then writes "line" thrice)
         slices=Slices("{{item}}", input_parameter=["msg"]),
     )
-    wf.add(Step(name="shout", template=templ,
-                parameters={"msg": items, "counter": spec["counter"]},
-                with_param=argo_range(len(items)), executor=executor))
+    wf.add(
+        Step(
+            name="shout",
+            template=templ,
+            parameters={"msg": items, "counter": spec["counter"]},
+            with_param=argo_range(len(items)),
+            executor=executor,
+        )
+    )
     return wf
 
 
 def produce_template(script_extra: str) -> ShellOPTemplate:
     script = (
-        "echo \"produce start $(pwd)\" >> {{inputs.parameters.counter}}\n"
+        'echo "produce start $(pwd)" >> {{inputs.parameters.counter}}\n'
         + script_extra
         + "mkdir -p /tmp/out && echo {{inputs.parameters.msg}} > /tmp/out/result.txt\n"
-        "echo \"produce end $(pwd)\" >> {{inputs.parameters.counter}}\n"
+        'echo "produce end $(pwd)" >> {{inputs.parameters.counter}}\n'
     )
     templ = ShellOPTemplate(name="produce", image="dpdisp-standin", script=script)
     templ.inputs.parameters = {"msg": InputParameter(), "counter": InputParameter()}
@@ -138,8 +144,7 @@ def main() -> None:
         done = wf.query_step(name="consume")
         if done and done[0].phase == "Succeeded":
             line = done[0].outputs.parameters["line"].value
-    print(json.dumps({"phase": wf.query_status(), "steps": steps, "line": line,
-                      "id": wf.id}))
+    print(json.dumps({"phase": wf.query_status(), "steps": steps, "line": line, "id": wf.id}))
 
 
 if __name__ == "__main__":

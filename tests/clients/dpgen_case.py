@@ -214,16 +214,18 @@ record("end")
 """
 
 
-def write_standins(bindir: Path, venv: Venv, counter: Path, gate: Path | None,
-                   python: str | None = None) -> None:
+def write_standins(
+    bindir: Path, venv: Venv, counter: Path, gate: Path | None, python: str | None = None
+) -> None:
     """Write the ``dp``, ``lmp`` and ``vasp`` stand-ins into ``bindir``.
 
     They need only the standard library: ``python`` (default: the venv's interpreter)
     may be any Python 3, e.g. the system's for a cluster user who cannot read the venv.
     """
     bindir.mkdir(parents=True, exist_ok=True)
-    header = _HEADER.format(python=python or venv.python, counter=str(counter),
-                            gate=str(gate) if gate else "")
+    header = _HEADER.format(
+        python=python or venv.python, counter=str(counter), gate=str(gate) if gate else ""
+    )
     bodies = {"dp": DP, "lmp": LMP.format(numb_models=NUMB_MODELS), "vasp": VASP}
     for name, body in bodies.items():
         path = bindir / name
@@ -244,15 +246,33 @@ def param(work: Path) -> dict[str, object]:
         "default_training_param": {
             "model": {
                 "type_map": TYPE_MAP,
-                "descriptor": {"type": "se_e2_a", "sel": [16, 4], "rcut_smth": 0.5,
-                               "rcut": 5.0, "neuron": [10], "axis_neuron": 4, "seed": 1},
+                "descriptor": {
+                    "type": "se_e2_a",
+                    "sel": [16, 4],
+                    "rcut_smth": 0.5,
+                    "rcut": 5.0,
+                    "neuron": [10],
+                    "axis_neuron": 4,
+                    "seed": 1,
+                },
                 "fitting_net": {"neuron": [10], "seed": 1},
             },
             "learning_rate": {"type": "exp", "start_lr": 0.001, "decay_steps": 100},
-            "loss": {"start_pref_e": 0.02, "limit_pref_e": 2, "start_pref_f": 1000,
-                     "limit_pref_f": 1, "start_pref_v": 0.0, "limit_pref_v": 0.0},
-            "training": {"numb_steps": 10, "disp_file": "lcurve.out", "disp_freq": 10,
-                         "save_freq": 10, "seed": 1},
+            "loss": {
+                "start_pref_e": 0.02,
+                "limit_pref_e": 2,
+                "start_pref_f": 1000,
+                "limit_pref_f": 1,
+                "start_pref_v": 0.0,
+                "limit_pref_v": 0.0,
+            },
+            "training": {
+                "numb_steps": 10,
+                "disp_file": "lcurve.out",
+                "disp_freq": 10,
+                "save_freq": 10,
+                "seed": 1,
+            },
         },
         "model_devi_dt": 0.002,
         "model_devi_skip": 0,
@@ -260,8 +280,15 @@ def param(work: Path) -> dict[str, object]:
         "model_devi_f_trust_hi": 0.15,
         "model_devi_clean_traj": False,
         "model_devi_jobs": [
-            {"sys_idx": [0], "temps": MD_TEMPS, "press": [1.0], "trj_freq": 10,
-             "nsteps": 20, "ensemble": "nvt", "_idx": "00"},
+            {
+                "sys_idx": [0],
+                "temps": MD_TEMPS,
+                "press": [1.0],
+                "trj_freq": 10,
+                "nsteps": 20,
+                "ensemble": "nvt",
+                "_idx": "00",
+            },
         ],
         "fp_style": "vasp",
         "shuffle_poscar": False,
@@ -278,8 +305,9 @@ def param(work: Path) -> dict[str, object]:
 STAGES = {"train": "dp", "model_devi": "lmp", "fp": "vasp"}
 
 
-def _adapted(example: Path, bindir: Path,
-             edit: Callable[[str, dict[str, Any]], None]) -> dict[str, object]:
+def _adapted(
+    example: Path, bindir: Path, edit: Callable[[str, dict[str, Any]], None]
+) -> dict[str, object]:
     """DP-GEN's example machine file with the stand-in commands, each stage's section
     edited by ``edit(stage, section)``, and DP-GEN's own keys in the fp resources."""
     mdata: dict[str, object] = json.loads(example.read_text())
@@ -308,8 +336,9 @@ def machine(example: Path, bindir: Path, remote_root: Path) -> dict[str, object]
     return _adapted(example, bindir, edit)
 
 
-def slurm_ssh_machine(example: Path, bindir: Path, remote_root: str,
-                      profile: dict[str, object]) -> dict[str, object]:
+def slurm_ssh_machine(
+    example: Path, bindir: Path, remote_root: str, profile: dict[str, object]
+) -> dict[str, object]:
     """DP-GEN's ``machine-slurm-qe.json`` example (Slurm over SSH) adapted to a cluster.
 
     What a user edits in that example: the stand-in commands, the roots, the
@@ -322,16 +351,26 @@ def slurm_ssh_machine(example: Path, bindir: Path, remote_root: str,
         section["machine"]["remote_root"] = f"{remote_root}/{stage}"
         section["machine"]["remote_profile"].update(profile)
         res = section["resources"]
-        res.update(queue_name="normal", gpu_per_node=0, cpu_per_node=1,
-                   source_list=[], module_list=[])
-        res["custom_flags"] = [f for f in res["custom_flags"]
-                               if not f.startswith(("#SBATCH --mem", "#SBATCH --exclude"))]
+        res.update(
+            queue_name="normal", gpu_per_node=0, cpu_per_node=1, source_list=[], module_list=[]
+        )
+        res["custom_flags"] = [
+            f
+            for f in res["custom_flags"]
+            if not f.startswith(("#SBATCH --mem", "#SBATCH --exclude"))
+        ]
 
     return _adapted(example, bindir, edit)
 
 
-def prepare(work: Path, venv: Venv, example: Path, bindir: Path,
-            remote_root: Path, mdata: dict[str, object] | None = None) -> None:
+def prepare(
+    work: Path,
+    venv: Venv,
+    example: Path,
+    bindir: Path,
+    remote_root: Path,
+    mdata: dict[str, object] | None = None,
+) -> None:
     """Write every input of the case into ``work`` (``mdata``: the machine file's
     content, by default :func:`machine` of ``example``)."""
     work.mkdir(parents=True, exist_ok=True)
@@ -341,7 +380,10 @@ def prepare(work: Path, venv: Venv, example: Path, bindir: Path,
         (work / f"POTCAR_{name}").write_text(f"  PAW_PBE {name} 01Jan2000\n stand-in\n")
     subprocess.run(
         [str(venv.python), "-c", _PREPARE.format(type_map=TYPE_MAP), str(work)],
-        check=True, env=venv.env(), capture_output=True, timeout=300,
+        check=True,
+        env=venv.env(),
+        capture_output=True,
+        timeout=300,
     )
     (work / "param.json").write_text(json.dumps(param(work), indent=2))
     if mdata is None:
@@ -349,8 +391,9 @@ def prepare(work: Path, venv: Venv, example: Path, bindir: Path,
     (work / "machine.json").write_text(json.dumps(mdata, indent=2))
 
 
-def counts(counter: Path, program: str, event: str = "start",
-           first_arg: str | None = None) -> dict[str, int]:
+def counts(
+    counter: Path, program: str, event: str = "start", first_arg: str | None = None
+) -> dict[str, int]:
     """``task -> times`` ``program`` recorded ``event`` (optionally with ``first_arg``)."""
     result: dict[str, int] = {}
     if not counter.is_file():
@@ -368,19 +411,20 @@ def counts(counter: Path, program: str, event: str = "start",
 def slurm_job_ids(counter: Path, program: str) -> dict[str, str]:
     """``task -> SLURM_JOB_ID`` of the job in which ``program`` started it (``-``: none)."""
     jobs = counter.with_name(counter.name + ".jobs")
-    return {task: job for prog, what, task, job in
-            (line.split() for line in jobs.read_text().splitlines())
-            if prog == program and what == "start"}
+    return {
+        task: job
+        for prog, what, task, job in (line.split() for line in jobs.read_text().splitlines())
+        if prog == program and what == "start"
+    }
 
 
-def prepare_init_bulk(work: Path, example_dir: Path, example: Path, bindir: Path,
-                      remote_root: Path) -> None:
+def prepare_init_bulk(
+    work: Path, example_dir: Path, example: Path, bindir: Path, remote_root: Path
+) -> None:
     """DP-GEN's own ``examples/init/ch4.json`` case with its POSCAR and INCARs."""
     work.mkdir(parents=True, exist_ok=True)
     for name in ("ch4.json", "CH4.POSCAR", "INCAR_methane.rlx", "INCAR_methane.md"):
         (work / name).write_bytes((example_dir / name).read_bytes())
     for name in TYPE_MAP:
         (work / f"POTCAR_{name}").write_text(f"  PAW_PBE {name} 01Jan2000\n stand-in\n")
-    (work / "machine.json").write_text(
-        json.dumps(machine(example, bindir, remote_root), indent=2)
-    )
+    (work / "machine.json").write_text(json.dumps(machine(example, bindir, remote_root), indent=2))

@@ -171,12 +171,31 @@ def run_suite(workdir: Path, extra_args: list[str] | None = None) -> Outcome:
         HOME=str(home),
     )
     report = workdir / "junit.xml"
-    cmd = [str(python), "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider",
-           "-o", "addopts=", "--rootdir", str(workdir), f"--junitxml={report}",
-           "--continue-on-collection-errors"]
+    cmd = [
+        str(python),
+        "-m",
+        "pytest",
+        "tests",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "--rootdir",
+        str(workdir),
+        f"--junitxml={report}",
+        "--continue-on-collection-errors",
+    ]
     cmd += extra_args or []
-    subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=1200, check=False)
+    subprocess.run(
+        cmd,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=1200,
+        check=False,
+    )
     return parse_junit(report)
 
 
@@ -190,8 +209,11 @@ class Verdict:
 
     @property
     def unexpected(self) -> dict[str, str]:
-        return {t: m for t, m in self.outcome.failed.items()
-                if t not in self.exempt and t not in self.known}
+        return {
+            t: m
+            for t, m in self.outcome.failed.items()
+            if t not in self.exempt and t not in self.known
+        }
 
     @property
     def stale(self) -> list[str]:
@@ -261,8 +283,10 @@ def owner_of(tid: str) -> str:
 def write_known_failures(verdict: Verdict, path: Path = KNOWN_FILE) -> None:
     """Rewrite the known-failures file with the failures outside the exemption list."""
     header = [line for line in path.read_text().splitlines() if line.startswith("#")]
-    blocked = ("newbk: tests/context.py imports utils.hdfs_cli, contexts.hdfs_context and "
-               "machines.distributed_shell")
+    blocked = (
+        "newbk: tests/context.py imports utils.hdfs_cli, contexts.hdfs_context and "
+        "machines.distributed_shell"
+    )
     rows = sorted(
         (blocked if m == "collection failure" and owner_of(t) == "cfg" else owner_of(t), t, m)
         for t, m in verdict.outcome.failed.items()
@@ -285,11 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", help="run in this (new) directory and keep it")
     parser.add_argument("-k", dest="expr", help="pytest -k expression")
-    parser.add_argument("--package", type=Path, default=REPO / "dpdispatcher",
-                        help="the dpdispatcher package directory to test (default: this one)")
+    parser.add_argument(
+        "--package",
+        type=Path,
+        default=REPO / "dpdispatcher",
+        help="the dpdispatcher package directory to test (default: this one)",
+    )
     parser.add_argument("--list", action="store_true", help="print every failure's message")
-    parser.add_argument("--write-known", action="store_true",
-                        help="rewrite the known-failures file from this run")
+    parser.add_argument(
+        "--write-known", action="store_true", help="rewrite the known-failures file from this run"
+    )
     args = parser.parse_args(argv)
     extra = ["-k", args.expr] if args.expr else []
     if args.keep:

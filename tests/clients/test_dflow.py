@@ -37,8 +37,18 @@ pytest_plugins = ["tests.cloud_emulator.fixture"]
 PYDFLOW = "pydflow==1.8.134"
 #: what ``import dflow`` and its dispatcher plugin need (infra NOTES.md)
 DFLOW_LIGHT_DEPS = (
-    "jsonpickle", "cloudpickle==2.2.0", "pyyaml", "requests", "tqdm", "psutil", "filelock",
-    "python-dateutil", "six", "argo-workflows==5.0.0", "kubernetes", "oss2",
+    "jsonpickle",
+    "cloudpickle==2.2.0",
+    "pyyaml",
+    "requests",
+    "tqdm",
+    "psutil",
+    "filelock",
+    "python-dateutil",
+    "six",
+    "argo-workflows==5.0.0",
+    "kubernetes",
+    "oss2",
 )
 DRIVER = Path(__file__).with_name("dflow_driver.py")
 
@@ -49,8 +59,13 @@ def dflow_venv() -> Venv:
 
 
 def _spec(tmp: Path, counter: Path, machine: dict[str, Any], **extra: Any) -> Path:
-    spec = {"workdir": str(tmp / "wf"), "counter": str(counter), "msg": "hello dflow",
-            "machine": machine, **extra}
+    spec = {
+        "workdir": str(tmp / "wf"),
+        "counter": str(counter),
+        "msg": "hello dflow",
+        "machine": machine,
+        **extra,
+    }
     path = tmp / "spec.json"
     path.write_text(json.dumps(spec))
     return path
@@ -62,11 +77,17 @@ def _env(venv: Venv, tmp: Path) -> dict[str, str]:
     return venv.env(HOME=str(home))
 
 
-def _run(venv: Venv, tmp: Path, spec: Path, timeout: float = 300,
-         **env: str) -> tuple[dict[str, Any], str]:
+def _run(
+    venv: Venv, tmp: Path, spec: Path, timeout: float = 300, **env: str
+) -> tuple[dict[str, Any], str]:
     done = subprocess.run(
-        [str(venv.python), str(DRIVER), str(spec)], cwd=tmp, env={**_env(venv, tmp), **env},
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [str(venv.python), str(DRIVER), str(spec)],
+        cwd=tmp,
+        env={**_env(venv, tmp), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
@@ -79,8 +100,12 @@ def _events(counter: Path) -> list[str]:
     return [" ".join(line.split()[:2]) for line in counter.read_text().splitlines()]
 
 
-def _assert_succeeded(result: dict[str, Any], output: str, counter: Path,
-                      steps: tuple[str, ...] = ("produce", "consume")) -> None:
+def _assert_succeeded(
+    result: dict[str, Any],
+    output: str,
+    counter: Path,
+    steps: tuple[str, ...] = ("produce", "consume"),
+) -> None:
     assert result["phase"] == "Succeeded", output[-6000:]
     assert result["steps"] == dict.fromkeys(steps, "Succeeded"), output[-6000:]
     expected = ["produce start", "produce end"]
@@ -97,8 +122,7 @@ def _local_machine(remote_root: Path, context: str = "LocalContext") -> dict[str
 def test_dflow_shell_local_context(dflow_venv: Venv, tmp_path: Path) -> None:
     """Shell + LocalContext: a shell step's artifact feeds a Python OP step."""
     counter, remote = tmp_path / "counter", tmp_path / "remote"
-    result, output = _run(dflow_venv, tmp_path,
-                          _spec(tmp_path, counter, _local_machine(remote)))
+    result, output = _run(dflow_venv, tmp_path, _spec(tmp_path, counter, _local_machine(remote)))
     _assert_succeeded(result, output, counter)
     assert list(remote.iterdir()) == []  # clean=True (dflow's default) removed the job roots
 
@@ -106,8 +130,11 @@ def test_dflow_shell_local_context(dflow_venv: Venv, tmp_path: Path) -> None:
 def test_dflow_shell_lazy_local_context(dflow_venv: Venv, tmp_path: Path) -> None:
     """Shell + LazyLocalContext: jobs run in the step's own work dir."""
     counter = tmp_path / "counter"
-    machine = {"batch_type": "Shell", "context_type": "LazyLocalContext",
-               "remote_root": str(tmp_path / "cluster-root")}  # dflow always sets one
+    machine = {
+        "batch_type": "Shell",
+        "context_type": "LazyLocalContext",
+        "remote_root": str(tmp_path / "cluster-root"),
+    }  # dflow always sets one
     result, output = _run(dflow_venv, tmp_path, _spec(tmp_path, counter, machine))
     _assert_succeeded(result, output, counter)
     assert all(str(tmp_path / "wf") in line for line in counter.read_text().splitlines())
@@ -118,21 +145,29 @@ def test_dflow_sliced_step(dflow_venv: Venv, tmp_path: Path, merge: bool) -> Non
     """dpgen2's sliced steps: merged into one submission of many tasks, or one each."""
     counter, remote = tmp_path / "counter", tmp_path / "remote"
     items = ["a", "b", "c", "d"]
-    spec = _spec(tmp_path, counter, _local_machine(remote), sliced=items,
-                 executor={"merge_sliced_step": merge})
+    spec = _spec(
+        tmp_path,
+        counter,
+        _local_machine(remote),
+        sliced=items,
+        executor={"merge_sliced_step": merge},
+    )
     result, output = _run(dflow_venv, tmp_path, spec)
     assert result["phase"] == "Succeeded", output[-6000:]
     assert sorted(counter.read_text().splitlines()) == [f"shout {i}" for i in items]
     assert list(remote.iterdir()) == []
 
 
-def test_dflow_clean_false_with_retry_on_submission_error(
-    dflow_venv: Venv, tmp_path: Path
-) -> None:
+def test_dflow_clean_false_with_retry_on_submission_error(dflow_venv: Venv, tmp_path: Path) -> None:
     """dpgen2's settings: retry_on_submission_error=10, clean=False keeps the job root."""
     counter, remote = tmp_path / "counter", tmp_path / "remote"
-    spec = _spec(tmp_path, counter, _local_machine(remote), single_step=True,
-                 executor={"retry_on_submission_error": 10, "clean": False})
+    spec = _spec(
+        tmp_path,
+        counter,
+        _local_machine(remote),
+        single_step=True,
+        executor={"retry_on_submission_error": 10, "clean": False},
+    )
     result, output = _run(dflow_venv, tmp_path, spec, DISPATCHER_DEBUG="true")
     _assert_succeeded(result, output, counter, steps=("produce",))
     assert "retry 0" in output and "retry 1" not in output  # one successful attempt
@@ -148,34 +183,47 @@ def test_dflow_clean_false_with_retry_on_submission_error(
     assert any(said.search(line) for line in step_log.splitlines()), step_log[-3000:]
 
 
-def test_dflow_ssh_context_slurm(dflow_venv: Venv, tmp_path: Path,
-                                 shared_dir: Path) -> None:
+def test_dflow_ssh_context_slurm(dflow_venv: Venv, tmp_path: Path, shared_dir: Path) -> None:
     """dflow's default machine (Slurm over SSHContext) against the test sshd and Slurm.
 
     HOME is fresh: no known_hosts, as in dflow's dispatcher container (accept-new).
     """
-    require("DPDISP_SSH_HOST", "DPDISP_SSH_PORT", "DPDISP_SSH_USER",
-            "DPDISP_SSH_KEY_ED25519", "DPDISP_SLURM", what="real sshd and Slurm")
+    require(
+        "DPDISP_SSH_HOST",
+        "DPDISP_SSH_PORT",
+        "DPDISP_SSH_USER",
+        "DPDISP_SSH_KEY_ED25519",
+        "DPDISP_SLURM",
+        what="real sshd and Slurm",
+    )
     user = os.environ["DPDISP_SSH_USER"]
     counter = shared_dir / "counter"
     remote_root = f"/home/{user}/dpdisp-dflow-{uuid.uuid4().hex[:8]}"
     spec = _spec(
-        tmp_path, counter, {
+        tmp_path,
+        counter,
+        {
             "remote_root": remote_root,
-            "remote_profile": {"key_filename": os.environ["DPDISP_SSH_KEY_ED25519"],
-                               "look_for_keys": False},
+            "remote_profile": {
+                "key_filename": os.environ["DPDISP_SSH_KEY_ED25519"],
+                "look_for_keys": False,
+            },
         },
         single_step=True,
-        executor={"host": os.environ["DPDISP_SSH_HOST"],
-                  "port": int(os.environ["DPDISP_SSH_PORT"]), "username": user},
+        executor={
+            "host": os.environ["DPDISP_SSH_HOST"],
+            "port": int(os.environ["DPDISP_SSH_PORT"]),
+            "username": user,
+        },
     )
     # an existing remote root: without create_remote_root it must exist (as with 1.1.0)
     subprocess.run(["install", "-d", "-o", user, remote_root], check=True)
     try:
         result, output = _run(dflow_venv, tmp_path, spec)
         _assert_succeeded(result, output, counter, steps=("produce",))
-        assert all(line.split()[2].startswith(remote_root)
-                   for line in counter.read_text().splitlines())
+        assert all(
+            line.split()[2].startswith(remote_root) for line in counter.read_text().splitlines()
+        )
         known = tmp_path / "home" / ".ssh" / "known_hosts"
         assert known.is_file() and "[127.0.0.1]:" in known.read_text()  # trust on first use
     finally:
@@ -190,19 +238,27 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_dflow_sigterm_of_the_step_kills_its_job(dflow_venv: Venv,
-                                                  tmp_path: Path) -> None:
+def test_dflow_sigterm_of_the_step_kills_its_job(dflow_venv: Venv, tmp_path: Path) -> None:
     """SIGTERM to the step (pod deletion): dflow's handler removes the unfinished job."""
     counter, remote = tmp_path / "counter", tmp_path / "remote"
     task_pid = counter.with_name("counter.pid")
     # paths go through a parameter: dflow rewrites "/tmp" in the script text itself
-    spec = _spec(tmp_path, counter, _local_machine(remote), single_step=True,
-                 produce_extra="echo $$ > {{inputs.parameters.counter}}.pid\nsleep 600\n")
+    spec = _spec(
+        tmp_path,
+        counter,
+        _local_machine(remote),
+        single_step=True,
+        produce_extra="echo $$ > {{inputs.parameters.counter}}.pid\nsleep 600\n",
+    )
     with open(tmp_path / "driver.out", "wb") as out:
-        driver = subprocess.Popen([str(dflow_venv.python), str(DRIVER), str(spec)],
-                                  cwd=tmp_path, env=_env(dflow_venv, tmp_path),
-                                  stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        driver = subprocess.Popen(
+            [str(dflow_venv.python), str(DRIVER), str(spec)],
+            cwd=tmp_path,
+            env=_env(dflow_venv, tmp_path),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 120
         while not task_pid.is_file() or not task_pid.read_text().strip():
@@ -254,8 +310,9 @@ def _the_job(emulator: CloudEmulator) -> Any:
     return jobs[0]
 
 
-def test_dflow_bohrium_backend(dflow_venv: Venv, tmp_path: Path,
-                               cloud_emulator: CloudEmulator) -> None:
+def test_dflow_bohrium_backend(
+    dflow_venv: Venv, tmp_path: Path, cloud_emulator: CloudEmulator
+) -> None:
     """Bohrium through dflow against the cloud emulator: input_data, exit code, results."""
     counter = tmp_path / "counter"
     spec = _spec(tmp_path, counter, _bohrium_machine(tmp_path), single_step=True)
@@ -271,18 +328,28 @@ def test_dflow_bohrium_backend(dflow_venv: Venv, tmp_path: Path,
 
 @pytest.mark.parametrize(
     ("failures", "status"),
-    [(1, 400),   # the job API refuses once: RequestInfoException reaches dflow's loop
-     (4, 503)],  # down for longer than the client's own 3 retries
+    [
+        (1, 400),  # the job API refuses once: RequestInfoException reaches dflow's loop
+        (4, 503),
+    ],  # down for longer than the client's own 3 retries
     ids=["refused-once", "outage"],
 )
 def test_dflow_bohrium_retry_on_submission_error(
-    dflow_venv: Venv, tmp_path: Path, cloud_emulator: CloudEmulator,
-    failures: int, status: int,
+    dflow_venv: Venv,
+    tmp_path: Path,
+    cloud_emulator: CloudEmulator,
+    failures: int,
+    status: int,
 ) -> None:
     """dpgen2's retry_on_submission_error around a failing job API: one job, run once."""
     counter = tmp_path / "counter"
-    spec = _spec(tmp_path, counter, _bohrium_machine(tmp_path), single_step=True,
-                 executor={"retry_on_submission_error": 3})
+    spec = _spec(
+        tmp_path,
+        counter,
+        _bohrium_machine(tmp_path),
+        single_step=True,
+        executor={"retry_on_submission_error": 3},
+    )
     cloud_emulator.fail_next(failures, status=status, path_prefix="/brm/v2/job/add")
     result, output = _run(dflow_venv, tmp_path, spec)
     _assert_succeeded(result, output, counter, steps=("produce",))

@@ -87,23 +87,32 @@ def test_dpgen_example_machine_files_pass_dpgen_arginfo(
     test_file = dpgen_sdist / "tests" / "test_check_examples.py"
     done = subprocess.run(
         [str(dpgen_venv.python), "-c", _CHECK_MACHINE_EXAMPLES, str(test_file)],
-        env=dpgen_venv.env(), capture_output=True, text=True, timeout=300,
-        cwd=dpgen_sdist, check=False,
+        env=dpgen_venv.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=dpgen_sdist,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.splitlines()[-1])
     assert len(results) >= 10, results  # 12 machine files in 0.11.1's list
-    failures = {Path(fn).relative_to(dpgen_sdist).as_posix(): err
-                for fn, err in results.items() if err}
+    failures = {
+        Path(fn).relative_to(dpgen_sdist).as_posix(): err for fn, err in results.items() if err
+    }
     assert failures == {}
 
 
-def _start_dpgen(venv: Venv, work: Path, log: Path,
-                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _start_dpgen(
+    venv: Venv, work: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
             [str(venv.bindir / "dpgen"), "run", "param.json", "machine.json"],
-            cwd=work, env=env or venv.env(), stdout=out, stderr=subprocess.STDOUT,
+            cwd=work,
+            env=env or venv.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -123,8 +132,14 @@ def _expect_once(found: dict[str, int], number: int, what: str) -> None:
     assert set(found.values()) == {1}, f"{what} ran more than once: {found}"
 
 
-def _run_killed_in_fp_and_rerun(venv: Venv, work: Path, counter: Path, gate: Path,
-                                kill_after: int, env: dict[str, str] | None = None) -> None:
+def _run_killed_in_fp_and_rerun(
+    venv: Venv,
+    work: Path,
+    counter: Path,
+    gate: Path,
+    kill_after: int,
+    env: dict[str, str] | None = None,
+) -> None:
     """``dpgen run`` until ``kill_after`` fp tasks started (held at ``gate``), SIGKILL of
     the driver only (its jobs keep running), open the gate, run again to the next
     training; then check that every stand-in ran once per task and what came back."""
@@ -148,23 +163,27 @@ def _run_killed_in_fp_and_rerun(venv: Venv, work: Path, counter: Path, gate: Pat
 
     output = log.read_text()
     assert (work / "record.dpgen").read_text().splitlines()[-1] == "1 2"  # next train done
-    _expect_once(case.counts(counter, "dp", first_arg="train"), 2 * case.NUMB_MODELS,
-                 "dp train (iterations 0 and 1)")
-    _expect_once(case.counts(counter, "dp", first_arg="freeze"), 2 * case.NUMB_MODELS,
-                 "dp freeze")
+    _expect_once(
+        case.counts(counter, "dp", first_arg="train"),
+        2 * case.NUMB_MODELS,
+        "dp train (iterations 0 and 1)",
+    )
+    _expect_once(case.counts(counter, "dp", first_arg="freeze"), 2 * case.NUMB_MODELS, "dp freeze")
     _expect_once(case.counts(counter, "lmp"), len(case.MD_TEMPS), "lmp")
     _expect_once(case.counts(counter, "vasp"), case.FP_TASK_MAX, "vasp start")
     _expect_once(case.counts(counter, "vasp", "end"), case.FP_TASK_MAX, "vasp end")
     # what came back is what DP-GEN read: models, deviations, OUTCARs -> labelled data
     it0 = work / "iter.000000"
     assert sorted(p.name for p in (it0 / "01.model_devi").glob("graph.*.pb")) == [
-        f"graph.{i:03d}.pb" for i in range(case.NUMB_MODELS)]
+        f"graph.{i:03d}.pb" for i in range(case.NUMB_MODELS)
+    ]
     assert len(list(it0.glob("01.model_devi/task.*/model_devi.out"))) == len(case.MD_TEMPS)
     assert len(list(it0.glob("02.fp/task.*/OUTCAR"))) == case.FP_TASK_MAX
     assert list(it0.glob("02.fp/data.*/*/set.*/energy.npy")), "post_fp labelled nothing"
     # iteration 1 trains on the initial data plus the fp labels (forward_common_files)
     assert case.counts(counter, "dp", "systems:1") == dict.fromkeys(
-        case.counts(counter, "dp", "systems:1"), 1)
+        case.counts(counter, "dp", "systems:1"), 1
+    )
     assert len(case.counts(counter, "dp", "systems:1")) == case.NUMB_MODELS
     assert len(case.counts(counter, "dp", "systems:2")) == case.NUMB_MODELS
     it1_train = work / "iter.000001" / "00.train"
@@ -194,17 +213,26 @@ def test_dpgen_run_slurm_over_ssh_killed_in_fp_and_rerun(
     """The same iteration with DP-GEN's ``machine-slurm-qe.json`` example: every stage on
     the real Slurm through the real sshd (``slurm`` / ``ssh`` spellings), from a fresh
     ``HOME`` with no ``known_hosts``; killed while the fp jobs run or wait in the queue."""
-    require("DPDISP_SSH_HOST", "DPDISP_SSH_PORT", "DPDISP_SSH_USER",
-            "DPDISP_SSH_KEY_ED25519", "DPDISP_SLURM", what="real sshd and Slurm")
+    require(
+        "DPDISP_SSH_HOST",
+        "DPDISP_SSH_PORT",
+        "DPDISP_SSH_USER",
+        "DPDISP_SSH_KEY_ED25519",
+        "DPDISP_SLURM",
+        what="real sshd and Slurm",
+    )
     user = os.environ["DPDISP_SSH_USER"]
     work, bindir = tmp_path / "run", shared_dir / "bin"
     counter, gate = shared_dir / "counter.txt", shared_dir / "gate"
     # the cluster user runs the stand-ins: the system Python, not root's venv
     case.write_standins(bindir, dpgen_venv, counter, gate, python="/usr/bin/python3")
     remote_root = f"/home/{user}/dpdisp-dpgen-{uuid.uuid4().hex[:8]}"
-    profile = {"hostname": os.environ["DPDISP_SSH_HOST"],
-               "port": int(os.environ["DPDISP_SSH_PORT"]), "username": user,
-               "key_filename": os.environ["DPDISP_SSH_KEY_ED25519"]}
+    profile = {
+        "hostname": os.environ["DPDISP_SSH_HOST"],
+        "port": int(os.environ["DPDISP_SSH_PORT"]),
+        "username": user,
+        "key_filename": os.environ["DPDISP_SSH_KEY_ED25519"],
+    }
     example = dpgen_sdist / "examples" / "machine" / "DeePMD-kit-1.x" / "machine-slurm-qe.json"
     mdata = case.slurm_ssh_machine(example, bindir, remote_root, profile)
     case.prepare(work, dpgen_venv, example, bindir, tmp_path / "unused", mdata=mdata)
@@ -215,8 +243,9 @@ def test_dpgen_run_slurm_over_ssh_killed_in_fp_and_rerun(
     home.mkdir()
     try:
         # fp group_size 1 on a two-CPU node: one started task is enough, others may queue
-        _run_killed_in_fp_and_rerun(dpgen_venv, work, counter, gate, kill_after=1,
-                                    env=dpgen_venv.env(HOME=str(home)))
+        _run_killed_in_fp_and_rerun(
+            dpgen_venv, work, counter, gate, kill_after=1, env=dpgen_venv.env(HOME=str(home))
+        )
         assert "[127.0.0.1]:" in (home / ".ssh" / "known_hosts").read_text()  # first use
         for program in ("dp", "lmp", "vasp"):  # every stage ran inside Slurm jobs
             jobs = case.slurm_job_ids(counter, program)
@@ -233,12 +262,17 @@ def test_dpgen_init_bulk_relax_md_collect(
     work, bindir, counter = tmp_path / "init", tmp_path / "bin", tmp_path / "counter.txt"
     case.write_standins(bindir, dpgen_venv, counter, gate=None)
     example = dpgen_sdist / "examples" / "machine" / "DeePMD-kit-1.x" / "machine-local.json"
-    case.prepare_init_bulk(work, dpgen_sdist / "examples" / "init", example, bindir,
-                           tmp_path / "remote")
+    case.prepare_init_bulk(
+        work, dpgen_sdist / "examples" / "init", example, bindir, tmp_path / "remote"
+    )
     param = json.loads((work / "ch4.json").read_text())
     done = subprocess.run(
         [str(dpgen_venv.bindir / "dpgen"), "init_bulk", "ch4.json", "machine.json"],
-        cwd=work, env=dpgen_venv.env(), capture_output=True, text=True, timeout=600,
+        cwd=work,
+        env=dpgen_venv.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
         check=False,
     )
     output = done.stdout + done.stderr

@@ -17,6 +17,7 @@ from tests._venvs import original, pip_target
 
 __all__ = ["DRIVER", "OPENAPI_DRIVER", "ensure_bohrium_sdk", "original_python"]
 
+
 def original_python() -> Path:
     """The python of the shared venv holding dpdispatcher 1.1.0 + its bohrium extra."""
     return original("1.1.0", extra="bohrium").python

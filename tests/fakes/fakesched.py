@@ -741,11 +741,15 @@ def finalize_paths(st: State, job: Job) -> None:
                     )
     elif fl == "fugaku":
         # pjsub: <job name>.<job id>.out / .err in the submission directory
-        job["stdout_path"] = expand_path(o_arg, job, "o") if o_arg else os.path.join(
-            job["cwd"], "%s.%d.out" % (job["name"], jid)
+        job["stdout_path"] = (
+            expand_path(o_arg, job, "o")
+            if o_arg
+            else os.path.join(job["cwd"], "%s.%d.out" % (job["name"], jid))
         )
-        job["stderr_path"] = expand_path(e_arg, job, "e") if e_arg else os.path.join(
-            job["cwd"], "%s.%d.err" % (job["name"], jid)
+        job["stderr_path"] = (
+            expand_path(e_arg, job, "e")
+            if e_arg
+            else os.path.join(job["cwd"], "%s.%d.err" % (job["name"], jid))
         )
     else:
         job["stdout_path"] = expand_path(o_arg, job, "o") if o_arg else None

@@ -26,6 +26,7 @@ fi
 
 echo "== ruff"
 "$PYTHON" -m ruff check dpdispatcher tests benchmarks
+"$PYTHON" -m ruff format --check dpdispatcher tests benchmarks
 echo "== mypy --strict"
 "$PYTHON" -m mypy --strict dpdispatcher
 echo "== docs (sphinx -W)"

@@ -14,9 +14,12 @@ def write_submission(tmp_path: Path, command: str = "echo hi > out") -> Path:
     (tmp_path / "local" / "work" / "t0").mkdir(parents=True)
     data = {
         "work_base": "work",
-        "machine": {"batch_type": "Shell", "context_type": "LocalContext",
-                    "local_root": str(tmp_path / "local"),
-                    "remote_root": str(tmp_path / "remote")},
+        "machine": {
+            "batch_type": "Shell",
+            "context_type": "LocalContext",
+            "local_root": str(tmp_path / "local"),
+            "remote_root": str(tmp_path / "remote"),
+        },
         "resources": {"group_size": 1},
         "task_list": [{"command": command, "task_work_path": "t0", "backward_files": ["out"]}],
     }
@@ -32,8 +35,12 @@ def test_no_subcommand_prints_help(capsys):
 
 
 def test_python_dash_m_help():
-    out = subprocess.run([sys.executable, "-m", "dpdispatcher", "submission", "--help"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "dpdispatcher", "submission", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "--reset-fail-count" in out and "--download-terminated-log" in out
 
 
@@ -72,7 +79,7 @@ def test_submit_dry_run_and_exit_on_submit(tmp_path, capsys):
     assert main(["submit", str(path), "--check-interval", "0.2"]) == 0
 
 
-SCRIPT = '''# /// script
+SCRIPT = """# /// script
 # requires-python = ">=3.9"
 # [tool.dpdispatcher]
 # work_base = "."
@@ -86,7 +93,7 @@ SCRIPT = '''# /// script
 # group_size = 1
 # ///
 open("result.txt", "w").write(str(6 * 7))
-'''
+"""
 
 
 def test_run_script_with_inline_metadata(tmp_path):
@@ -110,8 +117,13 @@ def test_version(capsys):
 
 
 def _dpdisp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dpdispatcher", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "dpdispatcher", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_run_errors_without_traceback(tmp_path):
@@ -127,7 +139,7 @@ def test_run_errors_without_traceback(tmp_path):
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "TOML" in bad.stderr
 
 
-TASK_LIST_SCRIPT = '''# /// script
+TASK_LIST_SCRIPT = """# /// script
 # [tool.dpdispatcher]
 # work_base = "work"
 # [tool.dpdispatcher.machine]
@@ -144,7 +156,7 @@ TASK_LIST_SCRIPT = '''# /// script
 # ///
 import os
 print("ran in", os.path.basename(os.getcwd()))
-'''
+"""
 
 
 def test_run_script_with_a_task_list_and_glob(tmp_path):
@@ -153,8 +165,9 @@ def test_run_script_with_a_task_list_and_glob(tmp_path):
     for name in ("t1", "t2", "other"):
         (local / "work" / name).mkdir(parents=True)
     script = tmp_path / "my script.py"
-    script.write_text(TASK_LIST_SCRIPT.format(local=local, remote=tmp_path / "remote",
-                                              python=sys.executable))
+    script.write_text(
+        TASK_LIST_SCRIPT.format(local=local, remote=tmp_path / "remote", python=sys.executable)
+    )
     res = _dpdisp("run", str(script), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     for name in ("t1", "t2"):

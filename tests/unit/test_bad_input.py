@@ -23,13 +23,23 @@ def base(tmp_path: Path) -> dict[str, Any]:
     (work / "common.txt").write_text("common\n")
     return {
         "work_base": "work",
-        "machine": {"batch_type": "Shell", "context_type": "LocalContext",
-                    "local_root": str(tmp_path / "local"), "remote_root": str(tmp_path / "remote")},
+        "machine": {
+            "batch_type": "Shell",
+            "context_type": "LocalContext",
+            "local_root": str(tmp_path / "local"),
+            "remote_root": str(tmp_path / "remote"),
+        },
         "resources": {"group_size": 1},
         "forward_common_files": ["common.txt"],
-        "task_list": [{"command": "cat in.txt > out.txt", "task_work_path": f"t{i}/",
-                       "forward_files": ["in.txt"], "backward_files": ["out.txt"]}
-                      for i in range(2)],
+        "task_list": [
+            {
+                "command": "cat in.txt > out.txt",
+                "task_work_path": f"t{i}/",
+                "forward_files": ["in.txt"],
+                "backward_files": ["out.txt"],
+            }
+            for i in range(2)
+        ],
     }
 
 
@@ -40,6 +50,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         for key in keys[:-1]:
             target = target[int(key)] if isinstance(target, list) else target[key]
         target[keys[-1]] = value
+
     return apply
 
 
@@ -50,6 +61,7 @@ def _del(path: str) -> Callable[[dict[str, Any]], None]:
         for key in keys[:-1]:
             target = target[int(key)] if isinstance(target, list) else target[key]
         del target[keys[-1]]
+
     return apply
 
 
@@ -63,10 +75,16 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("cpu_per_node as string", _set("resources/cpu_per_node", "4"), "cpu_per_node"),
     ("negative group_size", _set("resources/group_size", -2), "group_size"),
     ("bad env name", _set("resources/envs", {"A B": "1"}), "A B"),
-    ("cuda without gpus", _set("resources/strategy", {"if_cuda_multi_devices": True}),
-     "if_cuda_multi_devices"),
-    ("ratio_unfinished out of range", _set("resources/strategy", {"ratio_unfinished": 1.5}),
-     "ratio_unfinished"),
+    (
+        "cuda without gpus",
+        _set("resources/strategy", {"if_cuda_multi_devices": True}),
+        "if_cuda_multi_devices",
+    ),
+    (
+        "ratio_unfinished out of range",
+        _set("resources/strategy", {"ratio_unfinished": 1.5}),
+        "ratio_unfinished",
+    ),
     ("para_deg zero", _set("resources/para_deg", 0), "para_deg"),
     ("task without command", _del("task_list/0/command"), "command"),
     ("absolute task_work_path", _set("task_list/0/task_work_path", "/etc"), "task_work_path"),
@@ -76,15 +94,20 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("missing common file", _set("forward_common_files", ["gone.txt"]), "gone.txt"),
     ("empty task_list", _set("task_list", []), "no tasks"),
     ("missing work base", _set("work_base", "no_such_dir"), "does not exist"),
-    ("header template missing",
-     _set("resources/strategy", {"customized_script_header_template_file": "/no/such.tpl"}),
-     "customized_script_header_template_file"),
+    (
+        "header template missing",
+        _set("resources/strategy", {"customized_script_header_template_file": "/no/such.tpl"}),
+        "customized_script_header_template_file",
+    ),
 ]
 
 
 def _snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("name,mutate,expected", CASES, ids=[c[0] for c in CASES])
@@ -103,18 +126,36 @@ def test_bad_input_rejected_before_submission(name, mutate, expected, tmp_path):
 #: unknown keys: a warning naming the key, where it is and the closest valid key; an
 #: error only under strict=True (SPEC §3, revised)
 UNKNOWN_KEYS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
-    ("machine key typo", _set("machine/remote_rot", "/x"),
-     "machine: unknown key 'remote_rot' ignored; did you mean 'remote_root'?"),
-    ("remote_profile key typo", _set("machine/remote_profile", {"symlnk": False}),
-     "machine/remote_profile: unknown key 'symlnk' ignored; did you mean 'symlink'?"),
-    ("resources key typo", _set("resources/cpu_per_nod", 2),
-     "resources: unknown key 'cpu_per_nod' ignored; did you mean 'cpu_per_node'?"),
-    ("DP-GEN's cvasp in resources", _set("resources/cvasp", True),
-     "resources: unknown key 'cvasp' ignored"),
-    ("task key typo", _set("task_list/0/forward_file", ["in.txt"]),
-     "task: unknown key 'forward_file' ignored; did you mean 'forward_files'?"),
-    ("unknown submission key", _set("task_lists", []),
-     "submission: unknown key 'task_lists' ignored; did you mean 'task_list'?"),
+    (
+        "machine key typo",
+        _set("machine/remote_rot", "/x"),
+        "machine: unknown key 'remote_rot' ignored; did you mean 'remote_root'?",
+    ),
+    (
+        "remote_profile key typo",
+        _set("machine/remote_profile", {"symlnk": False}),
+        "machine/remote_profile: unknown key 'symlnk' ignored; did you mean 'symlink'?",
+    ),
+    (
+        "resources key typo",
+        _set("resources/cpu_per_nod", 2),
+        "resources: unknown key 'cpu_per_nod' ignored; did you mean 'cpu_per_node'?",
+    ),
+    (
+        "DP-GEN's cvasp in resources",
+        _set("resources/cvasp", True),
+        "resources: unknown key 'cvasp' ignored",
+    ),
+    (
+        "task key typo",
+        _set("task_list/0/forward_file", ["in.txt"]),
+        "task: unknown key 'forward_file' ignored; did you mean 'forward_files'?",
+    ),
+    (
+        "unknown submission key",
+        _set("task_lists", []),
+        "submission: unknown key 'task_lists' ignored; did you mean 'task_list'?",
+    ),
 ]
 
 

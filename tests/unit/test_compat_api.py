@@ -21,9 +21,14 @@ from dpdispatcher.utils.record import record
 
 def _submission(tmp_path: Path) -> Submission:
     (tmp_path / "work" / "t").mkdir(parents=True)
-    machine = Machine.load_from_dict({"batch_type": "Shell", "context_type": "LocalContext",
-                                      "local_root": str(tmp_path),
-                                      "remote_root": str(tmp_path / "r")})
+    machine = Machine.load_from_dict(
+        {
+            "batch_type": "Shell",
+            "context_type": "LocalContext",
+            "local_root": str(tmp_path),
+            "remote_root": str(tmp_path / "r"),
+        }
+    )
     sub = Submission("work", machine, Resources(1, 1, 0, "", 1), task_list=[Task("true", "t")])
     sub.generate_jobs()
     return sub
@@ -74,8 +79,9 @@ def test_rsync_command(monkeypatch: pytest.MonkeyPatch) -> None:
         return (23, b"", b"rsync: chown failed") if len(seen) > 1 else (0, b"", b"")
 
     monkeypatch.setattr(utils, "run_cmd_with_all_output", fake)
-    utils.rsync("a.txt", "me@host:/x/a.txt", port=2222, key_filename="k",
-                proxy_command="ssh -W %h:%p jump")
+    utils.rsync(
+        "a.txt", "me@host:/x/a.txt", port=2222, key_filename="k", proxy_command="ssh -W %h:%p jump"
+    )
     cmd = seen[0]
     assert cmd[:2] == ["rsync", "-rlptDz"] and cmd[-2:] == ["a.txt", "me@host:/x/a.txt"]
     ssh = shlex.split(cmd[cmd.index("-e") + 1])
@@ -95,13 +101,15 @@ def test_schema_errors_are_also_dargs_errors() -> None:
 
 
 def test_load_from_dict_with_ref(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "machine.json").write_text(json.dumps(
-        {"batch_type": "Shell", "context_type": "LazyLocalContext", "local_root": "."}))
+    (tmp_path / "machine.json").write_text(
+        json.dumps({"batch_type": "Shell", "context_type": "LazyLocalContext", "local_root": "."})
+    )
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigurationError):
         Machine.load_from_dict({"$ref": "machine.json"})
     assert type(Machine.load_from_dict({"$ref": "machine.json"}, allow_ref=True)).__name__ == (
-        "Shell")
+        "Shell"
+    )
 
 
 def test_machine_built_in_code_equals_the_same_machine_loaded(tmp_path: Path) -> None:

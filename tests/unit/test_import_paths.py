@@ -40,14 +40,20 @@ PATHS = {
     "dpdispatcher.contexts.ssh_context": ["SSHContext", "SSHSession"],
     "dpdispatcher.contexts.dp_cloud_server_context": ["DpCloudServerContext"],
     "dpdispatcher.utils.job_status": ["JobStatus"],
-    "dpdispatcher.utils.utils": ["generate_totp", "retry", "RetrySignal", "get_sha256", "hotp",
-                                 "rsync", "run_cmd_with_all_output",
-                                 "customized_script_header_template"],
+    "dpdispatcher.utils.utils": [
+        "generate_totp",
+        "retry",
+        "RetrySignal",
+        "get_sha256",
+        "hotp",
+        "rsync",
+        "run_cmd_with_all_output",
+        "customized_script_header_template",
+    ],
     "dpdispatcher.utils.record": ["Record", "record"],
     "dpdispatcher.utils.dpcloudserver": ["Client", "client", "config", "retcode", "zip_file"],
     "dpdispatcher.utils.dpcloudserver.client": ["Client", "RequestInfoException"],
-    "dpdispatcher.entrypoints.submit": ["submit", "load_submission_from_json",
-                                        "submission_args"],
+    "dpdispatcher.entrypoints.submit": ["submit", "load_submission_from_json", "submission_args"],
     "dpdispatcher.entrypoints.submission": ["handle_submission"],
     "dpdispatcher.entrypoints.run": ["run"],
     "dpdispatcher.entrypoints.gui": ["start_dpgui"],
@@ -55,16 +61,34 @@ PATHS = {
     "dpdispatcher.contexts.lazy_local_context": ["LazyLocalContext", "SPRetObj"],
     "dpdispatcher.arginfo": ["machine_dargs", "resources_dargs", "task_dargs"],
     "dpdispatcher.dlog": ["dlog"],
-    "dpdispatcher.dpcloudserver.api": ["login", "get", "post", "job_create", "get_jobs",
-                                       "get_tasks", "upload", "download"],
+    "dpdispatcher.dpcloudserver.api": [
+        "login",
+        "get",
+        "post",
+        "job_create",
+        "get_jobs",
+        "get_tasks",
+        "upload",
+        "download",
+    ],
     "dpdispatcher.dpcloudserver.config": ["API_HOST"],
     "dpdispatcher.dpcloudserver.retcode": ["RETCODE"],
     "dpdispatcher.dpcloudserver.zip_file": ["zip_file_list", "unzip_file"],
-    "dpdispatcher.file_manager": ["PathPolicy", "PathResolver", "ManifestBuilder",
-                                  "RemoteManifestBuilder", "SubmissionStagingPlan",
-                                  "ArchiveBuilder", "FileTransfer", "AtomicTextWriter",
-                                  "SafeArchiveExtractor", "write_text_atomic", "FileEntry",
-                                  "MissingEntry", "ResolvedManifest"],
+    "dpdispatcher.file_manager": [
+        "PathPolicy",
+        "PathResolver",
+        "ManifestBuilder",
+        "RemoteManifestBuilder",
+        "SubmissionStagingPlan",
+        "ArchiveBuilder",
+        "FileTransfer",
+        "AtomicTextWriter",
+        "SafeArchiveExtractor",
+        "write_text_atomic",
+        "FileEntry",
+        "MissingEntry",
+        "ResolvedManifest",
+    ],
     "dpdispatcher.utils.archive": ["UnsafeArchiveError", "safe_extract_tar", "safe_extract_zip"],
 }
 
@@ -92,9 +116,11 @@ def test_top_level_api():
 
 
 def test_import_is_light_and_quiet():
-    code = ("import sys, logging, dpdispatcher; "
-            "heavy = [m for m in ('paramiko', 'requests', 'oss2') if m in sys.modules]; "
-            "assert not heavy, heavy; "
-            "assert all(isinstance(h, logging.NullHandler) "
-            "for h in logging.getLogger('dpdispatcher').handlers)")
+    code = (
+        "import sys, logging, dpdispatcher; "
+        "heavy = [m for m in ('paramiko', 'requests', 'oss2') if m in sys.modules]; "
+        "assert not heavy, heavy; "
+        "assert all(isinstance(h, logging.NullHandler) "
+        "for h in logging.getLogger('dpdispatcher').handlers)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -28,15 +28,23 @@ print("HASH", s.submission_hash)
 """
 
 
-def run(tmp_path: Path, setup: str = "", after: str = "", env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, setup: str = "", after: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     code = RUN.format(setup=setup, after=after)
     full_env = {k: v for k, v in os.environ.items() if k != "DPDISPATCHER_LOG_LEVEL"}
     full_env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                          text=True, env=full_env, timeout=120, check=True, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+        check=True,
+        cwd=tmp_path,
+    )
 
 
 def _hash(out: str) -> str:
@@ -70,11 +78,14 @@ def test_client_raising_the_level_gets_debug_output(tmp_path):
 
 
 def test_application_logging_configuration_overrides(tmp_path):
-    res = run(tmp_path, setup="logging.basicConfig(level=logging.WARNING, "
-                              "format='APP %(name)s %(message)s')")
+    res = run(
+        tmp_path,
+        setup="logging.basicConfig(level=logging.WARNING, format='APP %(name)s %(message)s')",
+    )
     assert "APP dpdispatcher resources: unknown key 'cvasp' ignored" in res.stderr
     assert "was submitted" not in res.stderr  # the application asked for WARNING
     assert res.stderr.count("unknown key 'cvasp'") == 1  # one handler, not two
-    info = run(tmp_path / "i", setup="logging.basicConfig(level=logging.INFO, "
-                                     "format='APP %(message)s')")
+    info = run(
+        tmp_path / "i", setup="logging.basicConfig(level=logging.INFO, format='APP %(message)s')"
+    )
     assert "APP job " in info.stderr and "was submitted" in info.stderr

@@ -15,15 +15,28 @@ from dpdispatcher.utils.job_status import JobStatus
 
 
 def machine(tmp_path, **extra):
-    return Machine.load_from_dict({"batch_type": "Shell", "context_type": "LocalContext",
-                                   "local_root": str(tmp_path), "remote_root": str(tmp_path / "r"),
-                                   **extra})
+    return Machine.load_from_dict(
+        {
+            "batch_type": "Shell",
+            "context_type": "LocalContext",
+            "local_root": str(tmp_path),
+            "remote_root": str(tmp_path / "r"),
+            **extra,
+        }
+    )
 
 
 def test_jobstatus_values_are_frozen():
     assert {s.name: int(s) for s in JobStatus} == {
-        "unsubmitted": 1, "waiting": 2, "running": 3, "terminated": 4, "finished": 5,
-        "completing": 6, "failed": 7, "unknown": 100}
+        "unsubmitted": 1,
+        "waiting": 2,
+        "running": 3,
+        "terminated": 4,
+        "finished": 5,
+        "completing": 6,
+        "failed": 7,
+        "unknown": 100,
+    }
 
 
 @pytest.mark.parametrize("name", ["Shell", "shell", "SHELL"])
@@ -54,10 +67,24 @@ def test_resources_defaults_filled_and_order_fixed():
     r = Resources.load_from_dict({"group_size": 3, "_comment": "ignored"})
     data = r.serialize()
     assert list(data) == [
-        "number_node", "cpu_per_node", "gpu_per_node", "queue_name", "group_size",
-        "custom_flags", "strategy", "para_deg", "module_purge", "module_unload_list",
-        "module_list", "source_list", "envs", "prepend_script", "append_script", "wait_time",
-        "kwargs"]
+        "number_node",
+        "cpu_per_node",
+        "gpu_per_node",
+        "queue_name",
+        "group_size",
+        "custom_flags",
+        "strategy",
+        "para_deg",
+        "module_purge",
+        "module_unload_list",
+        "module_list",
+        "source_list",
+        "envs",
+        "prepend_script",
+        "append_script",
+        "wait_time",
+        "kwargs",
+    ]
     assert (data["number_node"], data["cpu_per_node"], data["gpu_per_node"]) == (1, 1, 0)
     assert data["strategy"]["if_cuda_multi_devices"] is False
     assert data["strategy"]["ratio_unfinished"] == 0.0
@@ -67,24 +94,47 @@ def test_resources_kwargs_nested_or_flat_are_equal():
     nested = Resources(1, 2, 1, "q", 1, kwargs={"custom_gpu_line": "#SBATCH --gres=gpu:1"})
     flat = Resources(1, 2, 1, "q", 1, custom_gpu_line="#SBATCH --gres=gpu:1")
     assert nested == flat
-    loaded = Resources.load_from_dict({"group_size": 1, "gpu_per_node": 1, "queue_name": "q",
-                                       "cpu_per_node": 2,
-                                       "custom_gpu_line": "#SBATCH --gres=gpu:1"})
+    loaded = Resources.load_from_dict(
+        {
+            "group_size": 1,
+            "gpu_per_node": 1,
+            "queue_name": "q",
+            "cpu_per_node": 2,
+            "custom_gpu_line": "#SBATCH --gres=gpu:1",
+        }
+    )
     assert loaded == nested
 
 
 def test_resources_round_trip():
-    r = Resources(2, 4, 1, "gpu", 5, custom_flags=["#SBATCH --time=1:00:00"],
-                  strategy={"if_cuda_multi_devices": True}, para_deg=2,
-                  envs={"A": "1", "L": ["x", "y"]}, module_list=["m/1"], wait_time=0.5)
+    r = Resources(
+        2,
+        4,
+        1,
+        "gpu",
+        5,
+        custom_flags=["#SBATCH --time=1:00:00"],
+        strategy={"if_cuda_multi_devices": True},
+        para_deg=2,
+        envs={"A": "1", "L": ["x", "y"]},
+        module_list=["m/1"],
+        wait_time=0.5,
+    )
     assert Resources.deserialize(r.serialize()) == r
 
 
 def test_task_round_trip_and_hash():
     t = Task("echo hi", "dir1/", ["a"], ["b*"], "out", None, task_name="t1")
     data = t.serialize()
-    assert list(data) == ["command", "task_work_path", "forward_files", "backward_files",
-                          "outlog", "errlog", "task_name"]
+    assert list(data) == [
+        "command",
+        "task_work_path",
+        "forward_files",
+        "backward_files",
+        "outlog",
+        "errlog",
+        "task_name",
+    ]
     assert Task.deserialize(data) == t
     assert t.get_hash() == hashlib.sha1(json.dumps(data).encode()).hexdigest()
     assert "task_name" not in Task("x", "d").serialize()
@@ -115,8 +165,12 @@ def test_grouping_does_not_touch_global_random(tmp_path):
     random.seed(7)
     expected = random.random()
     random.seed(7)
-    sub = Submission(".", machine(tmp_path), Resources(1, 1, 0, "", 1),
-                     task_list=[Task(f"echo {i}", f"t{i}") for i in range(4)])
+    sub = Submission(
+        ".",
+        machine(tmp_path),
+        Resources(1, 1, 0, "", 1),
+        task_list=[Task(f"echo {i}", f"t{i}") for i in range(4)],
+    )
     sub.generate_jobs()
     assert random.random() == expected
 
@@ -133,15 +187,22 @@ def test_job_hash_and_serialize(tmp_path):
 
 
 def test_submission_round_trip_and_hash(tmp_path):
-    sub = Submission("wb", machine(tmp_path), Resources(1, 1, 0, "", 2),
-                     forward_common_files=["b", "a"], task_list=[Task("echo", "d1"),
-                                                                 Task("echo", "d2")])
+    sub = Submission(
+        "wb",
+        machine(tmp_path),
+        Resources(1, 1, 0, "", 2),
+        forward_common_files=["b", "a"],
+        task_list=[Task("echo", "d1"), Task("echo", "d2")],
+    )
     assert sub.forward_common_files == ["a", "b"]
     sub.generate_jobs()
     back = Submission.deserialize(json.loads(json.dumps(sub.serialize())))
     assert back.serialize() == sub.serialize()
-    assert back.submission_hash == sub.submission_hash == hashlib.sha1(
-        json.dumps(sub.serialize(if_static=True)).encode()).hexdigest()
+    assert (
+        back.submission_hash
+        == sub.submission_hash
+        == hashlib.sha1(json.dumps(sub.serialize(if_static=True)).encode()).hexdigest()
+    )
 
 
 def test_hash_ignores_secrets_and_retry_count(tmp_path):

@@ -173,9 +173,7 @@ def test_submit_outcomes_through_the_core() -> None:
     j = job()
     assert m._submit_outcome(j, recorded("pbs", "qsub")) == "1.pbsserver"
     # the server was unreachable: maybe queued, so the queue is searched before a retry
-    assert isinstance(
-        m._submit_outcome(j, recorded("pbs", "qsub_transient")), AmbiguousSubmitError
-    )
+    assert isinstance(m._submit_outcome(j, recorded("pbs", "qsub_transient")), AmbiguousSubmitError)
     refused = m._submit_outcome(j, recorded("pbs", "qsub_bad_queue"))
     assert isinstance(refused, SchedulerError) and "Unknown queue" in str(refused)
     assert not isinstance(refused, TransientSchedulerError)
@@ -272,14 +270,20 @@ def test_json_and_xml_status_and_fallback_to_the_table() -> None:
 def test_a_json_answer_leaving_out_jobs_switches_to_the_table_at_once() -> None:
     """openpbs#2672 (real outputs of both commands): ``qstat -f -F json 10 11`` answers
     only job 10; the plain table of the same server lists both running."""
-    ctx = FakeContext([shared_recorded("pbs", "qstat_f_json_openpbs2672"),
-                       shared_recorded("pbs", "qstat_openpbs2672")])
+    ctx = FakeContext(
+        [
+            shared_recorded("pbs", "qstat_f_json_openpbs2672"),
+            shared_recorded("pbs", "qstat_openpbs2672"),
+        ]
+    )
     m = machine(PBS, ctx)
     jobs = [job(1, "10.ip-10-0-6-176"), job(2, "11.ip-10-0-6-176")]
     states = m.check_status_many(jobs)
     assert states == {j.job_hash: JobStatus.running for j in jobs}
-    assert ctx.commands == ["qstat -f -F json -x 10.ip-10-0-6-176 11.ip-10-0-6-176",
-                            "qstat -x 10.ip-10-0-6-176 11.ip-10-0-6-176"]
+    assert ctx.commands == [
+        "qstat -f -F json -x 10.ip-10-0-6-176 11.ip-10-0-6-176",
+        "qstat -x 10.ip-10-0-6-176 11.ip-10-0-6-176",
+    ]
     assert m.status_format == "text"
 
 

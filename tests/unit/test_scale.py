@@ -25,18 +25,31 @@ def _sha1(text: str) -> str:
 
 
 def _machine(tmp_path):
-    return Machine.load_from_dict({"batch_type": "Shell", "context_type": "LazyLocalContext",
-                                   "local_root": str(tmp_path)})
+    return Machine.load_from_dict(
+        {"batch_type": "Shell", "context_type": "LazyLocalContext", "local_root": str(tmp_path)}
+    )
 
 
 def _tasks(n: int) -> list[Task]:
-    return [Task(f"echo {i}", f"t{i}", forward_files=["in.txt", "conf.json"],
-                 backward_files=["out.txt"]) for i in range(n)]
+    return [
+        Task(
+            f"echo {i}", f"t{i}", forward_files=["in.txt", "conf.json"], backward_files=["out.txt"]
+        )
+        for i in range(n)
+    ]
 
 
 def _resources(group_size: int = 2) -> Resources:
-    return Resources(1, 2, 0, "q", group_size, envs={"A": "1"}, kwargs={"gpu_usage": False},
-                     strategy={"if_cuda_multi_devices": False})
+    return Resources(
+        1,
+        2,
+        0,
+        "q",
+        group_size,
+        envs={"A": "1"},
+        kwargs={"gpu_usage": False},
+        strategy={"if_cuda_multi_devices": False},
+    )
 
 
 # -- the cached JSON is the JSON of the object as it is now ------------------------------
@@ -87,8 +100,9 @@ RESOURCES_CHANGES = [
 ]
 
 
-@pytest.mark.parametrize(("what", "change"), RESOURCES_CHANGES,
-                         ids=[c[0] for c in RESOURCES_CHANGES])
+@pytest.mark.parametrize(
+    ("what", "change"), RESOURCES_CHANGES, ids=[c[0] for c in RESOURCES_CHANGES]
+)
 def test_resources_json_follows_every_change(what, change):
     res = _resources()
     before = res.to_json()
@@ -138,8 +152,10 @@ def test_a_job_keeps_its_json_until_something_in_it_changes(tmp_path):
 def test_job_hash_recipe_is_unchanged():
     tasks = _tasks(3)
     job = Job(tasks, resources=_resources())
-    static = {"job_task_list": [t.serialize() for t in tasks],
-              "resources": job.resources.serialize()}
+    static = {
+        "job_task_list": [t.serialize() for t in tasks],
+        "resources": job.resources.serialize(),
+    }
     assert job.job_hash == job.get_hash() == _sha1(json.dumps(static))
 
 
@@ -192,15 +208,19 @@ def test_a_task_listed_twice_is_grouped_with_one_warning(tmp_path, caplog):
 class _Counts:
     def __init__(self, monkeypatch):
         self.calls = {"json.dumps": 0, "sha1": 0, "Task.serialize": 0, "task JSON": 0}
-        for owner, name, key in ((json, "dumps", "json.dumps"), (hashlib, "sha1", "sha1"),
-                                 (Task, "serialize", "Task.serialize"),
-                                 (task_module, "_task_json", "task JSON")):
+        for owner, name, key in (
+            (json, "dumps", "json.dumps"),
+            (hashlib, "sha1", "sha1"),
+            (Task, "serialize", "Task.serialize"),
+            (task_module, "_task_json", "task JSON"),
+        ):
             monkeypatch.setattr(owner, name, self._counting(getattr(owner, name), key))
 
     def _counting(self, func, key):
         def wrapper(*args, **kwargs):
             self.calls[key] += 1
             return func(*args, **kwargs)
+
         return wrapper
 
 
@@ -319,8 +339,14 @@ def test_tags_are_asked_by_name_whatever_else_the_job_root_holds(tmp_path, monke
         (root / f".{i}.sub").touch()
     (root / "sub" / "t_tag").touch()
     os.symlink(root / "nowhere", root / "dangling")  # lexists: it is there
-    asked = [f"{i}_job_tag_finished" for i in range(80)] + ["sub/t_tag", "sub/none",
-                                                             "dangling", "nodir/x", "", "."]
+    asked = [f"{i}_job_tag_finished" for i in range(80)] + [
+        "sub/t_tag",
+        "sub/none",
+        "dangling",
+        "nodir/x",
+        "",
+        ".",
+    ]
     ctx.remote_root = str(root)
     listings = []
     real_listdir = os.listdir
@@ -337,9 +363,14 @@ def test_the_local_state_copy_is_a_link_to_a_local_job_root_state(tmp_path, monk
     import os
 
     monkeypatch.setenv("DPDISPATCHER_HOME", str(tmp_path / "home"))
-    machine = Machine.load_from_dict({"batch_type": "Shell", "context_type": "LocalContext",
-                                      "local_root": str(tmp_path),
-                                      "remote_root": str(tmp_path / "remote")})
+    machine = Machine.load_from_dict(
+        {
+            "batch_type": "Shell",
+            "context_type": "LocalContext",
+            "local_root": str(tmp_path),
+            "remote_root": str(tmp_path / "remote"),
+        }
+    )
     sub = Submission(".", machine, _resources(), task_list=_tasks(3))
     sub.generate_jobs()
     machine.context.bind_submission(sub)
@@ -385,8 +416,9 @@ def test_many_jobs_finishing_in_one_poll_make_one_log_line(tmp_path, caplog):
 
     from dpdispatcher._submission_poll import FINISHED_LINES, _log_finished
 
-    sub = Submission(".", _machine(tmp_path), _resources(group_size=1),
-                     task_list=_tasks(FINISHED_LINES + 5))
+    sub = Submission(
+        ".", _machine(tmp_path), _resources(group_size=1), task_list=_tasks(FINISHED_LINES + 5)
+    )
     sub.generate_jobs()
     with caplog.at_level(logging.INFO, logger="dpdispatcher"):
         _log_finished(sub.belonging_jobs[:2])
@@ -409,5 +441,10 @@ def test_the_poll_benchmark_runs_its_five_polls(tmp_path, monkeypatch):
     import bench_scale
 
     result = bench_scale.child_poll(tmp_path, 200)
-    assert set(result) == {"first_running_ms", "running_ms", "some_finishing_ms",
-                           "finishing_ms", "finished_ms"}
+    assert set(result) == {
+        "first_running_ms",
+        "running_ms",
+        "some_finishing_ms",
+        "finishing_ms",
+        "finished_ms",
+    }

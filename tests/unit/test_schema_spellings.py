@@ -33,8 +33,12 @@ def machine_for(context_type: str, batch_type: str = "Slurm") -> dict[str, Any]:
     if cls == "SSHContext":
         data["remote_profile"] = dict(SSH_PROFILE)
     elif cls == "DpCloudServerContext":
-        data["remote_profile"] = {"email": "a@b.c", "password": "x", "program_id": 1,
-                                  "input_data": {"job_type": "container"}}
+        data["remote_profile"] = {
+            "email": "a@b.c",
+            "password": "x",
+            "program_id": 1,
+            "input_data": {"job_type": "container"},
+        }
     return data
 
 
@@ -56,8 +60,21 @@ def test_resources_schema_accepts_every_batch_spelling(batch_type: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "spelling", ["local", "Local", "LocalContext", "lazylocal", "LazyLocal", "ssh", "SSH",
-                 "SSHContext", "sshcontext", "Bohrium", "BohriumContext", "lebesgue"]
+    "spelling",
+    [
+        "local",
+        "Local",
+        "LocalContext",
+        "lazylocal",
+        "LazyLocal",
+        "ssh",
+        "SSH",
+        "SSHContext",
+        "sshcontext",
+        "Bohrium",
+        "BohriumContext",
+        "lebesgue",
+    ],
 )
 def test_dpgen_style_mdata_with_embedded_schemas(spelling: str) -> None:
     """DP-GEN's mdata schema embeds ours under new names, as its ``mdata_arginfo`` does."""
@@ -67,9 +84,18 @@ def test_dpgen_style_mdata_with_embedded_schemas(spelling: str) -> None:
     resources.name = "resources"
     task = Argument("fp", dict, [Argument("command", str), machine, resources])
     mdata = Argument("mdata", dict, [task])
-    value = {"fp": {"command": "vasp_std", "machine": machine_for(spelling, "shell"),
-                    "resources": {"group_size": 1, "batch_type": "shell",
-                                  "cpu_per_node": 4, "kwargs": {"anything": 1}}}}
+    value = {
+        "fp": {
+            "command": "vasp_std",
+            "machine": machine_for(spelling, "shell"),
+            "resources": {
+                "group_size": 1,
+                "batch_type": "shell",
+                "cpu_per_node": 4,
+                "kwargs": {"anything": 1},
+            },
+        }
+    }
     mdata.check_value(value, strict=True)
     # the schema still checks: a misspelt key is refused by dargs' strict check
     value["fp"]["resources"]["cpu_per_nod"] = 1
@@ -90,5 +116,4 @@ def test_free_kwargs_without_detail_and_checked_kwargs_with_it() -> None:
 
 def test_unknown_context_spelling_is_still_refused() -> None:
     with pytest.raises(ArgumentError):
-        machine_dargs().check_value(machine_for("local") | {"context_type": "nowhere"},
-                                    strict=True)
+        machine_dargs().check_value(machine_for("local") | {"context_type": "nowhere"}, strict=True)

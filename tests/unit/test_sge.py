@@ -319,9 +319,7 @@ def test_settle_terminated_deletes_and_logs_why(caplog: pytest.LogCaptureFixture
 
 def test_transient_status_failure_raises_transient() -> None:
     with pytest.raises(TransientSchedulerError):
-        text_machine(FakeContext([recorded("qstat_qmaster_down")])).check_status_many(
-            [job(1, "5")]
-        )
+        text_machine(FakeContext([recorded("qstat_qmaster_down")])).check_status_many([job(1, "5")])
 
 
 # ------------------------------------------------------------------ kill

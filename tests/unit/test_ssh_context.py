@@ -97,8 +97,9 @@ def test_new_keys_are_validated(caplog: pytest.LogCaptureFixture) -> None:
     assert kept.context.ssh_session.hostname != "typo"  # type: ignore[attr-defined]
     assert "unknown key 'hostnme' ignored; did you mean 'hostname'?" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="dpdispatcher"), pytest.raises(
-        ConfigurationError, match="hostname"
+    with (
+        caplog.at_level(logging.WARNING, logger="dpdispatcher"),
+        pytest.raises(ConfigurationError, match="hostname"),
     ):
         SSHContext("/tmp", "/r", {"hostnme": "h", "username": "u"})
     assert "did you mean 'hostname'?" in caplog.text
