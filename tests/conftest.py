@@ -35,6 +35,16 @@ for _env in sorted(INFRA_DIR.glob("env*.sh")):
     _load_env_file(_env)
 
 
+#: what a client test running Slurm jobs over SSH needs (see :func:`require`)
+SSH_AND_SLURM = (
+    "DPDISP_SSH_HOST",
+    "DPDISP_SSH_PORT",
+    "DPDISP_SSH_USER",
+    "DPDISP_SSH_KEY_ED25519",
+    "DPDISP_SLURM",
+)
+
+
 def require(*variables: str, what: str) -> None:
     """Skip (or fail under CI) unless every environment variable in ``variables`` is set."""
     missing = [v for v in variables if not os.environ.get(v)]

@@ -29,7 +29,7 @@ import pytest
 
 from tests._venvs import Venv, build
 from tests.cloud_emulator.server import CloudEmulator
-from tests.conftest import require
+from tests.conftest import SSH_AND_SLURM, require
 
 pytestmark = pytest.mark.slow
 pytest_plugins = ["tests.cloud_emulator.fixture"]
@@ -188,14 +188,7 @@ def test_dflow_ssh_context_slurm(dflow_venv: Venv, tmp_path: Path, shared_dir: P
 
     HOME is fresh: no known_hosts, as in dflow's dispatcher container (accept-new).
     """
-    require(
-        "DPDISP_SSH_HOST",
-        "DPDISP_SSH_PORT",
-        "DPDISP_SSH_USER",
-        "DPDISP_SSH_KEY_ED25519",
-        "DPDISP_SLURM",
-        what="real sshd and Slurm",
-    )
+    require(*SSH_AND_SLURM, what="real sshd and Slurm")
     user = os.environ["DPDISP_SSH_USER"]
     counter = shared_dir / "counter"
     remote_root = f"/home/{user}/dpdisp-dflow-{uuid.uuid4().hex[:8]}"

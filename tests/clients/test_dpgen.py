@@ -38,7 +38,7 @@ import pytest
 
 from tests._venvs import Venv, build, sdist
 from tests.clients import dpgen_case as case
-from tests.conftest import require
+from tests.conftest import SSH_AND_SLURM, require
 
 pytestmark = pytest.mark.slow
 
@@ -213,14 +213,7 @@ def test_dpgen_run_slurm_over_ssh_killed_in_fp_and_rerun(
     """The same iteration with DP-GEN's ``machine-slurm-qe.json`` example: every stage on
     the real Slurm through the real sshd (``slurm`` / ``ssh`` spellings), from a fresh
     ``HOME`` with no ``known_hosts``; killed while the fp jobs run or wait in the queue."""
-    require(
-        "DPDISP_SSH_HOST",
-        "DPDISP_SSH_PORT",
-        "DPDISP_SSH_USER",
-        "DPDISP_SSH_KEY_ED25519",
-        "DPDISP_SLURM",
-        what="real sshd and Slurm",
-    )
+    require(*SSH_AND_SLURM, what="real sshd and Slurm")
     user = os.environ["DPDISP_SSH_USER"]
     work, bindir = tmp_path / "run", shared_dir / "bin"
     counter, gate = shared_dir / "counter.txt", shared_dir / "gate"
