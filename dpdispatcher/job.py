@@ -415,7 +415,6 @@ class Job:
 _STATE_KEY = ', "job_state": '
 
 
-#: the JSON of each state (a state file lists one per job and task)
 def single_task_name(job: Any) -> str:
     """The ``task_name`` of a job holding exactly one task, else ``""``.
 

@@ -45,6 +45,10 @@ def fail_flag_file(job_hash: str) -> str:
     return f"{job_hash}_flag_if_job_task_fail"
 
 
+#: what follows the job hash in the name of the job's finish tag
+_JOB_TAG = "_job_tag_finished"
+
+
 def job_tag_file(job_hash: str) -> str:
     """Touched by the job script when all its tasks succeeded."""
     return f"{job_hash}{_JOB_TAG}"
@@ -54,9 +58,6 @@ def job_tag_files(jobs: Iterable[_HasJobHash]) -> list[str]:
     """:func:`job_tag_file` of each job (one call for the thousands of jobs of a poll)."""
     tag = _JOB_TAG
     return [job.job_hash + tag for job in jobs]
-
-
-_JOB_TAG = "_job_tag_finished"
 
 
 def last_err_file(job_hash: str) -> str:
